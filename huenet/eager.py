@@ -1,0 +1,212 @@
+"""The eager backend: windowed, chunked soft and joint histograms with backward passes that recompute.
+
+Two facts make this fast and lean (docs/math.md derives them):
+
+* The kernel has compact support in floating point: a pixel at u (in bin units) has membership below half
+  the machine epsilon outside the virtual bins floor(u) - R .. floor(u) + R, with R from
+  ``Binning.support_radius`` (7 bins at bandwidth 0.4 in fp32). Mirror and periodic images fold into that
+  same window through ``Binning.fold_table``, so each pixel needs one window of 2R+1 bins.
+* Within the window the memberships are differences of one sigmoid per bin edge, pi_j = s_j - s_{j+1}
+  with s_e = sigmoid((u - e) / bandwidth): 2R+2 sigmoids per pixel, not 2K per image.
+
+Pixels are processed in chunks so that no temporary exceeds ``CHUNK_ELEMENTS`` elements, and the backward
+passes recompute the memberships from the saved inputs instead of saving any (B, N, K) tensor. Windows
+accumulate into K+1 bins, the last a dump for virtual bins that fold nowhere, so no per-element masking is
+needed. When the bandwidth is so wide that a window would cover every virtual bin that folds into a real one,
+all pixels share that one fixed window (the dense fallback), and the joint histogram becomes a matmul.
+"""
+from __future__ import annotations
+
+import torch
+
+from .binning import Binning
+
+# Upper bound on the elements of any per-chunk temporary: 16 MB in fp32, small enough to stay cache- and
+# memory-friendly and large enough to amortise the per-chunk overhead.
+CHUNK_ELEMENTS = 1 << 22
+
+
+class _Layout:
+    """Window size and placement for one binning and dtype, with the fold table of every window position."""
+
+    def __init__(self, binning: Binning, dtype: torch.dtype, device):
+        start, stop = binning.virtual_span()
+        radius = binning.support_radius(dtype)
+        self.fixed = 2 * radius + 1 >= stop - start
+        self.radius = radius
+        self.size = stop - start if self.fixed else 2 * radius + 1
+        # A window may start anywhere from start - size + 1 (last bin = start) to stop - 1 (first bin = last
+        # valid one); a pixel whose window lies further out is clamped there, where its true memberships are
+        # below the truncation tolerance anyway.
+        self.first, self.last = (start, start) if self.fixed else (start - self.size + 1, stop - 1)
+        table = binning.fold_table(self.first, self.last + self.size, device)
+        self.windows = table.unfold(0, self.size, 1)  # (positions, size): real bins of each window position
+        self.binning = binning
+
+    def window(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Edge sigmoids (M, n, size + 1) and real bins (M, n, size) of the windows of u (M, n)."""
+        # Non-finite values must not reach the integer index maths; the public op turns their rows into NaN.
+        u = torch.nan_to_num(u, nan=0.0, posinf=0.0, neginf=0.0)
+        base = torch.clamp(torch.floor(u) - self.radius, self.first, self.last)
+        offsets = torch.arange(self.size + 1, dtype=u.dtype, device=u.device)
+        sig = torch.sigmoid(((u - base).unsqueeze(-1) - offsets) / self.binning.bandwidth)
+        return sig, self.windows[(base - self.first).long()]
+
+
+def _memberships(sig: torch.Tensor) -> torch.Tensor:
+    return sig[..., :-1] - sig[..., 1:]
+
+
+def _derivatives(sig: torch.Tensor, binning: Binning) -> torch.Tensor:
+    """d(membership)/dz of each window bin, from the edge sigmoids."""
+    ds = sig * (1 - sig) / (binning.bandwidth * binning.width)
+    return ds[..., :-1] - ds[..., 1:]
+
+
+def _chunks(n_pixels: int, rows: int, per_pixel: int):
+    step = max(1, CHUNK_ELEMENTS // max(1, rows * per_pixel))
+    for start in range(0, n_pixels, step):
+        yield slice(start, min(start + step, n_pixels))
+
+
+def _weight_sums(u: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    if w is None:
+        return torch.full(u.shape[:-1], float(u.shape[-1]), dtype=u.dtype, device=u.device)
+    return w.sum(-1)
+
+
+def _pad_dump(g: torch.Tensor) -> torch.Tensor:
+    """Append a zero to every histogram axis, the dump bin's (ignored) entry."""
+    return torch.nn.functional.pad(g, [0, 1] * (g.ndim - 1))
+
+
+class SoftHistogramFn(torch.autograd.Function):
+    """p[m, k] = sum_x w[m, x] m_k(z[m, x]) / S_m with S_m = sum_x w[m, x], for z (M, N); returns (M, K).
+
+    Backward, gathered over each pixel's window (no atomics; nothing saved but z, w and p):
+    dL/dz_x = (w_x / S) sum_j g_fold(j) d pi_j/dz_x  and  dL/dw_x = (sum_j g_fold(j) pi_j(z_x) - <g, p>) / S.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
+        layout = _Layout(binning, z.dtype, z.device)
+        u = binning.to_bin_units(z)
+        rows, n = u.shape
+        hist = u.new_zeros(rows, binning.bins + 1)
+        for sl in _chunks(n, rows, layout.size + 1):
+            sig, index = layout.window(u[:, sl])
+            vals = _memberships(sig)
+            if w is not None:
+                vals = vals * w[:, sl].unsqueeze(-1)
+            hist.scatter_add_(1, index.flatten(1), vals.flatten(1))
+        p = hist[:, :-1] / _weight_sums(u, w).unsqueeze(-1)
+        ctx.save_for_backward(z, w, p)
+        ctx.binning = binning
+        return p
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        z, w, p = ctx.saved_tensors
+        binning = ctx.binning
+        need_z, need_w = ctx.needs_input_grad[:2]
+        layout = _Layout(binning, z.dtype, z.device)
+        u = binning.to_bin_units(z)
+        rows, n = u.shape
+        total = _weight_sums(u, w).unsqueeze(-1)
+        g_scaled = _pad_dump(g / total)
+        gp = (g * p).sum(-1, keepdim=True) / total
+        grad_z = torch.empty_like(z) if need_z else None
+        grad_w = torch.empty_like(z) if need_w else None
+        for sl in _chunks(n, rows, 3 * (layout.size + 1)):
+            sig, index = layout.window(u[:, sl])
+            gathered = g_scaled.gather(1, index.flatten(1)).view_as(index)
+            if need_z:
+                gz = (gathered * _derivatives(sig, binning)).sum(-1)
+                grad_z[:, sl] = gz if w is None else gz * w[:, sl]
+            if need_w:
+                grad_w[:, sl] = (gathered * _memberships(sig)).sum(-1) - gp
+        return grad_z, grad_w, None
+
+
+class JointHistogramFn(torch.autograd.Function):
+    """J[m, k1, k2] = sum_x w m_k1(x) m_k2(y) / S for x, y (M, N) with S = sum_x w; returns (M, K, K).
+
+    Each pixel adds the outer product of its two windows, (2R+1)² values, at the windows' folded bins; with
+    the fixed window of the dense fallback this is the matmul A1ᵀ diag(w) A2 of the window memberships.
+    Backward, with G = dL/dJ / S gathered onto each pixel's window pair:
+    dL/dx = w · sum_{j1 j2} G d pi_j1(x) pi_j2(y), dL/dy likewise, dL/dw = sum G pi_j1(x) pi_j2(y) - <dL/dJ, J>/S.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
+        layout = _Layout(binning, x.dtype, x.device)
+        ux, uy = binning.to_bin_units(x), binning.to_bin_units(y)
+        rows, n = ux.shape
+        k1 = binning.bins + 1
+        joint = ux.new_zeros(rows, k1 * k1)
+        for sl in _chunks(n, rows, 2 * layout.size * (k1 if layout.fixed else layout.size)):
+            sig_x, idx_x = layout.window(ux[:, sl])
+            sig_y, idx_y = layout.window(uy[:, sl])
+            a, b = _memberships(sig_x), _memberships(sig_y)
+            if w is not None:
+                b = b * w[:, sl].unsqueeze(-1)
+            if layout.fixed:
+                # Every pixel shares the window, so the sum of outer products is one matmul, folded after.
+                fixed = torch.bmm(a.transpose(1, 2), b).flatten(1)
+                flat = (idx_x[0, 0].unsqueeze(-1) * k1 + idx_y[0, 0]).flatten()
+                joint.index_add_(1, flat, fixed)
+            else:
+                flat = (idx_x.unsqueeze(-1) * k1 + idx_y.unsqueeze(-2)).flatten(1)
+                joint.scatter_add_(1, flat, (a.unsqueeze(-1) * b.unsqueeze(-2)).flatten(1))
+        joint = joint.view(rows, k1, k1)[:, :-1, :-1] / _weight_sums(ux, w)[:, None, None]
+        ctx.save_for_backward(x, y, w, joint)
+        ctx.binning = binning
+        return joint
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        x, y, w, joint = ctx.saved_tensors
+        binning = ctx.binning
+        need_x, need_y, need_w = ctx.needs_input_grad[:3]
+        layout = _Layout(binning, x.dtype, x.device)
+        ux, uy = binning.to_bin_units(x), binning.to_bin_units(y)
+        rows, n = ux.shape
+        k1 = binning.bins + 1
+        total = _weight_sums(ux, w)
+        g_scaled = _pad_dump(g / total[:, None, None])
+        gj = (g * joint).flatten(1).sum(-1, keepdim=True) / total.unsqueeze(-1)
+        grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
+        for sl in _chunks(n, rows, 3 * layout.size * (k1 if layout.fixed else layout.size)):
+            sig_x, idx_x = layout.window(ux[:, sl])
+            sig_y, idx_y = layout.window(uy[:, sl])
+            if layout.fixed:
+                window_g = g_scaled[:, idx_x[0, 0]][:, :, idx_y[0, 0]]  # (M, size, size), shared by all pixels
+                a, b = _memberships(sig_x), _memberships(sig_y)
+                gb = torch.bmm(b, window_g.transpose(1, 2))  # (M, n, size): sum_j2 G[j1, j2] b_j2
+                ag = torch.bmm(a, window_g)                   # (M, n, size): sum_j1 a_j1 G[j1, j2]
+            else:
+                flat = (idx_x.unsqueeze(-1) * k1 + idx_y.unsqueeze(-2)).flatten(1)
+                window_g = g_scaled.flatten(1).gather(1, flat).view(*idx_x.shape, layout.size)
+                a, b = _memberships(sig_x), _memberships(sig_y)
+                gb = (window_g @ b.unsqueeze(-1)).squeeze(-1)
+                ag = (a.unsqueeze(-2) @ window_g).squeeze(-2)
+            ws = None if w is None else w[:, sl]
+            if need_x:
+                gx = (gb * _derivatives(sig_x, binning)).sum(-1)
+                grads[0][:, sl] = gx if ws is None else gx * ws
+            if need_y:
+                gy = (ag * _derivatives(sig_y, binning)).sum(-1)
+                grads[1][:, sl] = gy if ws is None else gy * ws
+            if need_w:
+                grads[2][:, sl] = (gb * a).sum(-1) - gj
+        return grads[0], grads[1], grads[2], None
+
+
+def soft_histogram(z: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
+    """Soft histogram of z (M, N) with optional weights (M, N); returns (M, K)."""
+    return SoftHistogramFn.apply(z, w, binning)
+
+
+def joint_histogram(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
+    """Joint soft histogram of x, y (M, N) with optional weights (M, N); returns (M, K, K)."""
+    return JointHistogramFn.apply(x, y, w, binning)

@@ -1,0 +1,118 @@
+"""Public soft-histogram ops: argument checks, dtype policy and backend dispatch around the backends."""
+from __future__ import annotations
+
+import torch
+
+from . import _checks
+from .backends import resolve
+from .binning import Binning
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def make_binning(op: str, bins: int, value_range, bandwidth: float, boundary: str) -> Binning:
+    """Check the binning arguments of ``op`` and bundle them."""
+    bins = _checks.check_bins(op, bins)
+    lo, hi = _checks.check_range(op, value_range)
+    bandwidth = _checks.check_bandwidth(op, bandwidth)
+    _checks.check_choice(op, "boundary", boundary, _checks.BOUNDARIES)
+    return Binning(bins, lo, hi, bandwidth, boundary)
+
+
+def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning: Binning, backend: str,
+             validate: bool) -> torch.Tensor:
+    """Run backend function ``fn`` on images flattened to (B·C, N) and restore (B, C, ...).
+
+    Half-precision inputs are computed in float32 and autocast is switched off inside, because sigmoid tails
+    and sums over 10⁵ pixels need fp32. A (b, c) whose pixels or weights hold NaN or ±inf gives a NaN row, never
+    a finite number that silently ignores those pixels.
+    """
+    names = list(images)
+    first = _checks.check_image(op, names[0], images[names[0]])
+    for name in names[1:]:
+        _checks.check_image(op, name, images[name])
+        _checks.check_same(op, name, images[name], names[0], first)
+    tensors = list(images.values())
+    if weight is not None:
+        tensors.append(_checks.check_weight(op, weight, first))
+    if validate:
+        for name, t in zip(names + ["weight"], tensors):
+            _checks.check_finite(op, name, t)
+    impl = resolve(op, backend, first.device)
+
+    dtype = first.dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    dtype = torch.float32 if dtype in _HALF else dtype
+    b, c = first.shape[:2]
+    flat = [t.to(dtype).reshape(b * c, -1) for t in tensors]
+    if weight is None:
+        flat.append(None)
+    with torch.autocast(device_type=first.device.type, enabled=False):
+        out = getattr(impl, fn)(*flat, binning)
+    out = out.reshape(b, c, *out.shape[1:])
+    bad = torch.stack([~torch.isfinite(t).flatten(2).all(-1) for t in tensors]).any(0)
+    bad = bad.reshape(b, c, *([1] * (out.ndim - 2)))
+    return torch.where(bad, torch.full((), float("nan"), dtype=out.dtype, device=out.device), out)
+
+
+def soft_histogram(x: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4,
+                   boundary: str = "reflect", weight: torch.Tensor | None = None, backend: str = "auto",
+                   validate: bool = False) -> torch.Tensor:
+    r"""Differentiable histogram by kernel density estimation with a sigmoid-difference kernel.
+
+    .. math::
+        p_k = \frac{\sum_x w(x)\, m_k(z_x)}{\sum_x w(x)},\qquad
+        \pi_k(z) = \sigma\!\left(\frac{z - e_k}{W}\right) - \sigma\!\left(\frac{z - e_{k+1}}{W}\right)
+
+    with edges :math:`e_k = lo + kL`, :math:`L = (hi - lo)/K`, :math:`W = \text{bandwidth}\cdot L`, and
+    :math:`m_k` the kernel plus its mirror images (``"reflect"``: at 2lo - z and 2hi - z), its periodic images
+    (``"circular"``: values wrapped into [lo, hi), images at z ± (hi - lo)) or the bare kernel (``"none"``).
+
+    Args:
+        x: images of shape (B, C, *spatial), any float dtype; values are expected in ``range`` (reflect folds
+            values up to one range width outside back in; circular wraps any value).
+        bins: number of bins K >= 2.
+        range: (lo, hi) with lo < hi.
+        bandwidth: kernel width W in bin widths; 0.4 is Hue-Net's default.
+        boundary: "reflect", "circular" or "none".
+        weight: optional non-negative per-pixel weights, (B, C, *spatial) or (B, 1, *spatial), with a positive
+            sum per (b, c); e.g. saturation, so that grey pixels do not vote for a hue.
+        backend: "auto", "eager", "reference" or "triton"; ``HUENET_BACKEND`` overrides "auto".
+        validate: raise ValueError on NaN/inf inputs instead of returning NaN rows.
+
+    Returns:
+        (B, C, bins), each row summing to 1 for "reflect" and "circular"; float32 for half inputs.
+
+    Example:
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> soft_histogram(x, bins=64).shape
+        torch.Size([2, 3, 64])
+    """
+    binning = make_binning("soft_histogram", bins, range, bandwidth, boundary)
+    return _compute("soft_histogram", "soft_histogram", {"x": x}, weight, binning, backend, validate)
+
+
+def joint_histogram(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4,
+                    boundary: str = "reflect", weight: torch.Tensor | None = None, backend: str = "auto",
+                    validate: bool = False) -> torch.Tensor:
+    r"""Differentiable joint histogram :math:`J_{k_1 k_2} = \sum_x w\, m_{k_1}(x)\, m_{k_2}(y) / \sum_x w`.
+
+    With unit weights this is :math:`P_1 P_2^\top / N` for the (K, N) membership matrices of x and y. The
+    arguments are those of :func:`soft_histogram`; ``y`` has the shape of ``x``.
+
+    Returns:
+        (B, C, bins, bins); rows index the bins of ``x``, columns those of ``y``.
+
+    Example:
+        >>> x, y = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+        >>> joint_histogram(x, y, bins=32).shape
+        torch.Size([2, 1, 32, 32])
+    """
+    return joint_histogram_op("joint_histogram", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
+
+
+def joint_histogram_op(op: str, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate):
+    """:func:`joint_histogram` reporting bad arguments under the name of the public op ``op``."""
+    binning = make_binning(op, bins, value_range, bandwidth, boundary)
+    return _compute(op, "joint_histogram", {"x": x, "y": y}, weight, binning, backend, validate)

@@ -1,0 +1,102 @@
+"""Entropies and mutual information of differentiable joint histograms, and the D_MI loss of Hue-Net.
+
+All quantities use the natural log and 0·log 0 = 0. Marginals are the row and column sums of the joint
+histogram, so they are consistent with it whatever the boundary mode.
+"""
+from __future__ import annotations
+
+import torch
+
+from .histogram import joint_histogram_op
+
+
+def _neg_xlogx_sum(p: torch.Tensor, dims) -> torch.Tensor:
+    # log(1) = 0 where p == 0 gives both 0·log 0 = 0 and a zero (not -inf) gradient there; such entries carry
+    # no membership mass, so the gradient that reaches the images through them is zero either way.
+    safe = torch.where(p > 0, p, torch.ones((), dtype=p.dtype, device=p.device))
+    return -(p * torch.log(safe)).sum(dims)
+
+
+def entropies(joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(H(X,Y), H(X), H(Y)) of joint histograms (..., K, K) whose rows index X; each of shape (...)."""
+    return (_neg_xlogx_sum(joint, (-2, -1)), _neg_xlogx_sum(joint.sum(-1), -1),
+            _neg_xlogx_sum(joint.sum(-2), -1))
+
+
+def mi_from_joint(joint: torch.Tensor) -> torch.Tensor:
+    """I(X;Y) = H(X) + H(Y) - H(X,Y) = sum J log(J / (p1 p2))."""
+    h_xy, h_x, h_y = entropies(joint)
+    return h_x + h_y - h_xy
+
+
+def mi_distance_from_joint(joint: torch.Tensor) -> torch.Tensor:
+    """D_MI = 1 - I/H(X,Y), in [0, 1]; 1 when H(X,Y) = 0 (no information to share)."""
+    h_xy, h_x, h_y = entropies(joint)
+    positive = h_xy > 0
+    ratio = (h_x + h_y - h_xy) / torch.where(positive, h_xy, torch.ones_like(h_xy))
+    return 1 - torch.where(positive, ratio, torch.zeros_like(ratio))
+
+
+def conditional_entropy_from_joint(joint: torch.Tensor) -> torch.Tensor:
+    """H(X|Y) = H(X,Y) - H(Y), the official Hue-Net code's "MI" objective (X = rows)."""
+    h_xy, _, h_y = entropies(joint)
+    return h_xy - h_y
+
+
+def _joint(op, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate):
+    return joint_histogram_op(op, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate)
+
+
+def mutual_information(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0),
+                       bandwidth: float = 0.4, boundary: str = "reflect", weight: torch.Tensor | None = None,
+                       backend: str = "auto", validate: bool = False) -> torch.Tensor:
+    r"""Mutual information :math:`I = \sum J \log \frac{J}{p_1 p_2}` of the soft joint histogram of x and y.
+
+    Arguments as in :func:`huenet.joint_histogram`. Returns (B, C) in nats.
+
+    Example:
+        >>> x = torch.rand(1, 1, 32, 32)
+        >>> bool(mutual_information(x, x, bins=16) > mutual_information(x, torch.rand_like(x), bins=16))
+        True
+    """
+    joint = _joint("mutual_information", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
+    return mi_from_joint(joint)
+
+
+def joint_entropy(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4,
+                  boundary: str = "reflect", weight: torch.Tensor | None = None, backend: str = "auto",
+                  validate: bool = False) -> torch.Tensor:
+    r"""Joint entropy :math:`H(X,Y) = -\sum J \log J`, (B, C) in nats. Arguments as in
+    :func:`huenet.joint_histogram`."""
+    joint = _joint("joint_entropy", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
+    return entropies(joint)[0]
+
+
+def mi_distance(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4,
+                boundary: str = "reflect", weight: torch.Tensor | None = None, backend: str = "auto",
+                validate: bool = False) -> torch.Tensor:
+    r"""Hue-Net's semantic loss :math:`D_{MI} = 1 - I(X;Y)/H(X,Y)`, (B, C) in [0, 1].
+
+    0 when y is a deterministic, invertible function of x at the histogram's resolution; about 1 for
+    independent images. Arguments as in :func:`huenet.joint_histogram`.
+
+    Example:
+        >>> x = torch.rand(1, 3, 32, 32)
+        >>> mi_distance(x, 1 - x, bins=16).shape
+        torch.Size([1, 3])
+    """
+    joint = _joint("mi_distance", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
+    return mi_distance_from_joint(joint)
+
+
+def conditional_entropy(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0),
+                        bandwidth: float = 0.4, boundary: str = "reflect", weight: torch.Tensor | None = None,
+                        backend: str = "auto", validate: bool = False) -> torch.Tensor:
+    r"""Conditional entropy :math:`H(X|Y) = H(X,Y) - H(Y)`, (B, C) in nats.
+
+    This is what the official Hue-Net code minimises under the name "MI" (with X the source and Y the
+    output); for fixed X it is equivalent to maximising I(X;Y), but unnormalised. Arguments as in
+    :func:`huenet.joint_histogram`.
+    """
+    joint = _joint("conditional_entropy", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
+    return conditional_entropy_from_joint(joint)

@@ -1,0 +1,226 @@
+"""nn.Module histogram losses for image-to-image training: EMD, mutual information and Hue-Net's objective.
+
+Images are RGB in [0, 1] of shape (B, 3, H, W) unless stated otherwise; each loss converts them to its colour
+space and builds one soft histogram per channel with that channel's value range. A periodic channel (hue)
+uses the circular boundary and the cyclic EMD, and is weighted per pixel by saturation or chroma so that
+grey pixels, whose hue is undefined, do not vote for one.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import _checks, color
+from .emd import emd
+from .histogram import soft_histogram
+from .information import conditional_entropy, mi_distance
+
+_TO_SPACE = {"rgb": lambda img: img, "hsv": color.rgb_to_hsv, "yuv": color.rgb_to_yuv}
+HUE_WEIGHTS = ("saturation", "chroma", None)
+# Added to the hue weights so that an entirely grey image still has a positive total weight; it is far
+# below one saturated pixel's vote, so it only decides the (spike at hue 0) histogram of such images.
+_HUE_WEIGHT_FLOOR = 1e-6
+
+
+def _reduce(op: str, loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+class _ColorChannels:
+    """Which channels of which colour space a loss reads, with their ranges, boundaries and hue weights."""
+
+    def __init__(self, op: str, arg: str, colorspace: str, channels: str, hue_weight):
+        _checks.check_choice(op, "colorspace", colorspace, tuple(_TO_SPACE))
+        names = color.CHANNEL_NAMES[colorspace]
+        if not isinstance(channels, str) or not channels or any(ch not in names for ch in channels) \
+                or len(set(channels)) != len(channels):
+            _checks.fail(op, arg, f"a non-empty string of distinct letters from {names!r}", repr(channels))
+        _checks.check_choice(op, "hue_weight", hue_weight, HUE_WEIGHTS)
+        self.colorspace, self.hue_weight = colorspace, hue_weight
+        self.index = [names.index(ch) for ch in channels]
+        self.range = [color.CHANNEL_RANGES[colorspace][i] for i in self.index]
+        self.periodic = [color.PERIODIC[colorspace][i] for i in self.index]
+
+    def convert(self, op: str, arg: str, image: torch.Tensor) -> torch.Tensor:
+        _checks.check_image(op, arg, image)
+        if image.ndim != 4 or image.shape[1] != 3:
+            _checks.fail(op, arg, "an RGB batch of shape (B, 3, H, W)", f"shape {tuple(image.shape)}")
+        return _TO_SPACE[self.colorspace](image)
+
+    def weight(self, image: torch.Tensor, converted: torch.Tensor) -> torch.Tensor | None:
+        """Per-pixel hue weight (B, 1, H, W): saturation or chroma (max - min) of the RGB image."""
+        if self.hue_weight is None:
+            return None
+        sat = converted[:, 1:2] if self.colorspace == "hsv" else color.rgb_to_hsv(image)[:, 1:2]
+        w = sat if self.hue_weight == "saturation" else sat * image.amax(1, keepdim=True)
+        return w + _HUE_WEIGHT_FLOOR
+
+
+class HistogramEMDLoss(nn.Module):
+    r"""EMD between the soft colour histograms of two images, cyclic on hue.
+
+    For each selected channel c: ``emd(hist(input_c), hist(target_c), order, cyclic=c is hue)``, the hue
+    histograms weighted by ``hue_weight``.
+
+    Args:
+        colorspace: "hsv" (default), "yuv" or "rgb".
+        channels: letters of the channels to compare, e.g. "h" (default) or "hsv".
+        bins, bandwidth: as in :func:`huenet.soft_histogram`.
+        order: EMD order l, 1 (W1, default) or 2 (the official code's RMS form).
+        hue_weight: "saturation" (default), "chroma" or None.
+        reduction: "mean", "sum" or "none".
+        backend: as in :func:`huenet.soft_histogram`.
+
+    Shape:
+        input, target: (B, 3, H, W) RGB in [0, 1] (the sizes may differ). Output: scalar, or (B, len(channels))
+        with ``reduction="none"``.
+
+    Example:
+        >>> loss = HistogramEMDLoss(channels="hsv")
+        >>> loss(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 48, 40)).shape
+        torch.Size([])
+    """
+
+    def __init__(self, colorspace: str = "hsv", channels: str = "h", bins: int = 256, bandwidth: float = 0.4,
+                 order: int = 1, hue_weight: str | None = "saturation", reduction: str = "mean",
+                 backend: str = "auto"):
+        super().__init__()
+        op = "HistogramEMDLoss"
+        self.channels = _ColorChannels(op, "channels", colorspace, channels, hue_weight)
+        _checks.check_bins(op, bins)
+        _checks.check_bandwidth(op, bandwidth)
+        if isinstance(order, bool) or order not in (1, 2):
+            _checks.fail(op, "order", "1 or 2", repr(order))
+        _checks.check_choice(op, "reduction", reduction, _checks.REDUCTIONS)
+        self.bins, self.bandwidth, self.order, self.reduction, self.backend = bins, bandwidth, order, reduction, backend
+
+    def histograms(self, image: torch.Tensor, arg: str = "input") -> list[torch.Tensor]:
+        """Soft histograms (B, bins) of the selected channels of an RGB batch."""
+        converted = self.channels.convert(type(self).__name__, arg, image)
+        hists = []
+        for i, value_range, periodic in zip(self.channels.index, self.channels.range, self.channels.periodic):
+            hist = soft_histogram(converted[:, i:i + 1], self.bins, value_range, self.bandwidth,
+                                  "circular" if periodic else "reflect",
+                                  self.channels.weight(image, converted) if periodic else None, self.backend)
+            hists.append(hist[:, 0])
+        return hists
+
+    def per_channel(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Unreduced loss, (B, len(channels))."""
+        hist_in, hist_tgt = self.histograms(input, "input"), self.histograms(target, "target")
+        if target.shape[0] != input.shape[0]:
+            _checks.fail(type(self).__name__, "target", f"a batch of {input.shape[0]} images like `input`",
+                         f"shape {tuple(target.shape)}")
+        pairs = zip(hist_in, hist_tgt, self.channels.periodic)
+        return torch.stack([emd(p, q, self.order, cyclic) for p, q, cyclic in pairs], 1)
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _reduce(type(self).__name__, self.per_channel(input, target), self.reduction)
+
+
+class MutualInformationLoss(nn.Module):
+    r"""Per-channel mutual-information loss between two tensors: D_MI = 1 - I/H (default) or H(target|input).
+
+    Args:
+        bins, range, bandwidth, boundary, backend: as in :func:`huenet.joint_histogram`.
+        objective: "mi_distance" (Hue-Net's D_MI, in [0, 1]) or "conditional_entropy" (the official code's
+            H(target | input) in nats, with target as the source image and input as the output).
+        reduction: "mean", "sum" or "none".
+
+    Shape:
+        input, target: (B, C, *spatial) of the same shape, values in ``range``. Output: scalar, or (B, C) with
+        ``reduction="none"``.
+
+    Example:
+        >>> x, noise = torch.rand(2, 1, 1, 64, 64).unbind(0)
+        >>> loss = MutualInformationLoss(bins=32)
+        >>> loss(x, 1 - x) < loss(x, noise)
+        tensor(True)
+    """
+
+    def __init__(self, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4, boundary: str = "reflect",
+                 objective: str = "mi_distance", reduction: str = "mean", backend: str = "auto"):
+        super().__init__()
+        op = "MutualInformationLoss"
+        _checks.check_choice(op, "objective", objective, ("mi_distance", "conditional_entropy"))
+        _checks.check_choice(op, "reduction", reduction, _checks.REDUCTIONS)
+        self.kwargs = dict(bins=bins, range=range, bandwidth=bandwidth, boundary=boundary, backend=backend)
+        self.objective, self.reduction = objective, reduction
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.objective == "mi_distance":
+            loss = mi_distance(input, target, **self.kwargs)
+        else:
+            loss = conditional_entropy(target, input, **self.kwargs)
+        return _reduce(type(self).__name__, loss, self.reduction)
+
+
+class HueNetLoss(nn.Module):
+    r"""Hue-Net's colour-transfer histogram objective for ``output = G(source, hist(target))``.
+
+    .. math::
+        \lambda_{hist}\,\overline{EMD}(output, target) + \lambda_{mi}\,\overline{D_{MI}}(output, source)
+
+    where each bar is the mean over the selected channels: the EMD of the soft (hue-weighted, cyclic on hue)
+    histograms pulls the output's colours to the target's, and D_MI keeps the output a deterministic function
+    of the source per channel, which preserves its structure. The adversarial term is the trainer's.
+
+    Args:
+        colorspace: "hsv" (default) or "yuv" (the official code's).
+        bins, bandwidth: as in :func:`huenet.soft_histogram`.
+        lambda_hist: weight of the EMD term (100, as in the official code).
+        lambda_mi: weight of the D_MI term (1).
+        hist_channels: channels of the EMD term; default "h" for hsv, "yuv" for yuv.
+        mi_channels: channels of the D_MI term; default "v" for hsv, "yuv" for yuv.
+        order: EMD order, 1 (default) or 2.
+        hue_weight: "saturation" (default), "chroma" or None.
+        reduction: "mean", "sum" or "none" (per sample, (B,)).
+        backend: as in :func:`huenet.soft_histogram`.
+
+    Shape:
+        output, source: (B, 3, H, W) RGB in [0, 1]; target: (B, 3, H', W'). Output: scalar, or (B,).
+
+    Example:
+        >>> loss = HueNetLoss(bins=64)
+        >>> out, src, tgt = torch.rand(3, 2, 3, 32, 32).unbind(0)
+        >>> sorted(loss.terms(out, src, tgt))
+        ['hist', 'mi']
+    """
+
+    _DEFAULT_CHANNELS = {"hsv": ("h", "v"), "yuv": ("yuv", "yuv")}
+
+    def __init__(self, colorspace: str = "hsv", bins: int = 256, bandwidth: float = 0.4, lambda_hist: float = 100.0,
+                 lambda_mi: float = 1.0, hist_channels: str | None = None, mi_channels: str | None = None,
+                 order: int = 1, hue_weight: str | None = "saturation", reduction: str = "mean",
+                 backend: str = "auto"):
+        super().__init__()
+        op = "HueNetLoss"
+        _checks.check_choice(op, "colorspace", colorspace, tuple(self._DEFAULT_CHANNELS))
+        default_hist, default_mi = self._DEFAULT_CHANNELS[colorspace]
+        self.hist = HistogramEMDLoss(colorspace, hist_channels or default_hist, bins, bandwidth, order, hue_weight,
+                                     "none", backend)
+        self.mi_space = _ColorChannels(op, "mi_channels", colorspace, mi_channels or default_mi, hue_weight)
+        _checks.check_choice(op, "reduction", reduction, _checks.REDUCTIONS)
+        self.lambda_hist, self.lambda_mi = float(lambda_hist), float(lambda_mi)
+        self.bins, self.bandwidth, self.reduction, self.backend = bins, bandwidth, reduction, backend
+
+    def terms(self, output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Unweighted per-sample terms: {"hist": mean EMD to target, "mi": mean D_MI to source}, each (B,)."""
+        op = type(self).__name__
+        out = self.mi_space.convert(op, "output", output)
+        src = self.mi_space.convert(op, "source", source)
+        _checks.check_same(op, "source", source, "output", output)
+        mi = []
+        for i, value_range, periodic in zip(self.mi_space.index, self.mi_space.range, self.mi_space.periodic):
+            mi.append(mi_distance(out[:, i:i + 1], src[:, i:i + 1], self.bins, value_range, self.bandwidth,
+                                  "circular" if periodic else "reflect", backend=self.backend)[:, 0])
+        return {"hist": self.hist.per_channel(output, target).mean(1), "mi": torch.stack(mi, 1).mean(1)}
+
+    def forward(self, output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        terms = self.terms(output, source, target)
+        return _reduce(type(self).__name__, self.lambda_hist * terms["hist"] + self.lambda_mi * terms["mi"],
+                       self.reduction)
