@@ -79,10 +79,11 @@ def check_bins(op: str, bins: object) -> int:
 
 
 def check_range(op: str, value_range: object) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value_range)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
+    numbers = isinstance(value_range, (tuple, list)) and len(value_range) == 2 and all(
+        isinstance(v, Real) and not isinstance(v, bool) for v in value_range)
+    if not numbers:
         fail(op, "range", "a pair (lo, hi) of numbers", repr(value_range))
+    lo, hi = float(value_range[0]), float(value_range[1])
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         fail(op, "range", "a pair of finite numbers with lo < hi", repr(value_range))
     return lo, hi

@@ -9,6 +9,24 @@ import torch
 
 
 @dataclass(frozen=True)
+class Window:
+    """Each value u (bin units) covers the ``size`` virtual bins from clamp(floor(u) - radius, first, last).
+
+    When the bandwidth is so wide that 2·radius + 1 bins would cover every virtual bin that folds into a real
+    one, all values share one fixed window (first == last), the dense fallback.
+    """
+
+    radius: int
+    size: int
+    first: int
+    last: int
+
+    @property
+    def fixed(self) -> bool:
+        return self.first == self.last
+
+
+@dataclass(frozen=True)
 class Binning:
     """Bins, value range, bandwidth (in bin widths) and boundary mode of a soft histogram.
 
@@ -43,6 +61,18 @@ class Binning:
         that the dtype could represent next to 1. At bandwidth 0.4 this is 7 bins in fp32 and 15 in fp64.
         """
         return math.ceil(self.bandwidth * math.log(2.0 / torch.finfo(dtype).eps))
+
+    def window(self, dtype: torch.dtype) -> "Window":
+        """Placement of each pixel's window of virtual bins for values of ``dtype``; see ``Window``."""
+        start, stop = self.virtual_span()
+        radius = self.support_radius(dtype)
+        if 2 * radius + 1 >= stop - start:
+            return Window(radius, stop - start, start, start)
+        # A window may start anywhere from start - size + 1 (its last bin = start) to stop - 1 (its first bin =
+        # the last valid one); a pixel whose window lies further out is clamped there, where its true
+        # memberships are below the truncation tolerance anyway.
+        size = 2 * radius + 1
+        return Window(radius, size, start - size + 1, stop - 1)
 
     def virtual_span(self) -> tuple[int, int]:
         """Virtual bins [start, stop) of the bare kernel that fold into a real bin (see ``fold_table``)."""

@@ -27,18 +27,12 @@ CHUNK_ELEMENTS = 1 << 22
 
 
 class _Layout:
-    """Window size and placement for one binning and dtype, with the fold table of every window position."""
+    """Window placement for one binning and dtype, with the fold table of every window position."""
 
     def __init__(self, binning: Binning, dtype: torch.dtype, device):
-        start, stop = binning.virtual_span()
-        radius = binning.support_radius(dtype)
-        self.fixed = 2 * radius + 1 >= stop - start
-        self.radius = radius
-        self.size = stop - start if self.fixed else 2 * radius + 1
-        # A window may start anywhere from start - size + 1 (last bin = start) to stop - 1 (first bin = last
-        # valid one); a pixel whose window lies further out is clamped there, where its true memberships are
-        # below the truncation tolerance anyway.
-        self.first, self.last = (start, start) if self.fixed else (start - self.size + 1, stop - 1)
+        window = binning.window(dtype)
+        self.fixed, self.radius, self.size = window.fixed, window.radius, window.size
+        self.first, self.last = window.first, window.last
         table = binning.fold_table(self.first, self.last + self.size, device)
         self.windows = table.unfold(0, self.size, 1)  # (positions, size): real bins of each window position
         self.binning = binning

@@ -47,5 +47,6 @@ def emd(p: torch.Tensor, q: torch.Tensor, order: int = 1, cyclic: bool = False) 
             return d.abs().mean(-1)
         mean_square = d.square().mean(-1)
         # sqrt has an infinite derivative at 0; identical histograms get the zero subgradient instead.
-        positive = mean_square > 0
-        return torch.where(positive, torch.sqrt(torch.where(positive, mean_square, 1.0)), 0.0)
+        # Only an exact zero is special-cased, so NaN still propagates.
+        zero = mean_square == 0
+        return torch.where(zero, 0.0, torch.sqrt(torch.where(zero, 1.0, mean_square)))

@@ -32,9 +32,10 @@ def mi_from_joint(joint: torch.Tensor) -> torch.Tensor:
 def mi_distance_from_joint(joint: torch.Tensor) -> torch.Tensor:
     """D_MI = 1 - I/H(X,Y), in [0, 1]; 1 when H(X,Y) = 0 (no information to share)."""
     h_xy, h_x, h_y = entropies(joint)
-    positive = h_xy > 0
-    ratio = (h_x + h_y - h_xy) / torch.where(positive, h_xy, torch.ones_like(h_xy))
-    return 1 - torch.where(positive, ratio, torch.zeros_like(ratio))
+    # Only an exact zero is special-cased, so a NaN entropy still propagates.
+    zero = h_xy == 0
+    ratio = (h_x + h_y - h_xy) / torch.where(zero, torch.ones_like(h_xy), h_xy)
+    return 1 - torch.where(zero, torch.zeros_like(ratio), ratio)
 
 
 def conditional_entropy_from_joint(joint: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Benchmarks for huenet (pytest-benchmark). Run: python -m pytest bench/ --benchmark-only"""

@@ -1,0 +1,96 @@
+"""Checkpoint files of a training run: atomic writes, RNG states, and loading a trained generator.
+
+A checkpoint is written to a temporary file in the same folder, flushed to disk and then renamed over the old
+one (``os.replace`` is atomic on POSIX and Windows), so a crash at any moment -- ``kill -9`` included -- leaves
+either the previous checkpoint or the new one, never a torn file.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .models import HueNetGenerator
+
+CHECKPOINT_NAME = "checkpoint.pt"
+_TMP_SUFFIX = ".tmp"
+
+
+def checkpoint_path(run_or_file: str | os.PathLike) -> Path:
+    """The checkpoint file of a run folder, or ``run_or_file`` itself if it is a file.
+
+    Raises:
+        FileNotFoundError: there is no such file, or the folder holds no checkpoint.
+    """
+    path = Path(run_or_file)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"--checkpoint: no checkpoint at {str(path)!r} (give a run folder or a .pt file)")
+    return path
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
+    """Write ``state`` with :func:`torch.save` atomically: temporary file, fsync, then rename over ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}{_TMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    # Persist the rename itself (the directory entry), where the platform allows opening a folder.
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> None:
+    """Delete temporary files left by a writer that was killed mid-save (they are never read)."""
+    for tmp in Path(folder).glob(f"{CHECKPOINT_NAME}.*{_TMP_SUFFIX}"):
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint (a run folder or a file) with tensors mapped to ``device``."""
+    # weights_only=False: the state holds RNG states and plain config dicts, all written by this package.
+    return torch.load(checkpoint_path(path), map_location=device, weights_only=False)
+
+
+def rng_state() -> dict:
+    """The state of every RNG training uses: Python, NumPy, torch CPU and, if present, all CUDA devices."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` captured (the CUDA states only if CUDA is available now)."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def load_generator(run_or_file: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The trained generator of a checkpoint, in eval mode on ``device``, and the run's config dict.
+
+    Returns:
+        ``(generator, config)``.
+    """
+    state = load_checkpoint(run_or_file, device)
+    generator = HueNetGenerator(**state["generator_config"]).to(device)
+    generator.load_state_dict(state["generator"])
+    return generator.eval(), state["config"]

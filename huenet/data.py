@@ -1,0 +1,227 @@
+"""Image sets and unpaired (source, target) pairs for colour-transfer training and evaluation.
+
+An *image set* is anything with ``len()``, ``load(i) -> PIL.Image`` and ``name(i)``: a folder tree of image
+files (:class:`ImageFolder`) or the built-in procedural set (:class:`huenet.synthetic.SyntheticImages`).
+:func:`split_indices` makes the seeded 90/10 train/validation split and :class:`UnpairedPairs` draws a random
+target for every source image, new each epoch, with resize + random crop + flip jitter for training.
+
+Everything random here is a function of ``(seed, epoch, index)`` rather than of a global RNG, so a resumed
+run or a DataLoader worker sees exactly the pairs and crops an uninterrupted run would.
+"""
+from __future__ import annotations
+
+import os
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from .synthetic import SyntheticImages
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+# What PIL raises for a file that is not an image, is truncated or has a broken structure.
+_UNREADABLE = (OSError, ValueError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError)
+# Training images are resized so their short side is image_size * LOAD_SCALE, then randomly cropped:
+# 286 -> 256 in pix2pix and the official Hue-Net code.
+LOAD_SCALE = 286 / 256
+
+
+def find_images(root: str | os.PathLike) -> list[Path]:
+    """All files with an image extension under ``root`` (recursively), sorted.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        NotADirectoryError: ``root`` is not a folder.
+        ValueError: no file under ``root`` has an image extension.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"--data: the folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"--data: {str(root)!r} is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise ValueError(f"--data: no image files ({', '.join(IMAGE_EXTENSIONS)}) under {str(root)!r}")
+    return files
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """Decode an image file fully and convert it to RGB (raises one of PIL's errors if it cannot)."""
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """Float tensor (3, H, W) in [0, 1] -> RGB PIL image (values clamped, rounded to 8 bits)."""
+    array = (image.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array)
+
+
+class ImageFolder:
+    """The image files under a folder tree; files that cannot be read are skipped with a warning.
+
+    Each file's structure is checked once here (``PIL.Image.verify``, which reads no pixels). A file that
+    passes but fails to decode later (e.g. a truncated JPEG) is skipped by :class:`UnpairedPairs` when loaded.
+
+    Args:
+        root: a folder; searched recursively for :data:`IMAGE_EXTENSIONS`.
+
+    Attributes:
+        files: the readable files, sorted. skipped: the unreadable ones.
+
+    Raises:
+        FileNotFoundError, NotADirectoryError: ``root`` is missing or not a folder.
+        ValueError: it holds fewer than 2 readable images.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.files: list[Path] = []
+        self.skipped: list[Path] = []
+        for path in find_images(root):
+            try:
+                with Image.open(path) as image:
+                    image.verify()
+                self.files.append(path)
+            except _UNREADABLE:
+                self.skipped.append(path)
+        if self.skipped:
+            shown = ", ".join(p.name for p in self.skipped[:5]) + (", ..." if len(self.skipped) > 5 else "")
+            warnings.warn(f"skipped {len(self.skipped)} unreadable image file(s) under {str(root)!r}: {shown}",
+                          stacklevel=2)
+        if len(self.files) < 2:
+            raise ValueError(f"--data: need at least 2 readable images under {str(root)!r}; found "
+                             f"{len(self.files)} (and {len(self.skipped)} unreadable)")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def name(self, index: int) -> str:
+        return str(self.files[index].relative_to(self.root))
+
+    def load(self, index: int) -> Image.Image:
+        return load_rgb(self.files[index])
+
+
+def make_image_set(data: str | None, image_size: int, seed: int, synthetic_count: int = 1000):
+    """The image set of a run: the folder ``data``, or the built-in synthetic set when ``data`` is None.
+
+    Synthetic images are generated at the training load size, so the jitter crops without resampling.
+    """
+    if data is None:
+        return SyntheticImages(synthetic_count, round(image_size * LOAD_SCALE), seed)
+    return ImageFolder(data)
+
+
+def split_indices(count: int, val_fraction: float = 0.1, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Seeded train/validation split of ``range(count)``: (train, val), both sorted, val non-empty.
+
+    Example:
+        >>> train, val = split_indices(20, 0.1, seed=0)
+        >>> len(train), len(val)
+        (18, 2)
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"split_indices: `val_fraction` must be in (0, 1); got {val_fraction!r}")
+    if count < 2:
+        raise ValueError(f"split_indices: `count` must be >= 2 to leave images for both splits; got {count}")
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    n_val = min(count - 1, max(1, round(count * val_fraction)))
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def _resize_short_side(image: Image.Image, size: int) -> Image.Image:
+    w, h = image.size
+    scale = size / min(w, h)
+    new = (max(size, round(w * scale)), max(size, round(h * scale)))
+    return image if new == image.size else image.resize(new, Image.BICUBIC)
+
+
+class UnpairedPairs(Dataset):
+    """(source, target) pairs of distinct images from one image set, for unpaired colour transfer.
+
+    Item ``i`` is image ``indices[i]`` as the source and a random other image of ``indices`` as the target,
+    drawn anew each epoch (:meth:`set_epoch`). With ``train=True`` both are resized so their short side is
+    ``image_size * LOAD_SCALE``, randomly cropped to ``image_size`` and randomly flipped; otherwise they are
+    resized to ``image_size`` and centre-cropped, and epoch 0's pairing is used, so validation is fixed.
+
+    An image that fails to decode is skipped with a warning (the next image is used instead) and counted in
+    ``unreadable``.
+
+    Args:
+        images: an image set (:class:`ImageFolder`, :class:`~huenet.synthetic.SyntheticImages`).
+        indices: the images of this split.
+        image_size: side of the square crops.
+        train: jitter (True) or fixed centre crops (False).
+        seed: seeds the pairing and the jitter.
+
+    Shape:
+        item: ``(source, target)``, each (3, image_size, image_size), float32 in [0, 1].
+    """
+
+    def __init__(self, images, indices, image_size: int, train: bool = True, seed: int = 0):
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
+            raise ValueError(f"UnpairedPairs: `image_size` must be an int >= 8; got {image_size!r}")
+        if len(indices) == 0:
+            raise ValueError("UnpairedPairs: `indices` must be non-empty")
+        self.images, self.indices = images, list(indices)
+        self.image_size, self.train, self.seed = image_size, train, seed
+        self.epoch = 0
+        self.unreadable = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the pairs and jitter of ``epoch`` (training only; validation keeps epoch 0)."""
+        self.epoch = epoch if self.train else 0
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def target_position(self, i: int) -> int:
+        """Position in ``indices`` of the target paired with source position ``i`` this epoch."""
+        n = len(self.indices)
+        if n == 1:
+            return 0
+        # A uniform offset in [1, n) never pairs an image with itself.
+        return (i + random.Random(f"pair:{self.seed}:{self.epoch}:{i}").randrange(1, n)) % n
+
+    def _load(self, position: int) -> Image.Image:
+        n = len(self.indices)
+        for k in range(n):
+            index = self.indices[(position + k) % n]
+            try:
+                return self.images.load(index)
+            except _UNREADABLE as err:
+                self.unreadable += 1
+                warnings.warn(f"skipping unreadable image {self.images.name(index)!r}: {err}", stacklevel=2)
+        raise RuntimeError("UnpairedPairs: none of the images could be decoded")
+
+    def _crop(self, image: Image.Image, rng: random.Random) -> torch.Tensor:
+        size = self.image_size
+        if self.train:
+            image = _resize_short_side(image, round(size * LOAD_SCALE))
+            left, top = rng.randint(0, image.width - size), rng.randint(0, image.height - size)
+        else:
+            image = _resize_short_side(image, size)
+            left, top = (image.width - size) // 2, (image.height - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+        if self.train and rng.random() < 0.5:
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        return pil_to_tensor(image)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= i < len(self.indices):
+            raise IndexError(f"UnpairedPairs: index {i} out of range for {len(self.indices)} pairs")
+        rng = random.Random(f"jitter:{self.seed}:{self.epoch}:{i}")
+        source = self._crop(self._load(i), rng)
+        target = self._crop(self._load(self.target_position(i)), rng)
+        return source, target

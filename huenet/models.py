@@ -1,0 +1,236 @@
+r"""Hue-Net's networks: a histogram-conditioned U-Net generator, a 70x70 PatchGAN and the GAN losses.
+
+``output = G(source, G.histograms(target))``: the generator repaints ``source`` with the colours whose soft,
+normalised histograms it is given. Unlike the official code, whose count-embedding table fixes the image size
+at 256², the histograms go through a small MLP whose output is tiled over the bottleneck, so one model runs
+at any image size.
+
+Example:
+    >>> G, D = HueNetGenerator(image_size=64, ngf=8), PatchDiscriminator(ndf=8)
+    >>> source, target = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 80, 48)
+    >>> out = G(source, G.histograms(target))
+    >>> out.shape, D(out).shape
+    (torch.Size([2, 3, 64, 64]), torch.Size([2, 1, 6, 6]))
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses import HistogramEMDLoss
+
+GAN_MODES = ("bce", "lsgan")
+
+
+def _check_int(op: str, arg: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{op}: `{arg}` must be an int >= {minimum}; got {value!r}")
+    return value
+
+
+def generator_depth(image_size: int) -> int:
+    """Number of stride-2 levels of the U-Net for a training size: the bottleneck is about 4x4 there.
+
+    pix2pix goes down to 1x1 at 256² (8 levels); with the histogram code tiled over the bottleneck a 4x4 one
+    loses nothing and keeps some layout, and the depth grows with the size (64 -> 4, 256 -> 6, 512 -> 7).
+    """
+    return max(3, min(8, int(math.log2(image_size)) - 2))
+
+
+def init_weights(module: nn.Module) -> None:
+    """pix2pix initialisation: conv and linear weights ~ N(0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def _up(in_ch: int, out_ch: int, dropout: float) -> nn.Sequential:
+    # Bilinear upsampling + 3x3 conv (as the official code) instead of a transposed conv: no checkerboard.
+    layers = [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+              nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch)]
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class HueNetGenerator(nn.Module):
+    r"""pix2pix U-Net conditioned on the target's colour histograms through an MLP at the bottleneck.
+
+    The encoder has ``depth = generator_depth(image_size)`` stride-2 conv levels with ``ngf * min(2^i, 8)``
+    channels. The target's histograms (:meth:`histograms`: the three channels of ``colorspace``, ``cond_bins``
+    bins each; in HSV the hue is circular and saturation-weighted, as in the loss) go through a 2-layer MLP;
+    its output is tiled over the bottleneck, concatenated and fused by a 3x3 conv. The decoder mirrors the
+    encoder with skip connections and ends in ``(tanh + 1) / 2``, so the output is RGB in [0, 1].
+
+    Inputs of any height and width work: they are reflect-padded to a multiple of ``2^depth`` and the output
+    is cropped back.
+
+    Args:
+        image_size: the training size; sets the depth (:func:`generator_depth`).
+        ngf: channels of the first level (64 in pix2pix).
+        cond_bins: bins per channel of the conditioning histograms.
+        colorspace: "hsv" or "yuv": the space of the conditioning histograms.
+        bandwidth: soft-histogram kernel width, in bins.
+        dropout: dropout in the first three decoder levels (pix2pix: 0.5).
+        backend: histogram backend, as in :func:`huenet.soft_histogram`.
+
+    Shape:
+        source: (B, 3, H, W) RGB in [0, 1]; hist: (B, 3 * cond_bins). Output: (B, 3, H, W) in [0, 1].
+    """
+
+    def __init__(self, image_size: int = 256, ngf: int = 64, cond_bins: int = 32, colorspace: str = "hsv",
+                 bandwidth: float = 0.4, dropout: float = 0.0, backend: str = "auto"):
+        super().__init__()
+        op = "HueNetGenerator"
+        _check_int(op, "image_size", image_size, 8)
+        _check_int(op, "ngf", ngf, 1)
+        _check_int(op, "cond_bins", cond_bins, 2)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{op}: `dropout` must be in [0, 1); got {dropout!r}")
+        if colorspace not in ("hsv", "yuv"):
+            raise ValueError(f"{op}: `colorspace` must be 'hsv' or 'yuv'; got {colorspace!r}")
+        self.config = dict(image_size=image_size, ngf=ngf, cond_bins=cond_bins, colorspace=colorspace,
+                           bandwidth=bandwidth, dropout=dropout, backend=backend)
+        self.depth = generator_depth(image_size)
+        self.cond_bins = cond_bins
+        self._hist = HistogramEMDLoss(colorspace, colorspace, cond_bins, bandwidth, backend=backend)
+
+        widths = [ngf * min(2 ** i, 8) for i in range(self.depth)]
+        self.down = nn.ModuleList([nn.Sequential(nn.Conv2d(3, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True))])
+        for i in range(1, self.depth):
+            self.down.append(nn.Sequential(nn.Conv2d(widths[i - 1], widths[i], 4, 2, 1, bias=False),
+                                           nn.BatchNorm2d(widths[i]), nn.LeakyReLU(0.2, True)))
+        bottleneck = widths[-1]
+        self.mlp = nn.Sequential(nn.Linear(3 * cond_bins, 2 * bottleneck), nn.ReLU(True),
+                                 nn.Linear(2 * bottleneck, bottleneck), nn.ReLU(True))
+        self.fuse = nn.Sequential(nn.Conv2d(2 * bottleneck, bottleneck, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(bottleneck), nn.ReLU(True))
+        # Decoder level i takes level i+1's output concatenated with encoder level i+1's skip (the deepest
+        # takes the fused bottleneck alone) and produces encoder level i's width.
+        self.up = nn.ModuleList()
+        for i in reversed(range(self.depth - 1)):
+            in_ch = bottleneck if i == self.depth - 2 else 2 * widths[i + 1]
+            self.up.append(_up(in_ch, widths[i], dropout if len(self.up) < 3 else 0.0))
+        self.head = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                  nn.Conv2d(2 * widths[0], 3, 3, padding=1))
+        init_weights(self)
+
+    @torch.no_grad()
+    def histograms(self, target: torch.Tensor) -> torch.Tensor:
+        """The conditioning input for ``target``: its soft histograms, (B, 3, H', W') -> (B, 3 * cond_bins)."""
+        return torch.cat(self._hist.histograms(target.float(), "target"), 1)
+
+    def forward(self, source: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+        if source.ndim != 4 or source.shape[1] != 3:
+            raise ValueError(f"HueNetGenerator: `source` must be of shape (B, 3, H, W); got {tuple(source.shape)}")
+        expected = (source.shape[0], 3 * self.cond_bins)
+        if hist.shape != expected:
+            raise ValueError(f"HueNetGenerator: `hist` must be of shape {expected} (from .histograms(target)); "
+                             f"got {tuple(hist.shape)}")
+        h, w = source.shape[-2:]
+        multiple = 2 ** self.depth
+        pad_h, pad_w = -h % multiple, -w % multiple
+        # Reflect padding needs pad < size; tiny inputs fall back to replicating the border.
+        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+        x = F.pad(source * 2 - 1, (0, pad_w, 0, pad_h), mode=mode) if pad_h or pad_w else source * 2 - 1
+
+        skips = []
+        for layer in self.down:
+            x = layer(x)
+            skips.append(x)
+        # Histograms sum to 1 over their bins; times the bin count they average 1, a better MLP input scale.
+        code = self.mlp(hist.to(x.dtype) * self.cond_bins)
+        x = self.fuse(torch.cat([x, code[:, :, None, None].expand_as(x)], 1))
+        for k, layer in enumerate(self.up):
+            x = layer(x if k == 0 else torch.cat([x, skips[-1 - k]], 1))
+        x = self.head(torch.cat([x, skips[0]], 1))
+        return (torch.tanh(x[..., :h, :w]) + 1) / 2
+
+
+class PatchDiscriminator(nn.Module):
+    r"""pix2pix's 70x70 PatchGAN: a real/fake logit for each overlapping 70x70 patch (with ``n_layers=3``).
+
+    C(ndf)-C(2ndf)-C(4ndf) with 4x4 stride-2 convs, then C(8ndf) and a 1-channel conv, both 4x4 stride 1.
+    For colour transfer it is unconditional (``conditional=False``): it sees one image, the source counting
+    as real, as in the official code. ``conditional=True`` concatenates a condition image (the input of a
+    paired task) to the image judged.
+
+    Args:
+        ndf: channels of the first layer (64 in pix2pix).
+        n_layers: stride-2 layers; 3 gives 70x70 receptive fields.
+        conditional: take ``(image, condition)``.
+
+    Shape:
+        image, condition: (B, 3, H, W) RGB in [0, 1], H, W >= 16 * 2^(n_layers - 3). Output: (B, 1, H', W')
+        logits (H' = H / 2^n_layers - 2).
+    """
+
+    def __init__(self, ndf: int = 64, n_layers: int = 3, conditional: bool = False):
+        super().__init__()
+        _check_int("PatchDiscriminator", "ndf", ndf, 1)
+        _check_int("PatchDiscriminator", "n_layers", n_layers, 1)
+        self.conditional = bool(conditional)
+        ch = ndf
+        layers = [nn.Conv2d(6 if conditional else 3, ch, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        for i in range(1, n_layers + 1):
+            prev, ch = ch, ndf * min(2 ** i, 8)
+            stride = 2 if i < n_layers else 1
+            layers += [nn.Conv2d(prev, ch, 4, stride, 1, bias=False), nn.BatchNorm2d(ch), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(ch, 1, 4, 1, 1))
+        self.net = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, image: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        if self.conditional != (condition is not None):
+            raise ValueError("PatchDiscriminator: `condition` must be given exactly when conditional=True; "
+                             f"conditional={self.conditional}, condition={'given' if condition is not None else None}")
+        x = image if condition is None else torch.cat([image, condition], 1)
+        return self.net(x * 2 - 1)
+
+
+class GANLoss(nn.Module):
+    r"""Adversarial losses on discriminator logits: "bce" (non-saturating, default) or "lsgan".
+
+    - bce: D minimises :math:`-\log D(real) - \log(1 - D(fake))`, G minimises :math:`-\log D(fake)`
+      (BCE with logits; the non-saturating generator loss of Goodfellow et al. and pix2pix).
+    - lsgan: D minimises :math:`(D(real) - 1)^2 + D(fake)^2`, G minimises :math:`(D(fake) - 1)^2`.
+
+    The D loss is the sum of its real and fake terms, as in the official code. Logits are cast to float32,
+    so the losses are computed in full precision under autocast.
+
+    Example:
+        >>> gan = GANLoss("bce")
+        >>> logits = torch.zeros(2, 1, 6, 6)
+        >>> round(gan.generator(logits).item(), 4), round(gan.discriminator(logits, logits).item(), 4)
+        (0.6931, 1.3863)
+    """
+
+    def __init__(self, mode: str = "bce"):
+        super().__init__()
+        if mode not in GAN_MODES:
+            raise ValueError(f"GANLoss: `mode` must be one of {', '.join(map(repr, GAN_MODES))}; got {mode!r}")
+        self.mode = mode
+
+    def _loss(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
+        logits = logits.float()
+        label = torch.full_like(logits, 1.0 if real else 0.0)
+        if self.mode == "bce":
+            return F.binary_cross_entropy_with_logits(logits, label)
+        return F.mse_loss(logits, label)
+
+    def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        """The generator's loss: make D call its output real."""
+        return self._loss(fake_logits, True)
+
+    def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """The discriminator's loss: real -> 1, fake -> 0."""
+        return self._loss(real_logits, True) + self._loss(fake_logits, False)

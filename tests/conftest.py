@@ -1,0 +1,52 @@
+import os
+
+# Must happen before anything imports huenet or triton: kernels are tested under the
+# Triton interpreter on machines without a GPU.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+# A user's backend override must not change what the tests compute.
+os.environ.pop("HUENET_BACKEND", None)
+
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+np.seterr(over="ignore")
+
+# Make `import oracle` work from every test module regardless of rootdir / import mode.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+BACKENDS = ("eager", "reference")
+BOUNDARIES = ("reflect", "circular", "none")
+
+
+@pytest.fixture(autouse=True)
+def _no_backend_env(monkeypatch):
+    """Keep HUENET_BACKEND unset for every test (tests that need it set it themselves)."""
+    monkeypatch.delenv("HUENET_BACKEND", raising=False)
+    yield
+
+
+def make_generator(seed=0):
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+@pytest.fixture
+def gen():
+    """A seeded CPU torch.Generator (seed 0)."""
+    return make_generator(0)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(params=BOUNDARIES)
+def boundary(request):
+    return request.param

@@ -1,0 +1,199 @@
+"""Float64 NumPy oracle for huenet, written directly from the formulas in the core spec.
+
+Everything here is dense and deliberately naive: it is the independent ground truth the
+test suite compares the huenet backends against.  NumPy only (no SciPy, no torch maths).
+
+Conventions (spec):
+  values z in [lo, hi], K bins, L = (hi - lo) / K, edges e_k = lo + k L (k = 0..K),
+  kernel width W = b * L (b = bandwidth, in bin widths),
+  pi_k(z) = sigmoid((z - e_k) / W) - sigmoid((z - e_{k+1}) / W).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "sigmoid",
+    "kernel",
+    "memberships",
+    "soft_histogram",
+    "joint_histogram",
+    "emd",
+    "entropy",
+    "joint_entropy_from_joint",
+    "marginals",
+    "mutual_information_from_joint",
+    "mutual_information",
+    "joint_entropy",
+    "mi_distance",
+    "conditional_entropy",
+    "to_numpy",
+]
+
+
+def to_numpy(a):
+    """torch tensor / array-like -> float64 ndarray (torch imported lazily, only if needed)."""
+    if a is None:
+        return None
+    if hasattr(a, "detach"):
+        a = a.detach().cpu()
+        if a.dtype.is_floating_point:
+            a = a.double()
+        a = a.numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def sigmoid(t):
+    """Numerically stable logistic function, float64, never overflows."""
+    t = np.asarray(t, dtype=np.float64)
+    e = np.exp(-np.abs(t))  # in (0, 1], no overflow
+    pos = 1.0 / (1.0 + e)  # sigmoid(|t|)
+    neg = e / (1.0 + e)  # sigmoid(-|t|)
+    return np.where(t >= 0, pos, neg)
+
+
+def _edges(bins, rng):
+    lo, hi = float(rng[0]), float(rng[1])
+    L = (hi - lo) / bins
+    return lo + L * np.arange(bins + 1, dtype=np.float64), L
+
+
+def kernel(z, bins, rng=(0.0, 1.0), bandwidth=0.4):
+    """pi_k(z) for every k: returns z.shape + (bins,)."""
+    z = np.asarray(z, dtype=np.float64)
+    e, L = _edges(bins, rng)
+    W = bandwidth * L
+    zz = z[..., None]
+    return sigmoid((zz - e[:-1]) / W) - sigmoid((zz - e[1:]) / W)
+
+
+def memberships(z, bins, rng=(0.0, 1.0), bandwidth=0.4, boundary="reflect"):
+    """m_k(z) for every k: returns z.shape + (bins,)."""
+    z = np.asarray(z, dtype=np.float64)
+    lo, hi = float(rng[0]), float(rng[1])
+    span = hi - lo
+    pi = lambda u: kernel(u, bins, rng, bandwidth)  # noqa: E731
+    if boundary == "reflect":
+        return pi(z) + pi(2.0 * lo - z) + pi(2.0 * hi - z)
+    if boundary == "circular":
+        zw = lo + np.mod(z - lo, span)  # np.mod has the sign of the divisor -> [0, span)
+        zw = np.where(zw >= hi, lo, zw)  # guard the rounding case mod == span
+        return pi(zw) + pi(zw + span) + pi(zw - span)
+    if boundary == "none":
+        return pi(z)
+    raise ValueError(f"unknown boundary {boundary!r}")
+
+
+def _flat(a):
+    """(B, C, *sp) -> (B, C, N)."""
+    a = np.asarray(a, dtype=np.float64)
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _weights(x, weight):
+    """Broadcast weight ((B,C,*sp) or (B,1,*sp) or None) to (B, C, N)."""
+    xf = _flat(x)
+    if weight is None:
+        return np.ones_like(xf)
+    w = _flat(weight)
+    return np.broadcast_to(w, xf.shape).astype(np.float64)
+
+
+def soft_histogram(x, bins, rng=(0.0, 1.0), bandwidth=0.4, boundary="reflect", weight=None):
+    """p[b, c, k] = sum_x w m_k(z) / sum_x w.  Returns (B, C, bins)."""
+    x = to_numpy(x)
+    weight = to_numpy(weight)
+    xf = _flat(x)
+    w = _weights(x, weight)
+    m = memberships(xf, bins, rng, bandwidth, boundary)  # (B, C, N, K)
+    num = np.einsum("bcnk,bcn->bck", m, w)
+    return num / w.sum(-1)[..., None]
+
+
+def joint_histogram(x, y, bins, rng=(0.0, 1.0), bandwidth=0.4, boundary="reflect", weight=None):
+    """J[b, c, k1, k2] = sum_x w m_k1(x) m_k2(y) / sum_x w.  Returns (B, C, bins, bins)."""
+    x = to_numpy(x)
+    y = to_numpy(y)
+    weight = to_numpy(weight)
+    xf, yf = _flat(x), _flat(y)
+    w = _weights(x, weight)
+    mx = memberships(xf, bins, rng, bandwidth, boundary)
+    my = memberships(yf, bins, rng, bandwidth, boundary)
+    num = np.einsum("bcnk,bcnl,bcn->bckl", mx, my, w)
+    return num / w.sum(-1)[..., None, None]
+
+
+def emd(p, q, order=1, cyclic=False):
+    """EMD over the last dim.  Returns p.shape[:-1]."""
+    p = to_numpy(p)
+    q = to_numpy(q)
+    D = np.cumsum(p, axis=-1) - np.cumsum(q, axis=-1)
+    if order == 1:
+        if cyclic:
+            D = D - np.median(D, axis=-1, keepdims=True)
+        return np.mean(np.abs(D), axis=-1)
+    if order == 2:
+        if cyclic:
+            D = D - np.mean(D, axis=-1, keepdims=True)
+        return np.sqrt(np.mean(D * D, axis=-1))
+    raise ValueError(f"unknown order {order!r}")
+
+
+def _xlogx(a):
+    a = np.asarray(a, dtype=np.float64)
+    safe = np.where(a > 0, a, 1.0)
+    return np.where(a > 0, a * np.log(safe), 0.0)
+
+
+def entropy(p, axes=(-1,)):
+    """-sum p log p over the given axes (0 log 0 = 0)."""
+    return -np.sum(_xlogx(p), axis=tuple(axes))
+
+
+def marginals(J):
+    """p1 = marginal of x (sum over k2), p2 = marginal of y (sum over k1)."""
+    J = np.asarray(J, dtype=np.float64)
+    return J.sum(-1), J.sum(-2)
+
+
+def joint_entropy_from_joint(J):
+    return entropy(J, axes=(-2, -1))
+
+
+def mutual_information_from_joint(J):
+    """I = sum J log(J / (p1 p2)), terms with J == 0 contribute 0 (direct definition)."""
+    J = np.asarray(J, dtype=np.float64)
+    p1, p2 = marginals(J)
+    outer = p1[..., :, None] * p2[..., None, :]
+    ok = (J > 0) & (outer > 0)
+    ratio = np.where(ok, J / np.where(ok, outer, 1.0), 1.0)
+    return np.sum(np.where(ok, J * np.log(ratio), 0.0), axis=(-2, -1))
+
+
+def _J(x, y, bins, rng, bandwidth, boundary, weight):
+    return joint_histogram(x, y, bins, rng, bandwidth, boundary, weight)
+
+
+def mutual_information(x, y, bins, rng=(0.0, 1.0), bandwidth=0.4, boundary="reflect", weight=None):
+    return mutual_information_from_joint(_J(x, y, bins, rng, bandwidth, boundary, weight))
+
+
+def joint_entropy(x, y, bins, rng=(0.0, 1.0), bandwidth=0.4, boundary="reflect", weight=None):
+    return joint_entropy_from_joint(_J(x, y, bins, rng, bandwidth, boundary, weight))
+
+
+def mi_distance(x, y, bins, rng=(0.0, 1.0), bandwidth=0.4, boundary="reflect", weight=None):
+    """D_MI = 1 - I / H(X,Y), and 1 where H(X,Y) == 0."""
+    J = _J(x, y, bins, rng, bandwidth, boundary, weight)
+    H = joint_entropy_from_joint(J)
+    p1, p2 = marginals(J)
+    I = entropy(p1) + entropy(p2) - H  # noqa: E741
+    return np.where(H == 0, 1.0, 1.0 - I / np.where(H == 0, 1.0, H))
+
+
+def conditional_entropy(x, y, bins, rng=(0.0, 1.0), bandwidth=0.4, boundary="reflect", weight=None):
+    """H(X|Y) = H(X,Y) - H(Y), Y = marginal of y = J.sum(-2)."""
+    J = _J(x, y, bins, rng, bandwidth, boundary, weight)
+    _, p2 = marginals(J)
+    return joint_entropy_from_joint(J) - entropy(p2)
