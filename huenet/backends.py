@@ -1,6 +1,8 @@
 """Choosing the backend that computes a histogram op."""
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 
 import torch
@@ -10,12 +12,35 @@ from ._checks import fail
 
 BACKENDS = ("auto", "eager", "reference", "triton")
 ENV_VAR = "HUENET_BACKEND"
+_log = logging.getLogger("huenet")
+_logged: set[tuple[str, str]] = set()
+
+
+def _triton_backend():
+    """The Triton backend module, or the reason it cannot be used."""
+    try:
+        return importlib.import_module("huenet.triton_backend"), None
+    except ImportError as err:  # no triton on this platform, or a broken install
+        return None, f"the Triton kernels could not be imported ({err})"
+
+
+def _triton_for(op: str, device: torch.device, required: bool):
+    module, reason = _triton_backend()
+    if module is not None and device.type != "cuda":
+        from kernels import INTERPRETED
+        if not INTERPRETED:
+            module, reason = None, (f"the tensors are on {device.type}, and the kernels run on CPU tensors only "
+                                    "under the Triton interpreter (TRITON_INTERPRET=1 set before importing huenet)")
+    if module is None and required:
+        raise RuntimeError(f"{op}: backend='triton' was requested, but {reason}; use backend='eager' or 'auto'.")
+    return module
 
 
 def resolve(op: str, backend: str, device: torch.device):
     """Return the module implementing ``backend`` for tensors on ``device``.
 
-    ``HUENET_BACKEND`` replaces "auto" only, so an explicit choice in code always wins.
+    "auto" picks Triton for CUDA tensors when the kernels import, eager otherwise; ``HUENET_BACKEND`` replaces
+    "auto" only, so an explicit choice in code always wins. An explicit "triton" never falls back silently.
     """
     if backend not in BACKENDS:
         fail(op, "backend", "one of " + ", ".join(map(repr, BACKENDS)), repr(backend))
@@ -24,9 +49,12 @@ def resolve(op: str, backend: str, device: torch.device):
         if backend not in BACKENDS:
             fail(op, f"environment variable {ENV_VAR}", "one of " + ", ".join(map(repr, BACKENDS)), repr(backend))
     if backend == "auto":
-        # No Triton kernels exist yet, so every device gets the eager backend.
-        return eager
+        module = _triton_for(op, device, required=False) if device.type == "cuda" else None
+        module, backend = (module, "triton") if module is not None else (eager, "eager")
+        if (device.type, backend) not in _logged:
+            _logged.add((device.type, backend))
+            _log.info("huenet: backend 'auto' chose %r for %s tensors", backend, device.type)
+        return module
     if backend == "triton":
-        raise RuntimeError(f"{op}: backend='triton' was requested, but the Triton kernels are not available in "
-                           "this version of huenet; use backend='eager' (or 'auto').")
+        return _triton_for(op, device, required=True)
     return eager if backend == "eager" else reference

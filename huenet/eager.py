@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from .binning import Binning
+from .entropy import entropies  # noqa: F401  (this backend's entropy reduction)
 
 # Upper bound on the elements of any per-chunk temporary: 16 MB in fp32, small enough to stay cache- and
 # memory-friendly and large enough to amortise the per-chunk overhead.

@@ -7,45 +7,36 @@ from __future__ import annotations
 
 import torch
 
+from .backends import resolve
 from .histogram import joint_histogram_op
 
 
-def _neg_xlogx_sum(p: torch.Tensor, dims) -> torch.Tensor:
-    # log(1) = 0 where p == 0 gives both 0·log 0 = 0 and a zero (not -inf) gradient there; such entries carry
-    # no membership mass, so the gradient that reaches the images through them is zero either way.
-    safe = torch.where(p > 0, p, torch.ones((), dtype=p.dtype, device=p.device))
-    return -(p * torch.log(safe)).sum(dims)
-
-
-def entropies(joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(H(X,Y), H(X), H(Y)) of joint histograms (..., K, K) whose rows index X; each of shape (...)."""
-    return (_neg_xlogx_sum(joint, (-2, -1)), _neg_xlogx_sum(joint.sum(-1), -1),
-            _neg_xlogx_sum(joint.sum(-2), -1))
-
-
-def mi_from_joint(joint: torch.Tensor) -> torch.Tensor:
-    """I(X;Y) = H(X) + H(Y) - H(X,Y) = sum J log(J / (p1 p2))."""
-    h_xy, h_x, h_y = entropies(joint)
+def mi_from_entropies(h: torch.Tensor) -> torch.Tensor:
+    """I(X;Y) = H(X) + H(Y) - H(X,Y) = sum J log(J / (p1 p2)) from entropies (..., 3) = (H(X,Y), H(X), H(Y))."""
+    h_xy, h_x, h_y = h.unbind(-1)
     return h_x + h_y - h_xy
 
 
-def mi_distance_from_joint(joint: torch.Tensor) -> torch.Tensor:
+def mi_distance_from_entropies(h: torch.Tensor) -> torch.Tensor:
     """D_MI = 1 - I/H(X,Y), in [0, 1]; 1 when H(X,Y) = 0 (no information to share)."""
-    h_xy, h_x, h_y = entropies(joint)
+    h_xy, h_x, h_y = h.unbind(-1)
     # Only an exact zero is special-cased, so a NaN entropy still propagates.
     zero = h_xy == 0
     ratio = (h_x + h_y - h_xy) / torch.where(zero, torch.ones_like(h_xy), h_xy)
     return 1 - torch.where(zero, torch.zeros_like(ratio), ratio)
 
 
-def conditional_entropy_from_joint(joint: torch.Tensor) -> torch.Tensor:
+def conditional_entropy_from_entropies(h: torch.Tensor) -> torch.Tensor:
     """H(X|Y) = H(X,Y) - H(Y), the official Hue-Net code's "MI" objective (X = rows)."""
-    h_xy, _, h_y = entropies(joint)
+    h_xy, _, h_y = h.unbind(-1)
     return h_xy - h_y
 
 
-def _joint(op, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate):
-    return joint_histogram_op(op, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate)
+def _entropies(op, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate) -> torch.Tensor:
+    """(H(X,Y), H(X), H(Y)) of the soft joint histogram of x and y, (B, C, 3), reduced by the op's backend."""
+    joint = joint_histogram_op(op, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate)
+    b, c, k, _ = joint.shape
+    return resolve(op, backend, joint.device).entropies(joint.reshape(b * c, k, k)).reshape(b, c, 3)
 
 
 def mutual_information(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0),
@@ -60,8 +51,8 @@ def mutual_information(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=
         >>> bool(mutual_information(x, x, bins=16) > mutual_information(x, torch.rand_like(x), bins=16))
         True
     """
-    joint = _joint("mutual_information", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
-    return mi_from_joint(joint)
+    h = _entropies("mutual_information", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
+    return mi_from_entropies(h)
 
 
 def joint_entropy(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4,
@@ -69,8 +60,8 @@ def joint_entropy(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0,
                   validate: bool = False) -> torch.Tensor:
     r"""Joint entropy :math:`H(X,Y) = -\sum J \log J`, (B, C) in nats. Arguments as in
     :func:`huenet.joint_histogram`."""
-    joint = _joint("joint_entropy", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
-    return entropies(joint)[0]
+    h = _entropies("joint_entropy", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
+    return h[..., 0]
 
 
 def mi_distance(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4,
@@ -86,8 +77,8 @@ def mi_distance(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1
         >>> mi_distance(x, 1 - x, bins=16).shape
         torch.Size([1, 3])
     """
-    joint = _joint("mi_distance", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
-    return mi_distance_from_joint(joint)
+    h = _entropies("mi_distance", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
+    return mi_distance_from_entropies(h)
 
 
 def conditional_entropy(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0),
@@ -99,5 +90,5 @@ def conditional_entropy(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range
     output); for fixed X it is equivalent to maximising I(X;Y), but unnormalised. Arguments as in
     :func:`huenet.joint_histogram`.
     """
-    joint = _joint("conditional_entropy", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
-    return conditional_entropy_from_joint(joint)
+    h = _entropies("conditional_entropy", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
+    return conditional_entropy_from_entropies(h)

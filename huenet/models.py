@@ -23,6 +23,9 @@ from torch import nn
 from .losses import HistogramEMDLoss
 
 GAN_MODES = ("bce", "lsgan")
+# Source values are clamped to [eps, 1 - eps] before the logit: 8-bit black and white (exact 0 and 1) stay
+# within reach, at logits of -/+5.5, instead of at -/+inf.
+_LOGIT_EPS = 1 / 255
 
 
 def _check_int(op: str, arg: str, value, minimum: int) -> int:
@@ -69,7 +72,10 @@ class HueNetGenerator(nn.Module):
     channels. The target's histograms (:meth:`histograms`: the three channels of ``colorspace``, ``cond_bins``
     bins each; in HSV the hue is circular and saturation-weighted, as in the loss) go through a 2-layer MLP;
     its output is tiled over the bottleneck, concatenated and fused by a 3x3 conv. The decoder mirrors the
-    encoder with skip connections and ends in ``(tanh + 1) / 2``, so the output is RGB in [0, 1].
+    encoder with skip connections. A full-resolution head sees the decoder's features next to the source
+    and predicts a change of the source's logits: ``output = sigmoid(logit(source) + head)``, RGB in (0, 1).
+    Its last layer starts at zero, so G starts as the identity and keeps the source's structure from the first
+    step (Hue-Net has no pixel loss that would teach a plain U-Net the structure back from a grey start).
 
     Inputs of any height and width work: they are reflect-padded to a multiple of ``2^depth`` and the output
     is cropped back.
@@ -120,9 +126,13 @@ class HueNetGenerator(nn.Module):
         for i in reversed(range(self.depth - 1)):
             in_ch = bottleneck if i == self.depth - 2 else 2 * widths[i + 1]
             self.up.append(_up(in_ch, widths[i], dropout if len(self.up) < 3 else 0.0))
-        self.head = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                                  nn.Conv2d(2 * widths[0], 3, 3, padding=1))
+        self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        # The head sees the source itself at full resolution next to the upsampled features: bilinear
+        # upsampling cannot restore single-pixel detail, and colour transfer is mostly a per-pixel mapping.
+        self.head = nn.Sequential(nn.Conv2d(2 * widths[0] + 3, widths[0], 3, padding=1), nn.ReLU(True),
+                                  nn.Conv2d(widths[0], 3, 1))
         init_weights(self)
+        nn.init.zeros_(self.head[-1].weight)
 
     @torch.no_grad()
     def histograms(self, target: torch.Tensor) -> torch.Tensor:
@@ -141,7 +151,7 @@ class HueNetGenerator(nn.Module):
         pad_h, pad_w = -h % multiple, -w % multiple
         # Reflect padding needs pad < size; tiny inputs fall back to replicating the border.
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-        x = F.pad(source * 2 - 1, (0, pad_w, 0, pad_h), mode=mode) if pad_h or pad_w else source * 2 - 1
+        x = padded = F.pad(source * 2 - 1, (0, pad_w, 0, pad_h), mode=mode) if pad_h or pad_w else source * 2 - 1
 
         skips = []
         for layer in self.down:
@@ -152,8 +162,8 @@ class HueNetGenerator(nn.Module):
         x = self.fuse(torch.cat([x, code[:, :, None, None].expand_as(x)], 1))
         for k, layer in enumerate(self.up):
             x = layer(x if k == 0 else torch.cat([x, skips[-1 - k]], 1))
-        x = self.head(torch.cat([x, skips[0]], 1))
-        return (torch.tanh(x[..., :h, :w]) + 1) / 2
+        x = self.head(torch.cat([self.upsample(torch.cat([x, skips[0]], 1)), padded], 1))
+        return torch.sigmoid(torch.logit(source, _LOGIT_EPS) + x[..., :h, :w])
 
 
 class PatchDiscriminator(nn.Module):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .binning import Binning
+from .entropy import entropies  # noqa: F401  (this backend's entropy reduction)
 
 
 def memberships(z: torch.Tensor, binning: Binning) -> torch.Tensor:

@@ -35,6 +35,8 @@ class SyntheticImages:
         seed: the image set; the same seed always gives the same images.
     """
 
+    skipped: tuple = ()  # nothing is ever unreadable (the interface of huenet.data.ImageFolder)
+
     def __init__(self, count: int = 1000, size: int = 72, seed: int = 0):
         if isinstance(count, bool) or not isinstance(count, int) or count < 2:
             raise ValueError(f"SyntheticImages: `count` must be an int >= 2; got {count!r}")

@@ -1,8 +1,12 @@
 import os
 
-# Must happen before anything imports huenet or triton: kernels are tested under the
-# Triton interpreter on machines without a GPU.
-os.environ.setdefault("TRITON_INTERPRET", "1")
+import torch  # noqa: E402  (importing torch does not import triton or the kernels)
+
+# Must happen before anything imports huenet or the kernels, because Triton reads it when a kernel is
+# decorated: without a GPU the kernels are tested under the Triton interpreter on CPU tensors; with one,
+# they are compiled and tested on CUDA tensors.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 # A user's backend override must not change what the tests compute.
 os.environ.pop("HUENET_BACKEND", None)
 
@@ -10,9 +14,12 @@ import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 np.seterr(over="ignore")
+
+# The tests use tiny tensors: intra-op threads only add synchronisation, and on a busy 2-core machine
+# they make the suite several times slower. Override with HUENET_TEST_THREADS=N.
+torch.set_num_threads(int(os.environ.get("HUENET_TEST_THREADS", "1")))
 
 # Make `import oracle` work from every test module regardless of rootdir / import mode.
 _HERE = os.path.dirname(os.path.abspath(__file__))

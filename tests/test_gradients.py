@@ -34,6 +34,16 @@ def weight(x, bcast=False, seed=99):
 
 
 GC = dict(eps=1e-6, atol=1e-6, rtol=1e-4)
+GC_FAST = dict(GC, fast_mode=True)  # random-projection check: many outputs, same rigour per direction
+
+# (bins, bandwidth) pairs that exercise both code paths of the eager backend in float64:
+# bandwidth 0.1 -> a window of a few bins per pixel (windowed path); 0.4 with few bins -> every pixel's
+# window covers all bins (dense fallback); 3.0 -> very wide kernel.
+KB = [
+    pytest.param(10, 0.1, id="K10-b0.1"),
+    pytest.param(8, 0.4, id="K8-b0.4"),
+]
+KB_ALL = KB + [pytest.param(7, 3.0, id="K7-b3")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -41,33 +51,37 @@ GC = dict(eps=1e-6, atol=1e-6, rtol=1e-4)
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("bins,bw", KB_ALL)
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_gradcheck_soft_histogram(backend, boundary):
+def test_gradcheck_soft_histogram(backend, boundary, bins, bw):
     x = img(seed=1)
-    for bins, bw in ((8, 0.4), (11, 3.0)):
-        f = lambda x: huenet.soft_histogram(x, bins=bins, bandwidth=bw, boundary=boundary, backend=backend)  # noqa: E731
-        assert gradcheck(f, (x,), **GC)
+    f = lambda x: huenet.soft_histogram(x, bins=bins, bandwidth=bw, boundary=boundary, backend=backend)  # noqa: E731
+    assert gradcheck(f, (x,), **GC_FAST)
 
 
+@pytest.mark.parametrize("bins,bw", KB)
 @pytest.mark.parametrize("bcast", [False, True], ids=["full_w", "bcast_w"])
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_gradcheck_soft_histogram_weight(backend, boundary, bcast):
+def test_gradcheck_soft_histogram_weight(backend, boundary, bcast, bins, bw):
     x = img(seed=2)
     w = weight(x, bcast)
-    f = lambda x, w: huenet.soft_histogram(x, bins=9, boundary=boundary, weight=w, backend=backend)  # noqa: E731
-    assert gradcheck(f, (x, w), **GC)
+    f = lambda x, w: huenet.soft_histogram(  # noqa: E731
+        x, bins=bins, bandwidth=bw, boundary=boundary, weight=w, backend=backend
+    )
+    assert gradcheck(f, (x, w), **GC_FAST)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gradcheck_soft_histogram_other_range(backend):
     x = (rand((1, 2, 3, 4), -0.6, 0.6, seed=3)).requires_grad_(True)
     for boundary in BOUNDARIES:
-        f = lambda x: huenet.soft_histogram(  # noqa: E731
-            x, bins=10, range=(-0.615, 0.615), boundary=boundary, backend=backend
-        )
-        assert gradcheck(f, (x,), **GC)
+        for bins, bw in ((10, 0.4), (12, 0.1)):
+            f = lambda x: huenet.soft_histogram(  # noqa: E731
+                x, bins=bins, range=(-0.615, 0.615), bandwidth=bw, boundary=boundary, backend=backend
+            )
+            assert gradcheck(f, (x,), **GC)
 
 
 @pytest.mark.parametrize("boundary", ["reflect", "none"])
@@ -75,34 +89,47 @@ def test_gradcheck_soft_histogram_other_range(backend):
 def test_gradcheck_at_endpoints(backend, boundary):
     # exactly lo and hi (not wrap points for these boundaries)
     x = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.3, 0.7], dtype=torch.float64).reshape(1, 2, 3).requires_grad_(True)
-    f = lambda x: huenet.soft_histogram(x, bins=8, boundary=boundary, backend=backend)  # noqa: E731
-    assert gradcheck(f, (x,), **GC)
+    for bins, bw in ((8, 0.4), (10, 0.1)):
+        f = lambda x: huenet.soft_histogram(x, bins=bins, bandwidth=bw, boundary=boundary, backend=backend)  # noqa: E731
+        assert gradcheck(f, (x,), **GC)
+
+
+@pytest.mark.parametrize("bins,bw", KB_ALL)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradcheck_joint_histogram(backend, boundary, bins, bw):
+    x = img((1, 2, 3, 4), seed=4)
+    y = img((1, 2, 3, 4), seed=5)
+    for w in (weight(x, bcast=True), weight(x, bcast=False)):
+        f = lambda x, y, w: huenet.joint_histogram(  # noqa: E731
+            x, y, bins=bins, bandwidth=bw, boundary=boundary, weight=w, backend=backend
+        )
+        assert gradcheck(f, (x, y, w), **GC_FAST)
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_gradcheck_joint_histogram(backend, boundary):
-    x = img((1, 2, 3, 4), seed=4)
-    y = img((1, 2, 3, 4), seed=5)
+def test_gradcheck_joint_histogram_full_jacobian(backend, boundary):
+    x = img((1, 1, 2, 3), seed=14)
+    y = img((1, 1, 2, 3), seed=15)
     w = weight(x, bcast=True)
-    f = lambda x, y, w: huenet.joint_histogram(x, y, bins=8, boundary=boundary, weight=w, backend=backend)  # noqa: E731
-    assert gradcheck(f, (x, y, w), **GC)
-    w2 = weight(x, bcast=False)
-    f2 = lambda x, y, w: huenet.joint_histogram(  # noqa: E731
-        x, y, bins=7, bandwidth=3.0, boundary=boundary, weight=w, backend=backend
-    )
-    assert gradcheck(f2, (x, y, w2), **GC)
+    for bins, bw in ((10, 0.1), (6, 0.4)):
+        f = lambda x, y, w: huenet.joint_histogram(  # noqa: E731
+            x, y, bins=bins, bandwidth=bw, boundary=boundary, weight=w, backend=backend
+        )
+        assert gradcheck(f, (x, y, w), **GC)
 
 
+@pytest.mark.parametrize("bins,bw", [pytest.param(12, 0.1, id="K12-b0.1"), pytest.param(10, 0.4, id="K10-b0.4")])
 @pytest.mark.parametrize("op", INFO_OPS)
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_gradcheck_information(op, backend, boundary):
+def test_gradcheck_information(op, backend, boundary, bins, bw):
     x = img((2, 1, 3, 4), seed=6)
     y = (0.5 * x.detach() + 0.5 * img((2, 1, 3, 4), seed=7).detach()).requires_grad_(True)
     fn = getattr(huenet, op)
-    f = lambda x, y: fn(x, y, bins=10, boundary=boundary, backend=backend)  # noqa: E731
-    assert gradcheck(f, (x, y), **GC)
+    f = lambda x, y: fn(x, y, bins=bins, bandwidth=bw, boundary=boundary, backend=backend)  # noqa: E731
+    assert gradcheck(f, (x, y), **GC_FAST)
 
 
 @pytest.mark.parametrize("op", INFO_OPS)
@@ -112,7 +139,7 @@ def test_gradcheck_information_weighted(op, backend):
     y = img((1, 2, 3, 4), seed=9)
     w = weight(x, bcast=True).detach()
     fn = getattr(huenet, op)
-    f = lambda x, y: fn(x, y, bins=8, weight=w, backend=backend)  # noqa: E731
+    f = lambda x, y: fn(x, y, bins=12, bandwidth=0.15, weight=w, backend=backend)  # noqa: E731
     assert gradcheck(f, (x, y), **GC)
 
 
@@ -199,12 +226,12 @@ def _assert_finite_grads(*ts):
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_finite_grads_degenerate_images(backend, boundary, dtype):
-    K = 64  # many bins -> many exactly-zero histogram / joint entries
+    K = 40  # enough bins for many exactly-zero histogram / joint entries (beyond ~15 bins in fp64)
     other = rand((2, 2, 3, 4), dtype=dtype, seed=50)
+    kw = dict(bins=K, boundary=boundary, backend=backend)
     for name, base in _degenerate_images(dtype):
+        # information ops: against itself (maximally degenerate joint) and against a random image
         for partner in (base, other):
-            kw = dict(bins=K, boundary=boundary, backend=backend)
-            # information ops
             for op in INFO_OPS:
                 x = base.clone().requires_grad_(True)
                 y = partner.clone().requires_grad_(True)
@@ -212,27 +239,28 @@ def test_finite_grads_degenerate_images(backend, boundary, dtype):
                 assert torch.isfinite(out).all(), (name, op, out)
                 out.sum().backward()
                 _assert_finite_grads(x, y)
-            # histograms, weighted
-            x = base.clone().requires_grad_(True)
-            w = torch.ones_like(base[:, :1]).requires_grad_(True)
-            h = huenet.soft_histogram(x, weight=w, **kw)
-            (h * torch.linspace(-1, 1, K, dtype=dtype)).sum().backward()
-            _assert_finite_grads(x, w)
-            x = base.clone().requires_grad_(True)
-            y = partner.clone().requires_grad_(True)
-            J = huenet.joint_histogram(x, y, **kw)
-            (J * J).sum().backward()
-            _assert_finite_grads(x, y)
-            # emd of soft histograms (identical histograms when partner is base: D == 0)
-            for order in (1, 2):
-                for cyclic in (False, True):
-                    x = base.clone().requires_grad_(True)
-                    p = huenet.soft_histogram(x, **kw)
-                    q = huenet.soft_histogram(partner, **kw)
-                    d = huenet.emd(p, q, order=order, cyclic=cyclic)
-                    assert torch.isfinite(d).all()
-                    d.sum().backward()
-                    _assert_finite_grads(x)
+        partner = base  # identical histograms -> D == 0 in the emd below
+        # histograms, weighted
+        x = base.clone().requires_grad_(True)
+        w = torch.ones_like(base[:, :1]).requires_grad_(True)
+        h = huenet.soft_histogram(x, weight=w, **kw)
+        (h * torch.linspace(-1, 1, K, dtype=dtype)).sum().backward()
+        _assert_finite_grads(x, w)
+        x = base.clone().requires_grad_(True)
+        y = partner.clone().requires_grad_(True)
+        J = huenet.joint_histogram(x, y, **kw)
+        (J * J).sum().backward()
+        _assert_finite_grads(x, y)
+        # emd of soft histograms (identical histograms when partner is base: D == 0)
+        for order in (1, 2):
+            for cyclic in (False, True):
+                x = base.clone().requires_grad_(True)
+                p = huenet.soft_histogram(x, **kw)
+                q = huenet.soft_histogram(partner, **kw)
+                d = huenet.emd(p, q, order=order, cyclic=cyclic)
+                assert torch.isfinite(d).all()
+                d.sum().backward()
+                _assert_finite_grads(x)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])

@@ -299,12 +299,6 @@ def test_emd_bad_shapes_and_order():
 
 
 @pytest.mark.parametrize("op", IMAGE_OPS)
-def test_triton_backend_not_available(op):
-    with pytest.raises(RuntimeError, match=r"(?i)triton"):
-        call(op, backend="triton")
-
-
-@pytest.mark.parametrize("op", IMAGE_OPS)
 def test_env_unknown_backend(op, monkeypatch):
     monkeypatch.setenv("HUENET_BACKEND", "bogus")
     with pytest.raises(ValueError, match="HUENET_BACKEND"):

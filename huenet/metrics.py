@@ -1,0 +1,116 @@
+r"""Evaluation metrics for colour transfer, on hard (counted) histograms so they do not depend on a kernel.
+
+- colour, output vs target: :func:`hue_emd` (cyclic W1 of 256-bin hue histograms) and
+  :func:`hue_intersection` (histogram intersection of the same histograms);
+- structure, output vs source: :func:`v_mi_distance` (:math:`D_{MI} = 1 - I/H` of the V channels) and
+  :func:`v_ssim` (SSIM of the V channels).
+
+Hue histograms weight each pixel by its saturation, as the training loss does: a grey pixel has no hue, and
+counting it as hue 0 (red) would measure nothing but the amount of grey.
+
+All functions take RGB batches in [0, 1], (B, 3, H, W) (the target may have another size), and return (B,).
+
+Example:
+    >>> a, b = torch.rand(2, 2, 3, 32, 32).unbind(0)
+    >>> sorted(transfer_metrics(a, a, b))
+    ['hue_emd', 'hue_intersection', 'v_mi_distance', 'v_ssim']
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .color import rgb_to_hsv
+from .emd import emd
+from .entropy import entropies
+from .information import mi_distance_from_entropies
+from .losses import _HUE_WEIGHT_FLOOR
+
+HUE_BINS = 256
+# Hard joint histograms need many pixels per occupied cell; 64 x 64 cells keep the MI estimate of a 64x64
+# image (4096 pixels) from being dominated by the sparsity bias of 256 x 256 = 65536 cells.
+MI_BINS = 64
+
+METRICS = {
+    # name: (label, lower is better)
+    "hue_emd": ("hue EMD to target", True),
+    "hue_intersection": ("hue HI to target", False),
+    "v_mi_distance": ("D_MI(V) to source", True),
+    "v_ssim": ("V-SSIM to source", False),
+}
+
+
+def _check_rgb(op: str, arg: str, image: torch.Tensor) -> None:
+    if not isinstance(image, torch.Tensor) or not image.is_floating_point():
+        raise TypeError(f"{op}: `{arg}` must be a floating-point tensor; got {type(image).__name__}")
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"{op}: `{arg}` must be an RGB batch (B, 3, H, W); got shape {tuple(image.shape)}")
+
+
+def _bin_index(values: torch.Tensor, bins: int) -> torch.Tensor:
+    return (values * bins).long().clamp_(0, bins - 1)
+
+
+def hue_histogram(image: torch.Tensor, bins: int = HUE_BINS) -> torch.Tensor:
+    """Saturation-weighted hard hue histograms, (B, 3, H, W) -> (B, bins), each summing to 1."""
+    _check_rgb("hue_histogram", "image", image)
+    hsv = rgb_to_hsv(image.float())
+    index = _bin_index(hsv[:, 0].flatten(1), bins)
+    # The loss's floor: an all-grey image still has a (red) hue histogram.
+    weight = hsv[:, 1].flatten(1) + _HUE_WEIGHT_FLOOR
+    hist = torch.zeros(image.shape[0], bins, device=image.device).scatter_add_(1, index, weight)
+    return hist / hist.sum(1, keepdim=True)
+
+
+def hue_emd(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cyclic EMD (order 1) between the hue histograms of output and target, (B,); 0 = same hues, 0.5 = opposite hues."""
+    return emd(hue_histogram(output), hue_histogram(target), order=1, cyclic=True)
+
+
+def hue_intersection(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Histogram intersection sum_k min(p_k, q_k) of the hue histograms, (B,); 1 = identical."""
+    return torch.minimum(hue_histogram(output), hue_histogram(target)).sum(1)
+
+
+def v_mi_distance(output: torch.Tensor, source: torch.Tensor, bins: int = MI_BINS) -> torch.Tensor:
+    """D_MI = 1 - I/H(X,Y) of the hard joint histogram of the V channels of output and source, (B,)."""
+    _check_rgb("v_mi_distance", "output", output)
+    _check_rgb("v_mi_distance", "source", source)
+    out_v, src_v = output.float().amax(1).flatten(1), source.float().amax(1).flatten(1)
+    cell = _bin_index(out_v, bins) * bins + _bin_index(src_v, bins)
+    joint = torch.zeros(output.shape[0], bins * bins, device=output.device)
+    joint.scatter_add_(1, cell, torch.ones_like(out_v))
+    joint = joint / out_v.shape[1]
+    return mi_distance_from_entropies(entropies(joint.view(-1, bins, bins)))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
+    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def v_ssim(output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, data range 1) of the V channels, (B,)."""
+    _check_rgb("v_ssim", "output", output)
+    _check_rgb("v_ssim", "source", source)
+    x, y = output.float().amax(1, keepdim=True), source.float().amax(1, keepdim=True)
+    window = _gaussian_window(min(11, x.shape[-2], x.shape[-1]), device=x.device)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+
+    def blur(t):
+        return F.conv2d(t, window)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x ** 2
+    var_y = blur(y * y) - mu_y ** 2
+    cov = blur(x * y) - mu_x * mu_y
+    ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    return ssim.flatten(1).mean(1)
+
+
+def transfer_metrics(output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All of :data:`METRICS` for one batch: name -> (B,)."""
+    return {"hue_emd": hue_emd(output, target), "hue_intersection": hue_intersection(output, target),
+            "v_mi_distance": v_mi_distance(output, source), "v_ssim": v_ssim(output, source)}

@@ -1,0 +1,55 @@
+"""Jitted helpers shared by the histogram kernels: the sigmoid-difference kernel and the boundary fold.
+
+Values arrive in bin units u = (z - lo) / L (circular values already wrapped into [0, K)), so bin k spans
+[k, k+1) and the bare kernel of virtual bin j is pi_j(u) = sigmoid((u - j)/b) - sigmoid((u - j - 1)/b) with b
+the bandwidth in bins. Mirror (reflect) and periodic (circular) images fold into real bins by ``fold``; see
+``huenet.binning.Binning.fold_table`` for why one window of the bare kernel is the whole membership.
+"""
+import triton
+import triton.language as tl
+
+# Boundary modes as kernel constants, in the order of huenet's BOUNDARIES.
+REFLECT, CIRCULAR, NONE = 0, 1, 2
+BOUNDARY_CODES = {"reflect": REFLECT, "circular": CIRCULAR, "none": NONE}
+
+
+@triton.jit
+def sanitize(u):
+    """Clamp u to +-2^24 bins, where every membership of a real bin is 0 at any sane bandwidth, so that the
+    int32 window maths cannot overflow; NaN becomes 0, and the caller turns such rows into NaN."""
+    u = tl.minimum(tl.maximum(u, -16777216.0), 16777216.0)
+    return tl.where(u == u, u, 0.0)
+
+
+@triton.jit
+def membership(u, j, inv_bw):
+    """pi_j(u) for virtual bin j (any integer, as a float of u's dtype) and its derivative d pi_j / du.
+
+    The casts keep the arithmetic in u's dtype: a Python-float argument is fp64 under the interpreter but
+    fp32 on a GPU.
+    """
+    s0 = tl.sigmoid(((u - j) * inv_bw).to(u.dtype))
+    s1 = tl.sigmoid(((u - j - 1.0) * inv_bw).to(u.dtype))
+    return s0 - s1, ((s0 * (1.0 - s0) - s1 * (1.0 - s1)) * inv_bw).to(u.dtype)
+
+
+@triton.jit
+def fold(j, K, BOUNDARY: tl.constexpr):
+    """Real bin of virtual bin j (int32) and whether it has one: reflect mirrors -k-1 and 2K-1-k onto k,
+    circular shifts by K, none keeps only [0, K)."""
+    if BOUNDARY == REFLECT:
+        real = tl.where(j < 0, -j - 1, tl.where(j >= K, 2 * K - 1 - j, j))
+        valid = (j >= -K) & (j < 2 * K)
+    elif BOUNDARY == CIRCULAR:
+        real = tl.where(j < 0, j + K, tl.where(j >= K, j - K, j))
+        valid = (j >= -K) & (j < 2 * K)
+    else:
+        real = j
+        valid = (j >= 0) & (j < K)
+    return tl.where(valid, real, 0), valid
+
+
+def single_config_under_interpreter(configs):
+    """The Triton interpreter fails on autotuning over several configs, so it gets the first one."""
+    import os
+    return configs[:1] if os.environ.get("TRITON_INTERPRET") == "1" else configs

@@ -1,0 +1,182 @@
+r"""Joint soft histogram: Triton kernels and their autograd wrapper.
+
+For values in bin units x, y (M, N) and optional weights w (M, N), with S_m = sum_x w_mx,
+
+.. math::
+    J_m = \frac{1}{S_m} A_x^\top \operatorname{diag}(w) A_y,\qquad
+    \frac{\partial L}{\partial x_n} = w_n \sum_{j_1} \pi'_{j_1}(x_n) \sum_{j_2} G_{j_1 j_2}\, \pi_{j_2}(y_n),\quad
+    \frac{\partial L}{\partial w_n} = \sum_{j_1 j_2} \pi_{j_1}(x_n) G_{j_1 j_2} \pi_{j_2}(y_n) - \langle g, J\rangle/S
+
+with A the (N, K) membership matrices, G = g/S gathered at the folded bins of each pixel's two windows, and
+dL/dy symmetric to dL/dx.
+
+Forward: programs over (row, K1 tile × K2 tile, pixel split) generate membership tiles of A_x and A_y on the
+fly, images included only near a boundary, and accumulate A_xᵀ diag(w) A_y with ``tl.dot``; a tile pair that
+no pixel of a block reaches is skipped. Nothing of size N × K reaches global memory; per-split partials
+(splits × M × K × K) are summed in a fixed order, so the result is deterministic.
+
+Backward: programs over (row, pixel block) gather G over each pixel's (2R+1)² window pair; no atomics.
+
+``tl.dot`` precision is an argument: "ieee" (exact fp32 FMA), "tf32x3" (default: three TF32 products, about
+fp32 accuracy on tensor cores) or "tf32" (fastest; about 1e-3 relative error per product). fp64 inputs use
+fp64 throughout.
+"""
+import torch
+import triton
+import triton.language as tl
+
+from ._common import BOUNDARY_CODES, fold, membership, sanitize, single_config_under_interpreter
+from .soft_histogram import dense_memberships, n_bucket, partial_splits
+
+DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
+
+
+def _dot_configs():
+    return single_config_under_interpreter([
+        triton.Config({"BLOCK_N": 32, "BLOCK_K": 64}, num_warps=4),
+        triton.Config({"BLOCK_N": 64, "BLOCK_K": 64}, num_warps=4),
+        triton.Config({"BLOCK_N": 32, "BLOCK_K": 128}, num_warps=8),
+        triton.Config({"BLOCK_N": 64, "BLOCK_K": 128}, num_warps=8),
+    ])
+
+
+def _window_configs():
+    return single_config_under_interpreter([
+        triton.Config({"BLOCK_N": 64}, num_warps=4),
+        triton.Config({"BLOCK_N": 128}, num_warps=4),
+        triton.Config({"BLOCK_N": 32}, num_warps=2),
+    ])
+
+
+@triton.jit
+def _reaches(u, k_first, BLOCK_K: tl.constexpr, K, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr):
+    """Whether any value of the block has a membership above tolerance in bins [k_first, k_first+BLOCK_K)."""
+    lo = tl.min(u, axis=0)
+    hi = tl.max(u, axis=0)
+    direct = (hi + RADIUS + 1.0 >= k_first) & (lo - RADIUS - 1.0 <= k_first + BLOCK_K)
+    if BOUNDARY != 2:
+        direct = direct | (lo < RADIUS + 1.0) | (hi > K - RADIUS - 1.0)
+    return direct
+
+
+@triton.autotune(configs=_dot_configs(), key=["K", "N_BUCKET", "BOUNDARY", "HAS_W", "PRECISION"])
+@triton.jit
+def _forward_kernel(x_ptr, y_ptr, w_ptr, partial_ptr, M, N, K, inv_bw, N_BUCKET,
+                    RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, HAS_W: tl.constexpr, PRECISION: tl.constexpr,
+                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    row = tl.program_id(0)
+    tiles = tl.cdiv(K, BLOCK_K)
+    k1_first = (tl.program_id(1) // tiles) * BLOCK_K
+    k2_first = (tl.program_id(1) % tiles) * BLOCK_K
+    k1 = k1_first + tl.arange(0, BLOCK_K)
+    k2 = k2_first + tl.arange(0, BLOCK_K)
+    split = tl.program_id(2)
+    splits = tl.num_programs(2)
+    acc_type: tl.constexpr = tl.float64 if partial_ptr.dtype.element_ty == tl.float64 else tl.float32
+    acc = tl.zeros((BLOCK_K, BLOCK_K), dtype=acc_type)
+    for start in range(split * BLOCK_N, N, splits * BLOCK_N):
+        offs = start + tl.arange(0, BLOCK_N)
+        inside = offs < N
+        x = sanitize(tl.load(x_ptr + row * N + offs, mask=inside, other=0.0))
+        y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
+        if _reaches(x, k1_first, BLOCK_K, K, RADIUS, BOUNDARY) & _reaches(y, k2_first, BLOCK_K, K, RADIUS, BOUNDARY):
+            if HAS_W:
+                w = tl.load(w_ptr + row * N + offs, mask=inside, other=0.0)
+            else:
+                w = inside.to(x.dtype)
+            a = dense_memberships(x, k1, K, inv_bw, RADIUS, BOUNDARY, BLOCK_K) * w[:, None]
+            b = dense_memberships(y, k2, K, inv_bw, RADIUS, BOUNDARY, BLOCK_K)
+            acc = tl.dot(tl.trans(a), b, acc, input_precision=PRECISION, out_dtype=acc_type)
+    out = partial_ptr + ((split * M + row) * K + k1[:, None]) * K + k2[None, :]
+    tl.store(out, acc, mask=(k1[:, None] < K) & (k2[None, :] < K))
+
+
+@triton.autotune(configs=_window_configs(), key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
+@triton.jit
+def _backward_kernel(x_ptr, y_ptr, w_ptr, g_ptr, gj_ptr, grad_x_ptr, grad_y_ptr, grad_w_ptr, N, K, inv_bw,
+                     FIRST, LAST, WIN, N_BUCKET, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr,
+                     HAS_W: tl.constexpr, NEED_X: tl.constexpr, NEED_Y: tl.constexpr, NEED_W: tl.constexpr,
+                     WIN_TILE: tl.constexpr, BLOCK_N: tl.constexpr):
+    row = tl.program_id(0)
+    offs = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    inside = offs < N
+    x = sanitize(tl.load(x_ptr + row * N + offs, mask=inside, other=0.0))
+    y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
+    base_x = tl.minimum(tl.maximum(tl.floor(x).to(tl.int32) - RADIUS, FIRST), LAST)
+    base_y = tl.minimum(tl.maximum(tl.floor(y).to(tl.int32) - RADIUS, FIRST), LAST)
+    g_row = g_ptr + row * K * K
+    grad_x = tl.zeros_like(x)
+    grad_y = tl.zeros_like(x)
+    grad_w = tl.zeros_like(x)
+    # The y window is walked in tiles of WIN_TILE bins (one tile at bandwidth 0.4), the x window bin by bin.
+    for c in range(0, WIN, WIN_TILE):
+        r2 = c + tl.arange(0, WIN_TILE)
+        j2 = base_y[:, None] + r2[None, :]
+        real2, valid2 = fold(j2, K, BOUNDARY)
+        valid2 = valid2 & (r2[None, :] < WIN) & inside[:, None]
+        b, db = membership(y[:, None], j2.to(y.dtype), inv_bw)
+        b = tl.where(valid2, b, 0.0)
+        g_dot_a = tl.zeros_like(b)  # sum_j1 a_j1 G[j1, j2] for this tile's j2
+        for r1 in range(WIN):
+            j1 = base_x + r1
+            real1, valid1 = fold(j1, K, BOUNDARY)
+            a, da = membership(x, j1.to(x.dtype), inv_bw)
+            a = tl.where(valid1, a, 0.0)
+            g = tl.load(g_row + real1[:, None] * K + real2, mask=valid1[:, None] & valid2, other=0.0)
+            g_dot_b = tl.sum(g * b, axis=1)
+            grad_x += da * g_dot_b
+            grad_w += a * g_dot_b
+            g_dot_a += a[:, None] * g
+        grad_y += tl.sum(g_dot_a * db, axis=1)
+    if HAS_W:
+        w = tl.load(w_ptr + row * N + offs, mask=inside, other=0.0)
+    else:
+        w = inside.to(x.dtype)
+    if NEED_X:
+        tl.store(grad_x_ptr + row * N + offs, grad_x * w, mask=inside)
+    if NEED_Y:
+        tl.store(grad_y_ptr + row * N + offs, grad_y * w, mask=inside)
+    if NEED_W:
+        tl.store(grad_w_ptr + row * N + offs, grad_w - tl.load(gj_ptr + row), mask=inside)
+
+
+class JointHistogram(torch.autograd.Function):
+    """Autograd wrapper: ``JointHistogram.apply(x, y, w, bins, bandwidth, boundary, window, precision)``.
+
+    ``x``, ``y`` (M, N) in bin units, contiguous; ``w`` (M, N) or None; ``window`` a
+    ``huenet.binning.Window``; ``precision`` one of ``DOT_PRECISIONS``. Returns J (M, K, K).
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, w, bins, bandwidth, boundary, window, precision):
+        rows, n = x.shape
+        code = BOUNDARY_CODES[boundary]
+        has_w = w is not None
+        splits = partial_splits(rows, n, triton.cdiv(bins, 64) ** 2)
+        partials = x.new_empty(splits, rows, bins, bins)
+        grid = lambda meta: (rows, triton.cdiv(bins, meta["BLOCK_K"]) ** 2, splits)  # noqa: E731
+        _forward_kernel[grid](x, y, w if has_w else x, partials, rows, n, bins, 1.0 / bandwidth, n_bucket(n),
+                              RADIUS=window.radius, BOUNDARY=code, HAS_W=has_w,
+                              PRECISION=precision if x.dtype != torch.float64 else "ieee")
+        total = w.sum(1) if has_w else torch.full((rows,), float(n), dtype=x.dtype, device=x.device)
+        joint = partials.sum(0) / total[:, None, None]
+        ctx.save_for_backward(x, y, w, joint, total)
+        ctx.args = (bins, bandwidth, code, window)
+        return joint
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y, w, joint, total = ctx.saved_tensors
+        bins, bandwidth, code, window = ctx.args
+        need_x, need_y, need_w = ctx.needs_input_grad[:3]
+        rows, n = x.shape
+        g_scaled = (g / total[:, None, None]).contiguous()
+        gj = ((g * joint).sum((1, 2)) / total).contiguous()
+        grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
+        placeholder = [t if t is not None else x for t in grads]
+        grid = lambda meta: (rows, triton.cdiv(n, meta["BLOCK_N"]))  # noqa: E731
+        _backward_kernel[grid](x, y, w if w is not None else x, g_scaled, gj, *placeholder, n, bins,
+                               1.0 / bandwidth, window.first, window.last, window.size, n_bucket(n),
+                               RADIUS=window.radius, BOUNDARY=code, HAS_W=w is not None, NEED_X=need_x,
+                               NEED_Y=need_y, NEED_W=need_w, WIN_TILE=min(16, triton.next_power_of_2(window.size)))
+        return grads[0], grads[1], grads[2], None, None, None, None, None
