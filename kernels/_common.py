@@ -8,9 +8,11 @@ the bandwidth in bins. Mirror (reflect) and periodic (circular) images fold into
 import triton
 import triton.language as tl
 
-# Boundary modes as kernel constants, in the order of huenet's BOUNDARIES.
-REFLECT, CIRCULAR, NONE = 0, 1, 2
-BOUNDARY_CODES = {"reflect": REFLECT, "circular": CIRCULAR, "none": NONE}
+# Boundary modes as kernel constants; jitted code may only read globals that are tl.constexpr.
+BOUNDARY_CODES = {"reflect": 0, "circular": 1, "none": 2}
+REFLECT = tl.constexpr(BOUNDARY_CODES["reflect"])
+CIRCULAR = tl.constexpr(BOUNDARY_CODES["circular"])
+NONE = tl.constexpr(BOUNDARY_CODES["none"])
 
 
 @triton.jit

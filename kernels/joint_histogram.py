@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BOUNDARY_CODES, fold, membership, sanitize, single_config_under_interpreter
+from ._common import BOUNDARY_CODES, NONE, fold, membership, sanitize, single_config_under_interpreter
 from .soft_histogram import dense_memberships, n_bucket, partial_splits
 
 DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
@@ -54,7 +54,7 @@ def _reaches(u, k_first, BLOCK_K: tl.constexpr, K, RADIUS: tl.constexpr, BOUNDAR
     lo = tl.min(u, axis=0)
     hi = tl.max(u, axis=0)
     direct = (hi + RADIUS + 1.0 >= k_first) & (lo - RADIUS - 1.0 <= k_first + BLOCK_K)
-    if BOUNDARY != 2:
+    if BOUNDARY != NONE:
         direct = direct | (lo < RADIUS + 1.0) | (hi > K - RADIUS - 1.0)
     return direct
 

@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BOUNDARY_CODES, CIRCULAR, REFLECT, fold, membership, sanitize, single_config_under_interpreter
+from ._common import BOUNDARY_CODES, NONE, REFLECT, fold, membership, sanitize, single_config_under_interpreter
 
 
 def _pixel_configs():
@@ -79,7 +79,7 @@ def dense_memberships(u, k, K, inv_bw, RADIUS: tl.constexpr, BOUNDARY: tl.conste
     uu = u[:, None]
     kk = k[None, :].to(u.dtype)
     total, _ = membership(uu, kk, inv_bw)
-    if BOUNDARY != 2:
+    if BOUNDARY != NONE:
         k_first = tl.min(k, axis=0)
         near_lo = tl.min(u, axis=0) < RADIUS + 1.0
         near_hi = tl.max(u, axis=0) > K - RADIUS - 1.0
