@@ -74,7 +74,7 @@ def variants(dtype: str = "fp32"):
                              "FIRST": "i32", "LAST": "i32", "WIN": "i32", "N_BUCKET": "i32"},
                             {**common, "NEED_X": True, "NEED_Y": True, "NEED_W": True, "WIN_TILE": 16})
     yield from _variants_of("entropy.entropies", entropy._entropies_kernel,
-                            {"j_ptr": p, "out_ptr": p, "K": "i32"}, {"BLOCK": 64})
+                            {"j_ptr": p, "out_ptr": p, "K": "i32"}, {"BLOCK": 32})
 
 
 def main(argv=None) -> int:

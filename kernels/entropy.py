@@ -63,7 +63,7 @@ class JointEntropies(torch.autograd.Function):
     def forward(ctx, joint):
         rows, k, _ = joint.shape
         out = joint.new_empty(rows, 3)
-        _entropies_kernel[(rows,)](joint, out, k, BLOCK=min(64, triton.next_power_of_2(k)))
+        _entropies_kernel[(rows,)](joint, out, k, BLOCK=min(32, triton.next_power_of_2(k)))
         ctx.save_for_backward(joint)
         return out
 

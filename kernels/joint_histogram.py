@@ -32,11 +32,13 @@ DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
 
 
 def _dot_configs():
+    # Larger tiles spill: the membership tiles are generated in registers next to the accumulator
+    # (bench/kernel_report.py shows registers and spills per config).
     return single_config_under_interpreter([
-        triton.Config({"BLOCK_N": 32, "BLOCK_K": 64}, num_warps=4),
-        triton.Config({"BLOCK_N": 64, "BLOCK_K": 64}, num_warps=4),
-        triton.Config({"BLOCK_N": 32, "BLOCK_K": 128}, num_warps=8),
-        triton.Config({"BLOCK_N": 64, "BLOCK_K": 128}, num_warps=8),
+        triton.Config({"BLOCK_N": 32, "BLOCK_K": 64}, num_warps=8),
+        triton.Config({"BLOCK_N": 16, "BLOCK_K": 64}, num_warps=4),
+        triton.Config({"BLOCK_N": 32, "BLOCK_K": 32}, num_warps=4),
+        triton.Config({"BLOCK_N": 16, "BLOCK_K": 64}, num_warps=8),
     ])
 
 
