@@ -7,7 +7,8 @@ import os
 
 import torch
 
-from . import eager, reference
+from . import reference
+from .ops import EAGER, TRITON
 from ._checks import fail
 
 BACKENDS = ("auto", "eager", "reference", "triton")
@@ -16,24 +17,17 @@ _log = logging.getLogger("huenet")
 _logged: set[tuple[str, str]] = set()
 
 
-def _triton_backend():
-    """The Triton backend module, or the reason it cannot be used."""
+def _triton_unavailable(device: torch.device) -> str | None:
+    """Why the Triton kernels cannot run on ``device``, or None if they can."""
     try:
-        return importlib.import_module("huenet.triton_backend"), None
+        importlib.import_module("huenet.triton_backend")
     except ImportError as err:  # no triton on this platform, or a broken install
-        return None, f"the Triton kernels could not be imported ({err})"
-
-
-def _triton_for(op: str, device: torch.device, required: bool):
-    module, reason = _triton_backend()
-    if module is not None and device.type != "cuda":
-        from kernels import INTERPRETED
-        if not INTERPRETED:
-            module, reason = None, (f"the tensors are on {device.type}, and the kernels run on CPU tensors only "
-                                    "under the Triton interpreter (TRITON_INTERPRET=1 set before importing huenet)")
-    if module is None and required:
-        raise RuntimeError(f"{op}: backend='triton' was requested, but {reason}; use backend='eager' or 'auto'.")
-    return module
+        return f"the Triton kernels could not be imported ({err})"
+    from kernels import INTERPRETED
+    if device.type != "cuda" and not INTERPRETED:
+        return (f"the tensors are on {device.type}, and the kernels run on CPU tensors only under the Triton "
+                "interpreter (TRITON_INTERPRET=1 set before importing huenet)")
+    return None
 
 
 def resolve(op: str, backend: str, device: torch.device):
@@ -49,12 +43,14 @@ def resolve(op: str, backend: str, device: torch.device):
         if backend not in BACKENDS:
             fail(op, f"environment variable {ENV_VAR}", "one of " + ", ".join(map(repr, BACKENDS)), repr(backend))
     if backend == "auto":
-        module = _triton_for(op, device, required=False) if device.type == "cuda" else None
-        module, backend = (module, "triton") if module is not None else (eager, "eager")
-        if (device.type, backend) not in _logged:
-            _logged.add((device.type, backend))
-            _log.info("huenet: backend 'auto' chose %r for %s tensors", backend, device.type)
-        return module
+        chosen = TRITON if device.type == "cuda" and _triton_unavailable(device) is None else EAGER
+        if (device.type, chosen.name) not in _logged:
+            _logged.add((device.type, chosen.name))
+            _log.info("huenet: backend 'auto' chose %r for %s tensors", chosen.name, device.type)
+        return chosen
     if backend == "triton":
-        return _triton_for(op, device, required=True)
-    return eager if backend == "eager" else reference
+        reason = _triton_unavailable(device)
+        if reason is not None:
+            raise RuntimeError(f"{op}: backend='triton' was requested, but {reason}; use backend='eager' or 'auto'.")
+        return TRITON
+    return EAGER if backend == "eager" else reference

@@ -20,7 +20,6 @@ from __future__ import annotations
 import torch
 
 from .binning import Binning
-from .entropy import entropies  # noqa: F401  (this backend's entropy reduction)
 
 # Upper bound on the elements of any per-chunk temporary: 16 MB in fp32, small enough to stay cache- and
 # memory-friendly and large enough to amortise the per-chunk overhead.
@@ -75,133 +74,105 @@ def _pad_dump(g: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(g, [0, 1] * (g.ndim - 1))
 
 
-class SoftHistogramFn(torch.autograd.Function):
-    """p[m, k] = sum_x w[m, x] m_k(z[m, x]) / S_m with S_m = sum_x w[m, x], for z (M, N); returns (M, K).
-
-    Backward, gathered over each pixel's window (no atomics; nothing saved but z, w and p):
-    dL/dz_x = (w_x / S) sum_j g_fold(j) d pi_j/dz_x  and  dL/dw_x = (sum_j g_fold(j) pi_j(z_x) - <g, p>) / S.
-    """
-
-    @staticmethod
-    def forward(ctx, z: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
-        layout = _Layout(binning, z.dtype, z.device)
-        u = binning.to_bin_units(z)
-        rows, n = u.shape
-        hist = u.new_zeros(rows, binning.bins + 1)
-        for sl in _chunks(n, rows, layout.size + 1):
-            sig, index = layout.window(u[:, sl])
-            vals = _memberships(sig)
-            if w is not None:
-                vals = vals * w[:, sl].unsqueeze(-1)
-            hist.scatter_add_(1, index.flatten(1), vals.flatten(1))
-        p = hist[:, :-1] / _weight_sums(u, w).unsqueeze(-1)
-        ctx.save_for_backward(z, w, p)
-        ctx.binning = binning
-        return p
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor):
-        z, w, p = ctx.saved_tensors
-        binning = ctx.binning
-        need_z, need_w = ctx.needs_input_grad[:2]
-        layout = _Layout(binning, z.dtype, z.device)
-        u = binning.to_bin_units(z)
-        rows, n = u.shape
-        total = _weight_sums(u, w).unsqueeze(-1)
-        g_scaled = _pad_dump(g / total)
-        gp = (g * p).sum(-1, keepdim=True) / total
-        grad_z = torch.empty_like(z) if need_z else None
-        grad_w = torch.empty_like(z) if need_w else None
-        for sl in _chunks(n, rows, 3 * (layout.size + 1)):
-            sig, index = layout.window(u[:, sl])
-            gathered = g_scaled.gather(1, index.flatten(1)).view_as(index)
-            if need_z:
-                gz = (gathered * _derivatives(sig, binning)).sum(-1)
-                grad_z[:, sl] = gz if w is None else gz * w[:, sl]
-            if need_w:
-                grad_w[:, sl] = (gathered * _memberships(sig)).sum(-1) - gp
-        return grad_z, grad_w, None
+def soft_histogram_forward(z: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
+    """p[m, k] = sum_x w[m, x] m_k(z[m, x]) / S_m with S_m = sum_x w[m, x], for z (M, N); returns (M, K)."""
+    layout = _Layout(binning, z.dtype, z.device)
+    u = binning.to_bin_units(z)
+    rows, n = u.shape
+    hist = u.new_zeros(rows, binning.bins + 1)
+    for sl in _chunks(n, rows, layout.size + 1):
+        sig, index = layout.window(u[:, sl])
+        vals = _memberships(sig)
+        if w is not None:
+            vals = vals * w[:, sl].unsqueeze(-1)
+        hist.scatter_add_(1, index.flatten(1), vals.flatten(1))
+    return hist[:, :-1] / _weight_sums(u, w).unsqueeze(-1)
 
 
-class JointHistogramFn(torch.autograd.Function):
+def soft_histogram_backward(g: torch.Tensor, z: torch.Tensor, w: torch.Tensor | None, p: torch.Tensor,
+                            binning: Binning, need_z: bool, need_w: bool):
+    """(dL/dz, dL/dw), each (M, N) or None, gathered over each pixel's window (no atomics):
+    dL/dz_x = (w_x / S) sum_j g_fold(j) d pi_j/dz_x  and  dL/dw_x = (sum_j g_fold(j) pi_j(z_x) - <g, p>) / S."""
+    layout = _Layout(binning, z.dtype, z.device)
+    u = binning.to_bin_units(z)
+    rows, n = u.shape
+    total = _weight_sums(u, w).unsqueeze(-1)
+    g_scaled = _pad_dump(g / total)
+    gp = (g * p).sum(-1, keepdim=True) / total
+    grad_z = torch.empty_like(z) if need_z else None
+    grad_w = torch.empty_like(z) if need_w else None
+    for sl in _chunks(n, rows, 3 * (layout.size + 1)):
+        sig, index = layout.window(u[:, sl])
+        gathered = g_scaled.gather(1, index.flatten(1)).view_as(index)
+        if need_z:
+            gz = (gathered * _derivatives(sig, binning)).sum(-1)
+            grad_z[:, sl] = gz if w is None else gz * w[:, sl]
+        if need_w:
+            grad_w[:, sl] = (gathered * _memberships(sig)).sum(-1) - gp
+    return grad_z, grad_w
+
+
+def joint_histogram_forward(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
+                            binning: Binning) -> torch.Tensor:
     """J[m, k1, k2] = sum_x w m_k1(x) m_k2(y) / S for x, y (M, N) with S = sum_x w; returns (M, K, K).
 
     Each pixel adds the outer product of its two windows, (2R+1)² values, at the windows' folded bins; with
     the fixed window of the dense fallback this is the matmul A1ᵀ diag(w) A2 of the window memberships.
-    Backward, with G = dL/dJ / S gathered onto each pixel's window pair:
-    dL/dx = w · sum_{j1 j2} G d pi_j1(x) pi_j2(y), dL/dy likewise, dL/dw = sum G pi_j1(x) pi_j2(y) - <dL/dJ, J>/S.
     """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
-        layout = _Layout(binning, x.dtype, x.device)
-        ux, uy = binning.to_bin_units(x), binning.to_bin_units(y)
-        rows, n = ux.shape
-        k1 = binning.bins + 1
-        joint = ux.new_zeros(rows, k1 * k1)
-        for sl in _chunks(n, rows, 2 * layout.size * (k1 if layout.fixed else layout.size)):
-            sig_x, idx_x = layout.window(ux[:, sl])
-            sig_y, idx_y = layout.window(uy[:, sl])
-            a, b = _memberships(sig_x), _memberships(sig_y)
-            if w is not None:
-                b = b * w[:, sl].unsqueeze(-1)
-            if layout.fixed:
-                # Every pixel shares the window, so the sum of outer products is one matmul, folded after.
-                fixed = torch.bmm(a.transpose(1, 2), b).flatten(1)
-                flat = (idx_x[0, 0].unsqueeze(-1) * k1 + idx_y[0, 0]).flatten()
-                joint.index_add_(1, flat, fixed)
-            else:
-                flat = (idx_x.unsqueeze(-1) * k1 + idx_y.unsqueeze(-2)).flatten(1)
-                joint.scatter_add_(1, flat, (a.unsqueeze(-1) * b.unsqueeze(-2)).flatten(1))
-        joint = joint.view(rows, k1, k1)[:, :-1, :-1] / _weight_sums(ux, w)[:, None, None]
-        ctx.save_for_backward(x, y, w, joint)
-        ctx.binning = binning
-        return joint
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor):
-        x, y, w, joint = ctx.saved_tensors
-        binning = ctx.binning
-        need_x, need_y, need_w = ctx.needs_input_grad[:3]
-        layout = _Layout(binning, x.dtype, x.device)
-        ux, uy = binning.to_bin_units(x), binning.to_bin_units(y)
-        rows, n = ux.shape
-        k1 = binning.bins + 1
-        total = _weight_sums(ux, w)
-        g_scaled = _pad_dump(g / total[:, None, None])
-        gj = (g * joint).flatten(1).sum(-1, keepdim=True) / total.unsqueeze(-1)
-        grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
-        for sl in _chunks(n, rows, 3 * layout.size * (k1 if layout.fixed else layout.size)):
-            sig_x, idx_x = layout.window(ux[:, sl])
-            sig_y, idx_y = layout.window(uy[:, sl])
-            if layout.fixed:
-                window_g = g_scaled[:, idx_x[0, 0]][:, :, idx_y[0, 0]]  # (M, size, size), shared by all pixels
-                a, b = _memberships(sig_x), _memberships(sig_y)
-                gb = torch.bmm(b, window_g.transpose(1, 2))  # (M, n, size): sum_j2 G[j1, j2] b_j2
-                ag = torch.bmm(a, window_g)                   # (M, n, size): sum_j1 a_j1 G[j1, j2]
-            else:
-                flat = (idx_x.unsqueeze(-1) * k1 + idx_y.unsqueeze(-2)).flatten(1)
-                window_g = g_scaled.flatten(1).gather(1, flat).view(*idx_x.shape, layout.size)
-                a, b = _memberships(sig_x), _memberships(sig_y)
-                gb = (window_g @ b.unsqueeze(-1)).squeeze(-1)
-                ag = (a.unsqueeze(-2) @ window_g).squeeze(-2)
-            ws = None if w is None else w[:, sl]
-            if need_x:
-                gx = (gb * _derivatives(sig_x, binning)).sum(-1)
-                grads[0][:, sl] = gx if ws is None else gx * ws
-            if need_y:
-                gy = (ag * _derivatives(sig_y, binning)).sum(-1)
-                grads[1][:, sl] = gy if ws is None else gy * ws
-            if need_w:
-                grads[2][:, sl] = (gb * a).sum(-1) - gj
-        return grads[0], grads[1], grads[2], None
+    layout = _Layout(binning, x.dtype, x.device)
+    ux, uy = binning.to_bin_units(x), binning.to_bin_units(y)
+    rows, n = ux.shape
+    k1 = binning.bins + 1
+    joint = ux.new_zeros(rows, k1 * k1)
+    for sl in _chunks(n, rows, 2 * layout.size * (k1 if layout.fixed else layout.size)):
+        sig_x, idx_x = layout.window(ux[:, sl])
+        sig_y, idx_y = layout.window(uy[:, sl])
+        a, b = _memberships(sig_x), _memberships(sig_y)
+        if w is not None:
+            b = b * w[:, sl].unsqueeze(-1)
+        if layout.fixed:
+            # Every pixel shares the window, so the sum of outer products is one matmul, folded after.
+            fixed = torch.bmm(a.transpose(1, 2), b).flatten(1)
+            flat = (idx_x[0, 0].unsqueeze(-1) * k1 + idx_y[0, 0]).flatten()
+            joint.index_add_(1, flat, fixed)
+        else:
+            flat = (idx_x.unsqueeze(-1) * k1 + idx_y.unsqueeze(-2)).flatten(1)
+            joint.scatter_add_(1, flat, (a.unsqueeze(-1) * b.unsqueeze(-2)).flatten(1))
+    return joint.view(rows, k1, k1)[:, :-1, :-1] / _weight_sums(ux, w)[:, None, None]
 
 
-def soft_histogram(z: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
-    """Soft histogram of z (M, N) with optional weights (M, N); returns (M, K)."""
-    return SoftHistogramFn.apply(z, w, binning)
-
-
-def joint_histogram(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
-    """Joint soft histogram of x, y (M, N) with optional weights (M, N); returns (M, K, K)."""
-    return JointHistogramFn.apply(x, y, w, binning)
+def joint_histogram_backward(g: torch.Tensor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
+                             joint: torch.Tensor, binning: Binning, need_x: bool, need_y: bool, need_w: bool):
+    """(dL/dx, dL/dy, dL/dw), each (M, N) or None, with G = dL/dJ / S gathered onto each pixel's window pair:
+    dL/dx = w · sum_{j1 j2} G d pi_j1(x) pi_j2(y), dL/dy likewise, dL/dw = sum G pi_j1(x) pi_j2(y) - <dL/dJ, J>/S."""
+    layout = _Layout(binning, x.dtype, x.device)
+    ux, uy = binning.to_bin_units(x), binning.to_bin_units(y)
+    rows, n = ux.shape
+    k1 = binning.bins + 1
+    total = _weight_sums(ux, w)
+    g_scaled = _pad_dump(g / total[:, None, None])
+    gj = (g * joint).flatten(1).sum(-1, keepdim=True) / total.unsqueeze(-1)
+    grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
+    for sl in _chunks(n, rows, 3 * layout.size * (k1 if layout.fixed else layout.size)):
+        sig_x, idx_x = layout.window(ux[:, sl])
+        sig_y, idx_y = layout.window(uy[:, sl])
+        a, b = _memberships(sig_x), _memberships(sig_y)
+        if layout.fixed:
+            window_g = g_scaled[:, idx_x[0, 0]][:, :, idx_y[0, 0]]  # (M, size, size), shared by all pixels
+            gb = torch.bmm(b, window_g.transpose(1, 2))  # (M, n, size): sum_j2 G[j1, j2] b_j2
+            ag = torch.bmm(a, window_g)                   # (M, n, size): sum_j1 a_j1 G[j1, j2]
+        else:
+            flat = (idx_x.unsqueeze(-1) * k1 + idx_y.unsqueeze(-2)).flatten(1)
+            window_g = g_scaled.flatten(1).gather(1, flat).view(*idx_x.shape, layout.size)
+            gb = (window_g @ b.unsqueeze(-1)).squeeze(-1)
+            ag = (a.unsqueeze(-2) @ window_g).squeeze(-2)
+        ws = None if w is None else w[:, sl]
+        if need_x:
+            gx = (gb * _derivatives(sig_x, binning)).sum(-1)
+            grads[0][:, sl] = gx if ws is None else gx * ws
+        if need_y:
+            gy = (ag * _derivatives(sig_y, binning)).sum(-1)
+            grads[1][:, sl] = gy if ws is None else gy * ws
+        if need_w:
+            grads[2][:, sl] = (gb * a).sum(-1) - gj
+    return tuple(grads)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from .binning import Binning
-from .entropy import entropies  # noqa: F401  (this backend's entropy reduction)
+from .entropy import entropies  # noqa: F401  (the reduction the public ops call on this backend)
 
 
 def memberships(z: torch.Tensor, binning: Binning) -> torch.Tensor:

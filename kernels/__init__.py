@@ -8,6 +8,7 @@ for tests): Triton reads it when the kernels are decorated.
 """
 import os
 
+from . import entropy, joint_histogram, soft_histogram
 from .entropy import JointEntropies
 from .joint_histogram import DOT_PRECISIONS, JointHistogram
 from .soft_histogram import SoftHistogram
@@ -15,4 +16,5 @@ from .soft_histogram import SoftHistogram
 #: Whether the kernels were decorated under the Triton interpreter, so that they run on CPU tensors.
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
-__all__ = ["SoftHistogram", "JointHistogram", "JointEntropies", "DOT_PRECISIONS", "INTERPRETED"]
+__all__ = ["SoftHistogram", "JointHistogram", "JointEntropies", "DOT_PRECISIONS", "INTERPRETED", "entropy",
+           "joint_histogram", "soft_histogram"]

@@ -52,8 +52,24 @@ def _entropies_kernel(j_ptr, out_ptr, K, BLOCK: tl.constexpr):
     tl.store(out_ptr + row * 3 + 2, tl.sum(h_y, axis=0))
 
 
+def forward(joint):
+    """(M, 3) entropies H(X,Y), H(X), H(Y) of joint histograms (M, K, K), contiguous."""
+    rows, k, _ = joint.shape
+    out = joint.new_empty(rows, 3)
+    _entropies_kernel[(rows,)](joint, out, k, BLOCK=min(32, triton.next_power_of_2(k)))
+    return out
+
+
 def _log_or_zero(t: torch.Tensor) -> torch.Tensor:
     return torch.where(t > 0, torch.log(torch.where(t > 0, t, 1.0)) + 1.0, 0.0)
+
+
+def backward(g, joint):
+    """dL/dJ (M, K, K) for the gradient g (M, 3) of the three entropies."""
+    d_xy = _log_or_zero(joint)
+    d_x = _log_or_zero(joint.sum(2))[:, :, None]
+    d_y = _log_or_zero(joint.sum(1))[:, None, :]
+    return -(g[:, 0, None, None] * d_xy + g[:, 1, None, None] * d_x + g[:, 2, None, None] * d_y)
 
 
 class JointEntropies(torch.autograd.Function):
@@ -61,16 +77,10 @@ class JointEntropies(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, joint):
-        rows, k, _ = joint.shape
-        out = joint.new_empty(rows, 3)
-        _entropies_kernel[(rows,)](joint, out, k, BLOCK=min(32, triton.next_power_of_2(k)))
         ctx.save_for_backward(joint)
-        return out
+        return forward(joint)
 
     @staticmethod
     def backward(ctx, g):
         (joint,) = ctx.saved_tensors
-        d_xy = _log_or_zero(joint)
-        d_x = _log_or_zero(joint.sum(2))[:, :, None]
-        d_y = _log_or_zero(joint.sum(1))[:, None, :]
-        return -(g[:, 0, None, None] * d_xy + g[:, 1, None, None] * d_x + g[:, 2, None, None] * d_y)
+        return backward(g, joint)

@@ -142,6 +142,41 @@ def _backward_kernel(x_ptr, y_ptr, w_ptr, g_ptr, gj_ptr, grad_x_ptr, grad_y_ptr,
         tl.store(grad_w_ptr + row * N + offs, grad_w - tl.load(gj_ptr + row), mask=inside)
 
 
+def _weight_sums(x, w):
+    return w.sum(1) if w is not None else torch.full((x.shape[0],), float(x.shape[1]), dtype=x.dtype,
+                                                        device=x.device)
+
+
+def forward(x, y, w, bins, bandwidth, boundary, window, precision):
+    """Joint histogram J (M, K, K) of values x, y (M, N) in bin units with optional weights w (M, N)."""
+    rows, n = x.shape
+    has_w = w is not None
+    splits = partial_splits(rows, n, triton.cdiv(bins, 64) ** 2)
+    partials = x.new_empty(splits, rows, bins, bins)
+    grid = lambda meta: (rows, triton.cdiv(bins, meta["BLOCK_K"]) ** 2, splits)  # noqa: E731
+    _forward_kernel[grid](x, y, w if has_w else x, partials, rows, n, bins, 1.0 / bandwidth, n_bucket(n),
+                          RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary], HAS_W=has_w,
+                          PRECISION=precision if x.dtype != torch.float64 else "ieee")
+    return partials.sum(0) / _weight_sums(x, w)[:, None, None]
+
+
+def backward(g, x, y, w, joint, bins, bandwidth, boundary, window, need_x, need_y, need_w):
+    """(dL/dx, dL/dy, dL/dw), each (M, N) or None, for the output gradient g (M, K, K) and the output J."""
+    rows, n = x.shape
+    total = _weight_sums(x, w)
+    g_scaled = (g / total[:, None, None]).contiguous()
+    gj = ((g * joint).sum((1, 2)) / total).contiguous()
+    grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
+    placeholder = [t if t is not None else x for t in grads]
+    grid = lambda meta: (rows, triton.cdiv(n, meta["BLOCK_N"]))  # noqa: E731
+    _backward_kernel[grid](x, y, w if w is not None else x, g_scaled, gj, *placeholder, n, bins,
+                           1.0 / bandwidth, window.first, window.last, window.size, n_bucket(n),
+                           RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary], HAS_W=w is not None,
+                           NEED_X=need_x, NEED_Y=need_y, NEED_W=need_w,
+                           WIN_TILE=min(16, triton.next_power_of_2(window.size)))
+    return tuple(grads)
+
+
 class JointHistogram(torch.autograd.Function):
     """Autograd wrapper: ``JointHistogram.apply(x, y, w, bins, bandwidth, boundary, window, precision)``.
 
@@ -151,34 +186,13 @@ class JointHistogram(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, y, w, bins, bandwidth, boundary, window, precision):
-        rows, n = x.shape
-        code = BOUNDARY_CODES[boundary]
-        has_w = w is not None
-        splits = partial_splits(rows, n, triton.cdiv(bins, 64) ** 2)
-        partials = x.new_empty(splits, rows, bins, bins)
-        grid = lambda meta: (rows, triton.cdiv(bins, meta["BLOCK_K"]) ** 2, splits)  # noqa: E731
-        _forward_kernel[grid](x, y, w if has_w else x, partials, rows, n, bins, 1.0 / bandwidth, n_bucket(n),
-                              RADIUS=window.radius, BOUNDARY=code, HAS_W=has_w,
-                              PRECISION=precision if x.dtype != torch.float64 else "ieee")
-        total = w.sum(1) if has_w else torch.full((rows,), float(n), dtype=x.dtype, device=x.device)
-        joint = partials.sum(0) / total[:, None, None]
-        ctx.save_for_backward(x, y, w, joint, total)
-        ctx.args = (bins, bandwidth, code, window)
+        joint = forward(x, y, w, bins, bandwidth, boundary, window, precision)
+        ctx.save_for_backward(x, y, w, joint)
+        ctx.args = (bins, bandwidth, boundary, window)
         return joint
 
     @staticmethod
     def backward(ctx, g):
-        x, y, w, joint, total = ctx.saved_tensors
-        bins, bandwidth, code, window = ctx.args
-        need_x, need_y, need_w = ctx.needs_input_grad[:3]
-        rows, n = x.shape
-        g_scaled = (g / total[:, None, None]).contiguous()
-        gj = ((g * joint).sum((1, 2)) / total).contiguous()
-        grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
-        placeholder = [t if t is not None else x for t in grads]
-        grid = lambda meta: (rows, triton.cdiv(n, meta["BLOCK_N"]))  # noqa: E731
-        _backward_kernel[grid](x, y, w if w is not None else x, g_scaled, gj, *placeholder, n, bins,
-                               1.0 / bandwidth, window.first, window.last, window.size, n_bucket(n),
-                               RADIUS=window.radius, BOUNDARY=code, HAS_W=w is not None, NEED_X=need_x,
-                               NEED_Y=need_y, NEED_W=need_w, WIN_TILE=min(16, triton.next_power_of_2(window.size)))
-        return grads[0], grads[1], grads[2], None, None, None, None, None
+        x, y, w, joint = ctx.saved_tensors
+        grads = backward(g, x, y, w, joint, *ctx.args, *ctx.needs_input_grad[:3])
+        return (*grads, None, None, None, None, None)

@@ -162,6 +162,49 @@ def partial_splits(rows: int, n: int, tiles: int) -> int:
     return max(1, min(n // 2048, 2048 // max(1, rows * tiles)))
 
 
+def forward(u, w, bins, bandwidth, boundary, window):
+    """Soft histogram (M, K) of values u (M, N) in bin units with optional weights w (M, N)."""
+    rows, n = u.shape
+    code = BOUNDARY_CODES[boundary]
+    has_w = w is not None
+    w_arg = w if has_w else u
+    if torch.are_deterministic_algorithms_enabled():
+        splits = partial_splits(rows, n, triton.cdiv(bins, 32))
+        partials = u.new_empty(splits, rows, bins)
+        grid = lambda meta: (rows, triton.cdiv(bins, meta["BLOCK_K"]), splits)  # noqa: E731
+        _forward_partials_kernel[grid](u, w_arg, partials, rows, n, bins, 1.0 / bandwidth, n_bucket(n),
+                                       RADIUS=window.radius, BOUNDARY=code, HAS_W=has_w)
+        hist = partials.sum(0)
+    else:
+        hist = u.new_zeros(rows, bins)
+        grid = lambda meta: (rows, triton.cdiv(n, meta["BLOCK_N"]))  # noqa: E731
+        _forward_atomic_kernel[grid](u, w_arg, hist, n, bins, 1.0 / bandwidth, window.first, window.last,
+                                     window.size, n_bucket(n), RADIUS=window.radius, BOUNDARY=code, HAS_W=has_w)
+    return hist / _weight_sums(u, w)
+
+
+def backward(g, u, w, p, bins, bandwidth, boundary, window, need_u, need_w):
+    """(dL/du, dL/dw), each (M, N) or None, for the output gradient g (M, K) and the forward's output p."""
+    rows, n = u.shape
+    total = _weight_sums(u, w)
+    g_scaled = (g / total).contiguous()
+    gp = ((g * p).sum(1, keepdim=True) / total).contiguous()
+    grad_u = torch.empty_like(u) if need_u else None
+    grad_w = torch.empty_like(u) if need_w else None
+    grid = lambda meta: (rows, triton.cdiv(n, meta["BLOCK_N"]))  # noqa: E731
+    _backward_kernel[grid](u, w if w is not None else u, g_scaled, gp, grad_u if need_u else u,
+                           grad_w if need_w else u, n, bins, 1.0 / bandwidth, window.first, window.last,
+                           window.size, n_bucket(n), RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary],
+                           HAS_W=w is not None, NEED_U=need_u, NEED_W=need_w)
+    return grad_u, grad_w
+
+
+def _weight_sums(u, w):
+    if w is not None:
+        return w.sum(1, keepdim=True)
+    return torch.full((u.shape[0], 1), float(u.shape[1]), dtype=u.dtype, device=u.device)
+
+
 class SoftHistogram(torch.autograd.Function):
     """Autograd wrapper: ``SoftHistogram.apply(u, w, bins, bandwidth, boundary, window)`` -> (M, K).
 
@@ -171,43 +214,13 @@ class SoftHistogram(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, w, bins, bandwidth, boundary, window):
-        rows, n = u.shape
-        code = BOUNDARY_CODES[boundary]
-        has_w = w is not None
-        w_arg = w if has_w else u
-        if torch.are_deterministic_algorithms_enabled():
-            tiles = triton.cdiv(bins, 32)
-            splits = partial_splits(rows, n, tiles)
-            partials = u.new_empty(splits, rows, bins)
-            grid = lambda meta: (rows, triton.cdiv(bins, meta["BLOCK_K"]), splits)  # noqa: E731
-            _forward_partials_kernel[grid](u, w_arg, partials, rows, n, bins, 1.0 / bandwidth, n_bucket(n),
-                                           RADIUS=window.radius, BOUNDARY=code, HAS_W=has_w)
-            hist = partials.sum(0)
-        else:
-            hist = u.new_zeros(rows, bins)
-            grid = lambda meta: (rows, triton.cdiv(n, meta["BLOCK_N"]))  # noqa: E731
-            _forward_atomic_kernel[grid](u, w_arg, hist, n, bins, 1.0 / bandwidth, window.first, window.last,
-                                         window.size, n_bucket(n), RADIUS=window.radius, BOUNDARY=code,
-                                         HAS_W=has_w)
-        total = w.sum(1, keepdim=True) if has_w else torch.full((rows, 1), float(n), dtype=u.dtype, device=u.device)
-        p = hist / total
-        ctx.save_for_backward(u, w, p, total)
-        ctx.args = (bins, bandwidth, code, window)
+        p = forward(u, w, bins, bandwidth, boundary, window)
+        ctx.save_for_backward(u, w, p)
+        ctx.args = (bins, bandwidth, boundary, window)
         return p
 
     @staticmethod
     def backward(ctx, g):
-        u, w, p, total = ctx.saved_tensors
-        bins, bandwidth, code, window = ctx.args
-        need_u, need_w = ctx.needs_input_grad[:2]
-        rows, n = u.shape
-        g_scaled = (g / total).contiguous()
-        gp = ((g * p).sum(1, keepdim=True) / total).contiguous()
-        grad_u = torch.empty_like(u) if need_u else None
-        grad_w = torch.empty_like(u) if need_w else None
-        grid = lambda meta: (rows, triton.cdiv(n, meta["BLOCK_N"]))  # noqa: E731
-        _backward_kernel[grid](u, w if w is not None else u, g_scaled, gp, grad_u if need_u else u,
-                               grad_w if need_w else u, n, bins, 1.0 / bandwidth, window.first, window.last,
-                               window.size, n_bucket(n), RADIUS=window.radius, BOUNDARY=code,
-                               HAS_W=w is not None, NEED_U=need_u, NEED_W=need_w)
+        u, w, p = ctx.saved_tensors
+        grad_u, grad_w = backward(g, u, w, p, *ctx.args, *ctx.needs_input_grad[:2])
         return grad_u, grad_w, None, None, None, None
