@@ -27,12 +27,25 @@ def sanitize(u):
 def membership(u, j, inv_bw):
     """pi_j(u) for virtual bin j (any integer, as a float of u's dtype) and its derivative d pi_j / du.
 
+    The kernel is symmetric about the bin centre, so with d = |u - j - 1/2| / b, E = exp(-d) and
+    G = exp(-1/(2b)), both in (0, 1],
+
+        pi = sigmoid(d + 1/(2b)) - sigmoid(d - 1/(2b)) = E (1 - G^2) / ((1 + E G)(G + E)),
+        d pi / dd = -E G (1 - G^2)(1 - E^2) / ((1 + E G)(G + E))^2,
+
+    one exponential and one reciprocal per bin instead of two sigmoids (half the special-function work),
+    without overflow at any bandwidth and without the cancellation of a sigmoid difference in the tails.
     The casts keep the arithmetic in u's dtype: a Python-float argument is fp64 under the interpreter but
     fp32 on a GPU.
     """
-    s0 = tl.sigmoid(((u - j) * inv_bw).to(u.dtype))
-    s1 = tl.sigmoid(((u - j - 1.0) * inv_bw).to(u.dtype))
-    return s0 - s1, ((s0 * (1.0 - s0) - s1 * (1.0 - s1)) * inv_bw).to(u.dtype)
+    offset = ((u - j - 0.5) * inv_bw).to(u.dtype)
+    e = tl.exp(-tl.abs(offset))
+    g = tl.exp(tl.zeros_like(offset) - (0.5 * inv_bw)).to(u.dtype)
+    one_minus_g2 = 1.0 - g * g
+    r = 1.0 / ((1.0 + e * g) * (g + e))
+    value = e * one_minus_g2 * r
+    slope = -e * g * one_minus_g2 * (1.0 - e * e) * r * r
+    return value, (tl.where(offset < 0, -slope, slope) * inv_bw).to(u.dtype)
 
 
 @triton.jit
