@@ -5,6 +5,9 @@ Values arrive in bin units u = (z - lo) / L (circular values already wrapped int
 the bandwidth in bins. Mirror (reflect) and periodic (circular) images fold into real bins by ``fold``; see
 ``huenet.binning.Binning.fold_table`` for why one window of the bare kernel is the whole membership.
 """
+import inspect
+import os
+
 import triton
 import triton.language as tl
 
@@ -64,7 +67,11 @@ def fold(j, K, BOUNDARY: tl.constexpr):
     return tl.where(valid, real, 0), valid
 
 
-def single_config_under_interpreter(configs):
-    """The Triton interpreter fails on autotuning over several configs, so it gets the first one."""
-    import os
-    return configs[:1] if os.environ.get("TRITON_INTERPRET") == "1" else configs
+def autotune(configs, key, **kwargs):
+    """``triton.autotune`` with the tuning results cached on disk per GPU where the Triton version can
+    (``cache_results``, newer than 3.6), and a single config under the interpreter, which fails on several."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        configs = configs[:1]
+    if "cache_results" in inspect.signature(triton.autotune).parameters:
+        kwargs["cache_results"] = True
+    return triton.autotune(configs=configs, key=key, **kwargs)

@@ -25,29 +25,27 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BOUNDARY_CODES, NONE, fold, membership, sanitize, single_config_under_interpreter
+from ._common import BOUNDARY_CODES, NONE, autotune, fold, membership, sanitize
 from .soft_histogram import dense_memberships, n_bucket, partial_splits
 
 DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
 
 
-def _dot_configs():
-    # Larger tiles spill: the membership tiles are generated in registers next to the accumulator
-    # (bench/kernel_report.py shows registers and spills per config).
-    return single_config_under_interpreter([
-        triton.Config({"BLOCK_N": 32, "BLOCK_K": 64}, num_warps=8),
-        triton.Config({"BLOCK_N": 16, "BLOCK_K": 64}, num_warps=4),
-        triton.Config({"BLOCK_N": 32, "BLOCK_K": 32}, num_warps=4),
-        triton.Config({"BLOCK_N": 16, "BLOCK_K": 64}, num_warps=8),
-    ])
+# Larger tiles spill: the membership tiles are generated in registers next to the accumulator
+# (bench/kernel_report.py shows registers and spills per config).
+_DOT_CONFIGS = [
+    triton.Config({"BLOCK_N": 32, "BLOCK_K": 64}, num_warps=8),
+    triton.Config({"BLOCK_N": 16, "BLOCK_K": 64}, num_warps=4),
+    triton.Config({"BLOCK_N": 32, "BLOCK_K": 32}, num_warps=4),
+    triton.Config({"BLOCK_N": 16, "BLOCK_K": 64}, num_warps=8),
+]
 
 
-def _window_configs():
-    return single_config_under_interpreter([
-        triton.Config({"BLOCK_N": 64}, num_warps=4),
-        triton.Config({"BLOCK_N": 128}, num_warps=4),
-        triton.Config({"BLOCK_N": 32}, num_warps=2),
-    ])
+_WINDOW_CONFIGS = [
+    triton.Config({"BLOCK_N": 64}, num_warps=4),
+    triton.Config({"BLOCK_N": 128}, num_warps=4),
+    triton.Config({"BLOCK_N": 32}, num_warps=2),
+]
 
 
 @triton.jit
@@ -61,7 +59,7 @@ def _reaches(u, k_first, BLOCK_K: tl.constexpr, K, RADIUS: tl.constexpr, BOUNDAR
     return direct
 
 
-@triton.autotune(configs=_dot_configs(), key=["K", "N_BUCKET", "BOUNDARY", "HAS_W", "PRECISION"])
+@autotune(_DOT_CONFIGS, key=["K", "N_BUCKET", "BOUNDARY", "HAS_W", "PRECISION"])
 @triton.jit
 def _forward_kernel(x_ptr, y_ptr, w_ptr, partial_ptr, M, N, K, inv_bw, N_BUCKET,
                     RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, HAS_W: tl.constexpr, PRECISION: tl.constexpr,
@@ -93,7 +91,7 @@ def _forward_kernel(x_ptr, y_ptr, w_ptr, partial_ptr, M, N, K, inv_bw, N_BUCKET,
     tl.store(out, acc, mask=(k1[:, None] < K) & (k2[None, :] < K))
 
 
-@triton.autotune(configs=_window_configs(), key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
+@autotune(_WINDOW_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
 @triton.jit
 def _backward_kernel(x_ptr, y_ptr, w_ptr, g_ptr, gj_ptr, grad_x_ptr, grad_y_ptr, grad_w_ptr, N, K, inv_bw,
                      FIRST, LAST, WIN, N_BUCKET, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr,

@@ -26,28 +26,26 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BOUNDARY_CODES, NONE, REFLECT, fold, membership, sanitize, single_config_under_interpreter
+from ._common import BOUNDARY_CODES, NONE, REFLECT, autotune, fold, membership, sanitize
 
 
-def _pixel_configs():
-    return single_config_under_interpreter([
-        triton.Config({"BLOCK_N": 256}, num_warps=4),
-        triton.Config({"BLOCK_N": 512}, num_warps=4),
-        triton.Config({"BLOCK_N": 1024}, num_warps=8),
-        triton.Config({"BLOCK_N": 128}, num_warps=2),
-    ])
+_PIXEL_CONFIGS = [
+    triton.Config({"BLOCK_N": 256}, num_warps=4),
+    triton.Config({"BLOCK_N": 512}, num_warps=4),
+    triton.Config({"BLOCK_N": 1024}, num_warps=8),
+    triton.Config({"BLOCK_N": 128}, num_warps=2),
+]
 
 
-def _tile_configs():
-    return single_config_under_interpreter([
-        triton.Config({"BLOCK_N": 64, "BLOCK_K": 64}, num_warps=4),
-        triton.Config({"BLOCK_N": 32, "BLOCK_K": 128}, num_warps=4),
-        triton.Config({"BLOCK_N": 128, "BLOCK_K": 32}, num_warps=4),
-        triton.Config({"BLOCK_N": 64, "BLOCK_K": 128}, num_warps=8),
-    ])
+_TILE_CONFIGS = [
+    triton.Config({"BLOCK_N": 64, "BLOCK_K": 64}, num_warps=4),
+    triton.Config({"BLOCK_N": 32, "BLOCK_K": 128}, num_warps=4),
+    triton.Config({"BLOCK_N": 128, "BLOCK_K": 32}, num_warps=4),
+    triton.Config({"BLOCK_N": 64, "BLOCK_K": 128}, num_warps=8),
+]
 
 
-@triton.autotune(configs=_pixel_configs(), key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"],
+@autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"],
                  reset_to_zero=["out_ptr"])
 @triton.jit
 def _forward_atomic_kernel(u_ptr, w_ptr, out_ptr, N, K, inv_bw, FIRST, LAST, WIN, N_BUCKET,
@@ -102,7 +100,7 @@ def dense_memberships(u, k, K, inv_bw, RADIUS: tl.constexpr, BOUNDARY: tl.conste
     return tl.where(k[None, :] < K, total, 0.0)
 
 
-@triton.autotune(configs=_tile_configs(), key=["K", "N_BUCKET", "BOUNDARY", "HAS_W"])
+@autotune(_TILE_CONFIGS, key=["K", "N_BUCKET", "BOUNDARY", "HAS_W"])
 @triton.jit
 def _forward_partials_kernel(u_ptr, w_ptr, partial_ptr, M, N, K, inv_bw, N_BUCKET,
                              RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, HAS_W: tl.constexpr,
@@ -125,7 +123,7 @@ def _forward_partials_kernel(u_ptr, w_ptr, partial_ptr, M, N, K, inv_bw, N_BUCKE
     tl.store(partial_ptr + (split * M + row) * K + k, acc, mask=k < K)
 
 
-@triton.autotune(configs=_pixel_configs(), key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
+@autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
 @triton.jit
 def _backward_kernel(u_ptr, w_ptr, g_ptr, gp_ptr, grad_u_ptr, grad_w_ptr, N, K, inv_bw, FIRST, LAST, WIN,
                      N_BUCKET, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, HAS_W: tl.constexpr,
