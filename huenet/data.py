@@ -24,7 +24,7 @@ from .synthetic import SyntheticImages
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 # What PIL raises for a file that is not an image, is truncated or has a broken structure.
-_UNREADABLE = (OSError, ValueError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError)
+UNREADABLE_ERRORS = (OSError, ValueError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError)
 # Training images are resized so their short side is image_size * LOAD_SCALE, then randomly cropped:
 # 286 -> 256 in pix2pix and the official Hue-Net code.
 LOAD_SCALE = 286 / 256
@@ -92,7 +92,7 @@ class ImageFolder:
                 with Image.open(path) as image:
                     image.verify()
                 self.files.append(path)
-            except _UNREADABLE:
+            except UNREADABLE_ERRORS:
                 self.skipped.append(path)
         if self.skipped:
             shown = ", ".join(p.name for p in self.skipped[:5]) + (", ..." if len(self.skipped) > 5 else "")
@@ -200,7 +200,7 @@ class UnpairedPairs(Dataset):
             index = self.indices[(position + k) % n]
             try:
                 return self.images.load(index)
-            except _UNREADABLE as err:
+            except UNREADABLE_ERRORS as err:
                 self.unreadable += 1
                 warnings.warn(f"skipping unreadable image {self.images.name(index)!r}: {err}", stacklevel=2)
         raise RuntimeError("UnpairedPairs: none of the images could be decoded")

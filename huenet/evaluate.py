@@ -24,15 +24,15 @@ from .metrics import METRICS, transfer_metrics
 MODEL_NAME = "huenet"
 
 
-def evaluate(generator, pairs: UnpairedPairs, batch_size: int = 16, device: str | torch.device = "cpu",
-             methods: dict | None = None) -> dict[str, dict[str, dict[str, float]]]:
-    """Score ``generator`` (and the baselines) on every pair of ``pairs``.
+def evaluate(generator, pairs: UnpairedPairs, batch_size: int = 16,
+             device: str | torch.device = "cpu") -> dict[str, dict[str, dict[str, float]]]:
+    """Score ``generator`` and the baselines on every pair of ``pairs``.
 
     Returns:
         ``{method: {metric: {"mean": ..., "std": ...}}}`` with methods "huenet" then those of
         :data:`~huenet.baselines.BASELINES`.
     """
-    methods = {MODEL_NAME: lambda s, t: generator(s, generator.histograms(t)), **(methods or BASELINES)}
+    methods = {MODEL_NAME: lambda s, t: generator(s, generator.histograms(t)), **BASELINES}
     scores = {m: {k: [] for k in METRICS} for m in methods}
     with torch.no_grad():
         for start in range(0, len(pairs), batch_size):
@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> None:
         data = args.data if args.data is not None else config["data"]
         image_size = args.image_size or config["image_size"]
         images = make_image_set(data, config["image_size"], config["seed"], config["synthetic_images"])
+        _, val_idx = split_indices(len(images), config["val_fraction"], config["seed"])
+        pairs = UnpairedPairs(images, val_idx[:args.limit], image_size, train=False, seed=config["seed"])
     except (OSError, ValueError) as err:
         sys.exit(f"huenet.evaluate: error: {err}")
-    _, val_idx = split_indices(len(images), config["val_fraction"], config["seed"])
-    pairs = UnpairedPairs(images, val_idx[:args.limit], image_size, train=False, seed=config["seed"])
     result = evaluate(generator, pairs, args.batch_size, device)
 
     data_name = data if data is not None else f"built-in synthetic ({config['synthetic_images']} images)"

@@ -63,7 +63,7 @@ def hue_histogram(image: torch.Tensor, bins: int = HUE_BINS) -> torch.Tensor:
 
 
 def hue_emd(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cyclic EMD (order 1) between the hue histograms of output and target, (B,); 0 = same hues, 0.5 = opposite hues."""
+    """Cyclic EMD (order 1) of the hue histograms of output and target, (B,): 0 = same hues, 0.5 = opposite."""
     return emd(hue_histogram(output), hue_histogram(target), order=1, cyclic=True)
 
 

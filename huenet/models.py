@@ -68,14 +68,23 @@ def _up(in_ch: int, out_ch: int, dropout: float) -> nn.Sequential:
 class HueNetGenerator(nn.Module):
     r"""pix2pix U-Net conditioned on the target's colour histograms through an MLP at the bottleneck.
 
-    The encoder has ``depth = generator_depth(image_size)`` stride-2 conv levels with ``ngf * min(2^i, 8)``
-    channels. The target's histograms (:meth:`histograms`: the three channels of ``colorspace``, ``cond_bins``
-    bins each; in HSV the hue is circular and saturation-weighted, as in the loss) go through a 2-layer MLP;
-    its output is tiled over the bottleneck, concatenated and fused by a 3x3 conv. The decoder mirrors the
-    encoder with skip connections. A full-resolution head sees the decoder's features next to the source
-    and predicts a change of the source's logits: ``output = sigmoid(logit(source) + head)``, RGB in (0, 1).
-    Its last layer starts at zero, so G starts as the identity and keeps the source's structure from the first
-    step (Hue-Net has no pixel loss that would teach a plain U-Net the structure back from a grey start).
+    - Encoder: ``depth = generator_depth(image_size)`` stride-2 4x4 conv levels, ``ngf * min(2^i, 8)`` channels.
+    - Conditioning: the target's histograms (:meth:`histograms`: the three channels of ``colorspace``,
+      ``cond_bins`` bins each; in HSV the hue is circular and saturation-weighted, as in the loss) go through
+      a 2-layer MLP. Its code is tiled over the bottleneck, concatenated and fused by a 3x3 conv; with the
+      bottleneck's spatial mean (a summary of the source) it also gives a global colour transform.
+    - Decoder: mirrors the encoder (bilinear x2 + 3x3 conv) with skip connections.
+    - Output: a full-resolution head sees the decoder's features next to the source and predicts, per pixel,
+      an affine colour transform (A, b) of the source's logits, to which the global transform is added:
+      ``output = sigmoid(A @ logit(source) + b)``, RGB in (0, 1). It starts at A = I, b = 0: the identity.
+
+    Why not pix2pix's tanh output: Hue-Net has no pixel loss, so a plain U-Net starts from a grey image and
+    must rebuild the source's structure through the weak D_MI term while the EMD paints flat colours; on the
+    built-in data it had a V-SSIM to the source below 0.1 after a 5-minute CPU run. A colour transform of the
+    source keeps the structure from the first step, and a hue change is a product of the source's colour and
+    coefficients that depend on the target (a hue rotation is a 3x3 matrix about the grey axis), which a
+    concatenation at the bottleneck alone reaches the full-resolution output too slowly to learn; hence the
+    global path from the code (cf. HDRNet's local and global affine colour coefficients).
 
     Inputs of any height and width work: they are reflect-padded to a multiple of ``2^depth`` and the output
     is cropped back.
@@ -90,7 +99,7 @@ class HueNetGenerator(nn.Module):
         backend: histogram backend, as in :func:`huenet.soft_histogram`.
 
     Shape:
-        source: (B, 3, H, W) RGB in [0, 1]; hist: (B, 3 * cond_bins). Output: (B, 3, H, W) in [0, 1].
+        source: (B, 3, H, W) RGB in [0, 1]; hist: (B, 3 * cond_bins). Output: (B, 3, H, W) in (0, 1).
     """
 
     def __init__(self, image_size: int = 256, ngf: int = 64, cond_bins: int = 32, colorspace: str = "hsv",
@@ -118,6 +127,7 @@ class HueNetGenerator(nn.Module):
         bottleneck = widths[-1]
         self.mlp = nn.Sequential(nn.Linear(3 * cond_bins, 2 * bottleneck), nn.ReLU(True),
                                  nn.Linear(2 * bottleneck, bottleneck), nn.ReLU(True))
+        self.global_coef = nn.Linear(2 * bottleneck, 12)
         self.fuse = nn.Sequential(nn.Conv2d(2 * bottleneck, bottleneck, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(bottleneck), nn.ReLU(True))
         # Decoder level i takes level i+1's output concatenated with encoder level i+1's skip (the deepest
@@ -130,9 +140,14 @@ class HueNetGenerator(nn.Module):
         # The head sees the source itself at full resolution next to the upsampled features: bilinear
         # upsampling cannot restore single-pixel detail, and colour transfer is mostly a per-pixel mapping.
         self.head = nn.Sequential(nn.Conv2d(2 * widths[0] + 3, widths[0], 3, padding=1), nn.ReLU(True),
-                                  nn.Conv2d(widths[0], 3, 1))
+                                  nn.Conv2d(widths[0], 12, 1))
         init_weights(self)
+        # Start at the identity transform: A = I (bias), b = 0, no dependence on the features yet.
         nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.global_coef.weight)
+        nn.init.zeros_(self.global_coef.bias)
+        with torch.no_grad():
+            self.head[-1].bias.copy_(torch.cat([torch.eye(3).flatten(), torch.zeros(3)]))
 
     @torch.no_grad()
     def histograms(self, target: torch.Tensor) -> torch.Tensor:
@@ -159,11 +174,15 @@ class HueNetGenerator(nn.Module):
             skips.append(x)
         # Histograms sum to 1 over their bins; times the bin count they average 1, a better MLP input scale.
         code = self.mlp(hist.to(x.dtype) * self.cond_bins)
+        glob = self.global_coef(torch.cat([code, x.mean((2, 3))], 1))
         x = self.fuse(torch.cat([x, code[:, :, None, None].expand_as(x)], 1))
         for k, layer in enumerate(self.up):
             x = layer(x if k == 0 else torch.cat([x, skips[-1 - k]], 1))
-        x = self.head(torch.cat([self.upsample(torch.cat([x, skips[0]], 1)), padded], 1))
-        return torch.sigmoid(torch.logit(source, _LOGIT_EPS) + x[..., :h, :w])
+        coef = self.head(torch.cat([self.upsample(torch.cat([x, skips[0]], 1)), padded], 1))[..., :h, :w]
+        coef = coef + glob[:, :, None, None]
+        matrix = coef[:, :9].unflatten(1, (3, 3))
+        logits = torch.logit(source, _LOGIT_EPS).to(coef.dtype)
+        return torch.sigmoid(torch.einsum("bijhw,bjhw->bihw", matrix, logits) + coef[:, 9:])
 
 
 class PatchDiscriminator(nn.Module):

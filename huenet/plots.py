@@ -52,7 +52,11 @@ def save_samples(run_dir: str | os.PathLike, step: int, source: torch.Tensor, ta
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"step_{step:07d}"
     arrays = dict(source=_to_uint8(source), target=_to_uint8(target), output=_to_uint8(output))
-    np.savez_compressed(stem.with_suffix(".npz"), step=step, **arrays)
+    # Written under a temporary name, then renamed: a run killed meanwhile leaves no torn .npz behind.
+    tmp = stem.with_suffix(".npz.tmp")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, step=step, **arrays)
+    os.replace(tmp, stem.with_suffix(".npz"))
     sample_grid(**arrays).save(stem.with_suffix(".png"))
     return stem.with_suffix(".png")
 
@@ -142,8 +146,10 @@ def plot_joint_histograms(source: np.ndarray, output: np.ndarray, path: str | os
     plt.close(fig)
 
 
-def regenerate(run_dir: str | os.PathLike) -> list[Path]:
+def regenerate(run_dir: str | os.PathLike, redraw_samples: bool = True) -> list[Path]:
     """Redraw every plot of a run folder from its metrics log and saved samples; returns the files written.
+
+    ``redraw_samples=False`` leaves the sample grids alone (training drew each one when it saved it).
 
     Raises:
         FileNotFoundError: ``run_dir`` has no metrics log.
@@ -157,7 +163,7 @@ def regenerate(run_dir: str | os.PathLike) -> list[Path]:
     written = [plots / "losses.png"]
     plot_losses(records, written[0])
     samples = sorted((run_dir / runlog.SAMPLES_DIR).glob("step_*.npz"))
-    for npz in samples:
+    for npz in samples if redraw_samples else ():
         with np.load(npz) as data:
             sample_grid(data["source"], data["target"], data["output"]).save(npz.with_suffix(".png"))
         written.append(npz.with_suffix(".png"))

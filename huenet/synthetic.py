@@ -60,10 +60,12 @@ class SyntheticImages:
 
 def _palette(rng: np.random.Generator, hue: float, count: int) -> np.ndarray:
     """``count`` RGB colours (count, 3) around ``hue`` with varied saturation and value."""
+    # Values spread evenly over [0.3, 1] (in random order) so every image has dark and bright parts.
+    values = rng.permutation(np.linspace(0.3, 1.0, count)) + rng.uniform(-0.05, 0.05, count)
     colours = []
-    for _ in range(count):
+    for value in np.clip(values, 0.25, 1.0):
         h = (hue + rng.uniform(-FAMILY_SPREAD, FAMILY_SPREAD)) % 1.0
-        colours.append(colorsys.hsv_to_rgb(h, rng.uniform(0.45, 1.0), rng.uniform(0.3, 1.0)))
+        colours.append(colorsys.hsv_to_rgb(h, rng.uniform(0.45, 1.0), value))
     return np.asarray(colours, dtype=np.float64)
 
 

@@ -14,6 +14,7 @@ writes files. See ``docs/training.md``.
 from __future__ import annotations
 
 import argparse
+import inspect
 import itertools
 import math
 import sys
@@ -38,6 +39,11 @@ from .losses import HUE_WEIGHTS, HueNetLoss
 from .metrics import hue_emd
 from .models import GAN_MODES, GANLoss, HueNetGenerator, PatchDiscriminator
 
+# torch 2.13 renamed DDP's broadcast_buffers to forward_sync_buffers (the old name warns).
+_BUFFER_SYNC_ARG = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(
+    DistributedDataParallel.__init__).parameters else "broadcast_buffers"
+# The losses logged per step (and averaged per epoch): G's total, D's, and G's three terms unweighted.
+LOSS_KEYS = ("loss_g", "loss_d", "adv", "hist", "mi")
 # Validation pairs scored at the end of each epoch, and how many of them the sample grids show.
 VAL_PAIRS = 32
 SAMPLE_PAIRS = 4
@@ -263,10 +269,12 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         if ctx.enabled:
             ids = [self.device] if self.device.type == "cuda" else None
-            # broadcast_buffers=False: D runs several forwards per step, and re-broadcasting its BatchNorm
-            # buffers in between would modify tensors autograd saved. Each process keeps its own statistics.
-            self.G_train = DistributedDataParallel(self.G, ids, broadcast_buffers=False)
-            self.D_train = DistributedDataParallel(self.D, ids, broadcast_buffers=False)
+            # No buffer sync in forward: D runs several forwards per step, and re-broadcasting its BatchNorm
+            # buffers in between would modify tensors autograd saved. Each process keeps its own statistics
+            # (the weights start equal; DDP syncs their gradients).
+            no_sync = {_BUFFER_SYNC_ARG: False}
+            self.G_train = DistributedDataParallel(self.G, ids, **no_sync)
+            self.D_train = DistributedDataParallel(self.D, ids, **no_sync)
         else:
             self.G_train, self.D_train = self.G, self.D
 
@@ -274,6 +282,7 @@ class Trainer:
         self.nonfinite_total = self.nonfinite_run = 0
         self.elapsed = 0.0
         self.last_saved = -1
+        self.epoch_losses: list[dict] = []  # the finite step records of the epoch in progress (rank 0)
         self.resumed_from = self._resume_or_reset()
 
     # ----------------------------------------------------------------------------------------- run folder
@@ -283,7 +292,7 @@ class Trainer:
         if self.cfg.resume and path.exists():
             state = load_checkpoint(path, self.device)
             now = asdict(self.cfg)
-            changed = [f"{_flag(k)} {state['config'][k]!r} -> {now[k]!r}" for k in now
+            changed = [f"{_flag(k)} {state['config'].get(k)!r} -> {now[k]!r}" for k in now
                        if k not in RESUMABLE_CHANGES and state["config"].get(k) != now[k]]
             if changed:
                 raise RunError(f"--out {str(self.out)!r} holds a checkpoint of a run with other settings ("
@@ -305,6 +314,8 @@ class Trainer:
             if self.ctx.is_main:
                 # Steps logged after the checkpoint are run again; drop them so the log has each step once.
                 runlog.truncate_metrics(self.out, self.step)
+                self.epoch_losses = [r for r in runlog.read_metrics(self.out)
+                                     if r["kind"] == "step" and r["epoch"] == self.epoch and not r["nonfinite"]]
             resumed = self.step
         else:
             if self.ctx.is_main and self.out.exists():
@@ -340,6 +351,9 @@ class Trainer:
         self.last_saved = self.step
 
     # --------------------------------------------------------------------------------------------- steps
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, enabled=self.amp)
+
     def _all_finite(self, loss: torch.Tensor) -> bool:
         """Whether ``loss`` is finite in every process: they must all skip a step, or none."""
         flag = torch.isfinite(loss.detach()).float().reshape(1)
@@ -351,9 +365,8 @@ class Trainer:
         """One D update then one G update; a loss that is not finite skips its update(s)."""
         source = source.to(self.device, non_blocking=True)
         target = target.to(self.device, non_blocking=True)
-        autocast = torch.autocast(self.device.type, enabled=self.amp)
         cfg = self.cfg
-        with autocast:
+        with self._autocast():
             output = self.G_train(source, self.G.histograms(target))
 
             self.D.requires_grad_(True)
@@ -368,7 +381,7 @@ class Trainer:
 
             # G's adversarial term goes through the plain module with D frozen: no DDP reduction for D here.
             self.D.requires_grad_(False)
-            with autocast:
+            with self._autocast():
                 adv = self.gan.generator(self.D(output))
             # The histogram losses compute in fp32 whatever the autocast state; give them fp32 images too.
             terms = self.loss.terms(output.float(), source, target)
@@ -395,7 +408,7 @@ class Trainer:
                     "stopping. The last good checkpoint is in the run folder; try a lower --lr or --lambda-hist, "
                     "or run without --amp.")
             values = [math.nan] * 5
-        return dict(zip(("loss_g", "loss_d", "adv", "hist", "mi"), values), nonfinite=not ok)
+        return dict(zip(LOSS_KEYS, values), nonfinite=not ok)
 
     @torch.no_grad()
     def _generate(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -444,6 +457,8 @@ class Trainer:
                                     hist=f"{record['hist']:.4f}", mi=f"{record['mi']:.3f}", refresh=False)
                     runlog.append_metrics(self.out, dict(kind="step", step=self.step, epoch=self.epoch,
                                                          time=round(self.elapsed, 3), **record))
+                    if not record["nonfinite"]:
+                        self.epoch_losses.append(record)
                     if self.step % cfg.sample_every == 0:
                         self.write_samples()
                 # The last step of an epoch is saved by _end_epoch, after the epoch's record is logged.
@@ -460,12 +475,11 @@ class Trainer:
 
     def _end_epoch(self) -> None:
         if self.ctx.is_main:
-            steps = [r for r in runlog.read_metrics(self.out) if r["kind"] == "step" and r["epoch"] == self.epoch
-                     and not r["nonfinite"]]
-            means = {k: sum(r[k] for r in steps) / len(steps) for k in ("loss_g", "loss_d", "adv", "hist", "mi")} \
-                if steps else {}
+            steps = self.epoch_losses
+            means = {k: sum(r[k] for r in steps) / len(steps) for k in LOSS_KEYS} if steps else {}
             runlog.append_metrics(self.out, dict(kind="epoch", step=self.step, epoch=self.epoch,
                                                  time=round(self.elapsed, 3), **means, **self.validate()))
+            self.epoch_losses = []
         self.epoch += 1
         self.epoch_step = 0
         self.save()
@@ -473,7 +487,7 @@ class Trainer:
     def _finish(self) -> dict:
         if self._last_sample_step() != self.step:
             self.write_samples()
-        plots.regenerate(self.out)
+        plots.regenerate(self.out, redraw_samples=False)
         val = self.validate()
         identity = hue_emd(self.val_source, self.val_target).mean().item()
         epochs = [r for r in runlog.read_metrics(self.out) if r["kind"] == "epoch"]
