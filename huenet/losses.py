@@ -19,7 +19,7 @@ _TO_SPACE = {"rgb": lambda img: img, "hsv": color.rgb_to_hsv, "yuv": color.rgb_t
 HUE_WEIGHTS = ("saturation", "chroma", None)
 # Added to the hue weights so that an entirely grey image still has a positive total weight; it is far
 # below one saturated pixel's vote, so it only decides the (spike at hue 0) histogram of such images.
-_HUE_WEIGHT_FLOOR = 1e-6
+HUE_WEIGHT_FLOOR = 1e-6
 
 
 def _reduce(op: str, loss: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -57,7 +57,7 @@ class _ColorChannels:
             return None
         sat = converted[:, 1:2] if self.colorspace == "hsv" else color.rgb_to_hsv(image)[:, 1:2]
         w = sat if self.hue_weight == "saturation" else sat * image.amax(1, keepdim=True)
-        return w + _HUE_WEIGHT_FLOOR
+        return w + HUE_WEIGHT_FLOOR
 
 
 class HistogramEMDLoss(nn.Module):

@@ -24,7 +24,7 @@ from .color import rgb_to_hsv
 from .emd import emd
 from .entropy import entropies
 from .information import mi_distance_from_entropies
-from .losses import _HUE_WEIGHT_FLOOR
+from .losses import HUE_WEIGHT_FLOOR
 
 HUE_BINS = 256
 # Hard joint histograms need many pixels per occupied cell; 64 x 64 cells keep the MI estimate of a 64x64
@@ -57,7 +57,7 @@ def hue_histogram(image: torch.Tensor, bins: int = HUE_BINS) -> torch.Tensor:
     hsv = rgb_to_hsv(image.float())
     index = _bin_index(hsv[:, 0].flatten(1), bins)
     # The loss's floor: an all-grey image still has a (red) hue histogram.
-    weight = hsv[:, 1].flatten(1) + _HUE_WEIGHT_FLOOR
+    weight = hsv[:, 1].flatten(1) + HUE_WEIGHT_FLOOR
     hist = torch.zeros(image.shape[0], bins, device=image.device).scatter_add_(1, index, weight)
     return hist / hist.sum(1, keepdim=True)
 
