@@ -1,18 +1,27 @@
-"""Benchmark session plumbing: machine description, skip reasons, eager/reference ratio summary.
+"""Benchmark session plumbing: the grid option, the machine and device ceilings in the JSON, skip reasons, summary.
 
-Run with:  python -m pytest bench/ --benchmark-only [--benchmark-json=out.json]
+Run with:  python -m pytest bench/ --benchmark-only [--bench-grid=full] [--benchmark-json=out.json]
+then:      python -m bench.report out.json
 """
-
 from __future__ import annotations
 
 import os
 import platform
-from collections import defaultdict
 
 import pytest
+import torch
 
-# (group, backend) -> {"mean_s": float | None, "min_s": float | None, "peak_mem_bytes": int | None}
-RESULTS: dict[tuple[str, str], dict] = {}
+from . import ceilings, report
+from .grid import GRIDS
+
+# Rows of this session's results (extra_info plus times), in the shape bench.report reads from the JSON.
+RESULTS: list[dict] = []
+# (test id, reason) of every skipped point, so the JSON says what was not measured and why.
+SKIPPED: list[tuple[str, str]] = []
+
+
+def bench_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def describe_machine() -> dict:
@@ -28,35 +37,34 @@ def describe_machine() -> dict:
         pass
     info["cpu_model"] = model or platform.processor() or "unknown"
     info["logical_cores"] = os.cpu_count()
-    try:
+    if hasattr(os, "sched_getaffinity"):
         info["usable_cores"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_num_threads"] = torch.get_num_threads()
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-            info["cuda"] = torch.version.cuda
-        else:
-            info["gpu"] = None
-    except ImportError:
-        info["torch"] = None
+    info["torch"] = torch.__version__
+    info["torch_num_threads"] = torch.get_num_threads()
+    info["gpu"] = None
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info.update(gpu=props.name, cuda=torch.version.cuda, gpu_memory_bytes=props.total_memory,
+                    gpu_multiprocessors=props.multi_processor_count,
+                    gpu_l2_bytes=getattr(props, "L2_cache_size", None))
     try:
         import triton
 
         info["triton"] = triton.__version__
     except ImportError:
         info["triton"] = None
+    try:
+        import kornia
+
+        info["kornia"] = kornia.__version__
+    except ImportError:
+        info["kornia"] = None
     return info
 
 
-@pytest.fixture(scope="session")
-def bench_results() -> dict:
-    """Registry the benchmark tests fill: (group, backend) -> {"mean_s", "min_s", "peak_mem_bytes"}."""
-    return RESULTS
+def pytest_addoption(parser):
+    parser.addoption("--bench-grid", choices=sorted(GRIDS), default="default",
+                     help="default: a CPU subset that finishes in ~10 min on 2 cores; full: every size (GPU)")
 
 
 def pytest_configure(config):
@@ -66,63 +74,41 @@ def pytest_configure(config):
         config.option.reportchars = chars + "s"
 
 
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    return bench_device()
+
+
+@pytest.fixture(scope="session")
+def bench_results() -> list[dict]:
+    return RESULTS
+
+
 def pytest_report_header(config):
     m = describe_machine()
-    return [
-        f"huenet bench machine: {m['cpu_model']} ({m.get('usable_cores', m['logical_cores'])} usable cores), "
-        f"torch {m.get('torch')} ({m.get('torch_num_threads')} threads), triton {m.get('triton')}, "
-        f"gpu {m.get('gpu')}"
-    ]
+    return [f"huenet bench grid {config.getoption('bench_grid')!r} on {bench_device()}: {m['cpu_model']} "
+            f"({m.get('usable_cores', m['logical_cores'])} usable cores), gpu {m['gpu']}, torch {m['torch']} "
+            f"({m['torch_num_threads']} threads), triton {m['triton']}, kornia {m['kornia']}"]
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and report.when in ("setup", "call"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        SKIPPED.append((report.nodeid.rsplit("[", 1)[-1].rstrip("]"), reason.removeprefix("Skipped: ")))
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):  # pytest-benchmark hook
     machine_info["huenet"] = describe_machine()
 
 
-def _ratios() -> dict:
-    by_group: dict[str, dict[str, dict]] = defaultdict(dict)
-    for (group, backend), r in RESULTS.items():
-        by_group[group][backend] = r
-    out = {}
-    for group, rs in sorted(by_group.items()):
-        ref, eag = rs.get("reference"), rs.get("eager")
-        if not ref or not eag:
-            continue
-        entry = {}
-        if ref.get("mean_s") and eag.get("mean_s"):
-            entry["time_eager_over_reference"] = eag["mean_s"] / ref["mean_s"]
-        if ref.get("min_s") and eag.get("min_s"):
-            entry["min_time_eager_over_reference"] = eag["min_s"] / ref["min_s"]
-        if ref.get("peak_mem_bytes") and eag.get("peak_mem_bytes") is not None:
-            entry["mem_eager_over_reference"] = eag["peak_mem_bytes"] / ref["peak_mem_bytes"]
-        out[group] = entry
-    return out
-
-
 def pytest_benchmark_update_json(config, benchmarks, output_json):  # pytest-benchmark hook
-    output_json["huenet_ratios"] = _ratios()
+    # Measured after the cases, on an idle device; the report needs the copy bandwidth for its floors.
+    output_json["huenet"] = {"grid": config.getoption("bench_grid"), "device": str(bench_device()),
+                             "ceilings": ceilings.measure(bench_device()),
+                             "skipped": [{"id": i, "reason": r} for i, r in SKIPPED]}
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not RESULTS:
-        return
-    tr = terminalreporter
-    tr.write_sep("-", "huenet: mean / min time and peak extra RSS per case")
-    for (group, backend), r in sorted(RESULTS.items()):
-        mean, low = r.get("mean_s"), r.get("min_s")
-        mem = r.get("peak_mem_bytes")
-        mean_s = f"mean {mean * 1e3:9.1f} ms" if mean else "mean       n/a"
-        min_s = f"min {low * 1e3:9.1f} ms" if low else "min       n/a"
-        mem_s = f"{mem / 2**20:8.1f} MiB" if mem is not None else "     n/a"
-        tr.write_line(f"{group:<34} {backend:<10} {mean_s}  {min_s}  {mem_s}")
-    ratios = _ratios()
-    if ratios:
-        tr.write_sep("-", "huenet: eager / reference ratios (lower is better)")
-        for group, e in ratios.items():
-            t = e.get("time_eager_over_reference")
-            m = e.get("mem_eager_over_reference")
-            t_s = f"mean time x{t:.3f} ({1 / t:.1f}x faster)" if t else "mean time n/a"
-            tm = e.get("min_time_eager_over_reference")
-            t_s += f", min time x{tm:.3f}" if tm else ""
-            m_s = f"mem x{m:.4f}" if m is not None else "mem n/a"
-            tr.write_line(f"{group:<34} {t_s}   {m_s}")
+    if RESULTS:
+        terminalreporter.write_sep("-", "huenet: median time and peak memory, ratios against reference")
+        terminalreporter.write_line(report.table(report.with_ratios(RESULTS), ceilings=None))

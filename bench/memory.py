@@ -1,6 +1,9 @@
-"""Honest peak-memory measurement for CPU benchmark cases.
+"""Honest peak-memory measurement of one call of a benchmark case, on the CPU or on CUDA.
 
-Preferred method (Linux >= 4.0): reset the process's peak-RSS counter by writing "5" to
+CUDA: reset the caching allocator's peak counter, call, and report max_memory_allocated() minus what was
+allocated before the call (the inputs). This counts tensors, not the allocator's reserved-but-free blocks.
+
+CPU, preferred method (Linux >= 4.0): reset the process's peak-RSS counter by writing "5" to
 /proc/self/clear_refs, record VmRSS, run the case once, read VmHWM from /proc/self/status.
 The reported number is VmHWM - VmRSS_before: the extra resident memory the case needed at its
 peak (inputs that already exist before the call are not counted; everything the case allocates,
@@ -25,10 +28,13 @@ import os
 import resource
 from typing import Callable
 
-__all__ = ["peak_rss_delta", "proc_status"]
+import torch
+
+__all__ = ["peak_memory", "peak_rss_delta", "proc_status"]
 
 METHOD_CLEAR_REFS = "linux /proc/self/clear_refs=5 reset; VmHWM - VmRSS_before (after warm-up, gc, malloc_trim)"
 METHOD_FORK = "forked child: ru_maxrss - VmRSS_before (after warm-up, gc, malloc_trim)"
+METHOD_CUDA = "cuda: max_memory_allocated - memory_allocated_before, after reset_peak_memory_stats"
 
 
 def proc_status() -> dict[str, int]:
@@ -105,3 +111,20 @@ def peak_rss_delta(fn: Callable[[], object], *, warmup: bool = True) -> tuple[in
         return _measure_here(fn), METHOD_CLEAR_REFS
     except OSError:
         return _measure_forked(fn), METHOD_FORK
+
+
+def peak_cuda_delta(fn: Callable[[], object], device) -> tuple[int, str]:
+    """Return (peak extra allocated CUDA bytes of one call of ``fn``, description of the method)."""
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return max(0, torch.cuda.max_memory_allocated(device) - before), METHOD_CUDA
+
+
+def peak_memory(fn: Callable[[], object], device) -> tuple[int, str]:
+    """Peak extra memory of one call of ``fn`` (already warmed up) on ``device``, and the method used."""
+    if device.type == "cuda":
+        return peak_cuda_delta(fn, device)
+    return peak_rss_delta(fn, warmup=False)

@@ -19,7 +19,7 @@ def _bench(case, mode, backend, median, peak, side=128, batch=4, bins=256, width
            joint_flops=0):
     info = dict(case=case, mode=mode, backend=backend, batch=batch, channels=3, side=side, bins=bins, width=width,
                 pixels=batch * side * side, peak_mem_bytes=peak, mem_method="test method", min_bytes=min_bytes,
-                joint_flops=joint_flops)
+                joint_flops=joint_flops, loadavg_1m_at_start=1.5 if backend == "eager" else 0.5)
     stats = dict(median=median, mean=median, min=median * 0.9, stddev=0.0)
     return {"name": f"test_point[{case}-{mode}-{backend}]", "extra_info": info, "stats": stats}
 
@@ -107,6 +107,7 @@ def test_markdown_tables(cpu_run):
     assert "of BW floor" not in text  # CPU run: no GPU columns
     assert "| fwdbwd | 4 | 64² | 256 | 16 | 400 ms | eager | 500 ms | 25.0% |" in text  # HueNetLoss overhead
     assert "- 2 × triton: no GPU" in text and "![" in text and "Test CPU" in text
+    assert "load average at the start of the cases: 0.5 to 1.5" in text
 
 
 def test_gpu_markdown_has_fraction_columns(tmp_path):
