@@ -57,14 +57,25 @@ def check_weight(op: str, weight: object, x: torch.Tensor) -> torch.Tensor:
     if not ok_shape:
         expected = f"of shape (B, C, *spatial) = {tuple(x.shape)} or (B, 1, *spatial)"
         fail(op, "weight", expected, f"shape {tuple(weight.shape)}")
-    w = weight.expand_as(x)
-    negative, zero_sum = torch.stack([(w < 0).any(), (w.flatten(2).sum(-1) == 0).any()]).tolist()
+    _check_weight_values(weight, op)
+    return weight.expand_as(x)
+
+
+# A custom op so that torch.compile keeps the data-dependent check inside the graph as one opaque call,
+# instead of breaking the graph (and recompiling) at the host sync.
+@torch.library.custom_op("huenet::check_weight_values", mutates_args=())
+def _check_weight_values(weight: torch.Tensor, op: str) -> None:
+    negative, zero_sum = torch.stack([(weight < 0).any(), (weight.flatten(2).sum(-1) == 0).any()]).tolist()
     if negative:
         fail(op, "weight", "non-negative", "negative values")
     if zero_sum:
         fail(op, "weight", "of positive sum over the spatial dimensions for every (batch, channel)",
              "weights summing to 0")
-    return w
+
+
+@_check_weight_values.register_fake
+def _(weight, op):
+    return None
 
 
 def check_finite(op: str, arg: str, t: torch.Tensor) -> None:
