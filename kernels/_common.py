@@ -27,6 +27,19 @@ def sanitize(u):
 
 
 @triton.jit
+def load_pixels(u_ptr, w_ptr, row, offs, N, HAS_W: tl.constexpr):
+    """Values (sanitized) and weights of pixels ``offs`` of a row, and which of them exist; missing pixels
+    and unweighted calls get weight 0 and 1."""
+    inside = offs < N
+    u = sanitize(tl.load(u_ptr + row * N + offs, mask=inside, other=0.0))
+    if HAS_W:
+        w = tl.load(w_ptr + row * N + offs, mask=inside, other=0.0)
+    else:
+        w = inside.to(u.dtype)
+    return u, w, inside
+
+
+@triton.jit
 def membership(u, j, inv_bw):
     """pi_j(u) for virtual bin j (any integer, as a float of u's dtype) and its derivative d pi_j / du.
 

@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BOUNDARY_CODES, NONE, autotune, fold, membership, sanitize
+from ._common import BOUNDARY_CODES, NONE, autotune, fold, load_pixels, membership, sanitize
 from .soft_histogram import dense_memberships, n_bucket, partial_splits
 
 DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
@@ -76,14 +76,9 @@ def _forward_kernel(x_ptr, y_ptr, w_ptr, partial_ptr, M, N, K, inv_bw, N_BUCKET,
     acc = tl.zeros((BLOCK_K, BLOCK_K), dtype=acc_type)
     for start in range(split * BLOCK_N, N, splits * BLOCK_N):
         offs = start + tl.arange(0, BLOCK_N)
-        inside = offs < N
-        x = sanitize(tl.load(x_ptr + row * N + offs, mask=inside, other=0.0))
+        x, w, inside = load_pixels(x_ptr, w_ptr, row, offs, N, HAS_W)
         y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
         if _reaches(x, k1_first, BLOCK_K, K, RADIUS, BOUNDARY) & _reaches(y, k2_first, BLOCK_K, K, RADIUS, BOUNDARY):
-            if HAS_W:
-                w = tl.load(w_ptr + row * N + offs, mask=inside, other=0.0)
-            else:
-                w = inside.to(x.dtype)
             a = dense_memberships(x, k1, K, inv_bw, RADIUS, BOUNDARY, BLOCK_K) * w[:, None]
             b = dense_memberships(y, k2, K, inv_bw, RADIUS, BOUNDARY, BLOCK_K)
             acc = tl.dot(tl.trans(a), b, acc, input_precision=PRECISION, out_dtype=acc_type)

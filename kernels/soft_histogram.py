@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BOUNDARY_CODES, NONE, REFLECT, autotune, fold, membership, sanitize
+from ._common import BOUNDARY_CODES, NONE, REFLECT, autotune, fold, load_pixels, membership, sanitize
 
 
 _PIXEL_CONFIGS = [
@@ -53,12 +53,7 @@ def _forward_atomic_kernel(u_ptr, w_ptr, out_ptr, N, K, inv_bw, FIRST, LAST, WIN
                            BLOCK_N: tl.constexpr):
     row = tl.program_id(0)
     offs = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    inside = offs < N
-    u = sanitize(tl.load(u_ptr + row * N + offs, mask=inside, other=0.0))
-    if HAS_W:
-        w = tl.load(w_ptr + row * N + offs, mask=inside, other=0.0)
-    else:
-        w = inside.to(u.dtype)
+    u, w, inside = load_pixels(u_ptr, w_ptr, row, offs, N, HAS_W)
     base = tl.minimum(tl.maximum(tl.floor(u).to(tl.int32) - RADIUS, FIRST), LAST)
     for r in range(WIN):
         j = base + r
@@ -111,13 +106,7 @@ def _forward_partials_kernel(u_ptr, w_ptr, partial_ptr, M, N, K, inv_bw, N_BUCKE
     splits = tl.num_programs(2)
     acc = tl.zeros((BLOCK_K,), dtype=tl.float32 if partial_ptr.dtype.element_ty != tl.float64 else tl.float64)
     for start in range(split * BLOCK_N, N, splits * BLOCK_N):
-        offs = start + tl.arange(0, BLOCK_N)
-        inside = offs < N
-        u = sanitize(tl.load(u_ptr + row * N + offs, mask=inside, other=0.0))
-        if HAS_W:
-            w = tl.load(w_ptr + row * N + offs, mask=inside, other=0.0)
-        else:
-            w = inside.to(u.dtype)
+        u, w, _ = load_pixels(u_ptr, w_ptr, row, start + tl.arange(0, BLOCK_N), N, HAS_W)
         m = dense_memberships(u, k, K, inv_bw, RADIUS, BOUNDARY, BLOCK_K)
         acc += tl.sum(m * w[:, None], axis=0)
     tl.store(partial_ptr + (split * M + row) * K + k, acc, mask=k < K)
