@@ -21,8 +21,8 @@ import torch
 
 from .binning import Binning
 
-# Upper bound on the elements of any per-chunk temporary: 16 MB in fp32, small enough to stay cache- and
-# memory-friendly and large enough to amortise the per-chunk overhead.
+# Budget for all per-chunk temporaries together, in 4-byte units (int64 indices count twice): 16 MB, small
+# next to what the dense reference needs and large enough to amortise the per-chunk overhead.
 CHUNK_ELEMENTS = 1 << 22
 
 
@@ -80,7 +80,7 @@ def soft_histogram_forward(z: torch.Tensor, w: torch.Tensor | None, binning: Bin
     u = binning.to_bin_units(z)
     rows, n = u.shape
     hist = u.new_zeros(rows, binning.bins + 1)
-    for sl in _chunks(n, rows, layout.size + 1):
+    for sl in _chunks(n, rows, 4 * (layout.size + 1)):
         sig, index = layout.window(u[:, sl])
         vals = _memberships(sig)
         if w is not None:
@@ -101,7 +101,7 @@ def soft_histogram_backward(g: torch.Tensor, z: torch.Tensor, w: torch.Tensor | 
     gp = (g * p).sum(-1, keepdim=True) / total
     grad_z = torch.empty_like(z) if need_z else None
     grad_w = torch.empty_like(z) if need_w else None
-    for sl in _chunks(n, rows, 3 * (layout.size + 1)):
+    for sl in _chunks(n, rows, 7 * (layout.size + 1)):
         sig, index = layout.window(u[:, sl])
         gathered = g_scaled.gather(1, index.flatten(1)).view_as(index)
         if need_z:
@@ -124,7 +124,7 @@ def joint_histogram_forward(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | 
     rows, n = ux.shape
     k1 = binning.bins + 1
     joint = ux.new_zeros(rows, k1 * k1)
-    for sl in _chunks(n, rows, 2 * layout.size * (k1 if layout.fixed else layout.size)):
+    for sl in _chunks(n, rows, 4 * layout.size * (k1 if layout.fixed else layout.size)):
         sig_x, idx_x = layout.window(ux[:, sl])
         sig_y, idx_y = layout.window(uy[:, sl])
         a, b = _memberships(sig_x), _memberships(sig_y)
@@ -153,7 +153,7 @@ def joint_histogram_backward(g: torch.Tensor, x: torch.Tensor, y: torch.Tensor, 
     g_scaled = _pad_dump(g / total[:, None, None])
     gj = (g * joint).flatten(1).sum(-1, keepdim=True) / total.unsqueeze(-1)
     grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
-    for sl in _chunks(n, rows, 3 * layout.size * (k1 if layout.fixed else layout.size)):
+    for sl in _chunks(n, rows, 5 * layout.size * (k1 if layout.fixed else layout.size)):
         sig_x, idx_x = layout.window(ux[:, sl])
         sig_y, idx_y = layout.window(uy[:, sl])
         a, b = _memberships(sig_x), _memberships(sig_y)
