@@ -33,14 +33,16 @@ def _reduce(op: str, loss: torch.Tensor, reduction: str) -> torch.Tensor:
 class _ColorChannels:
     """Which channels of which colour space a loss reads, with their ranges, boundaries and hue weights."""
 
-    def __init__(self, op: str, arg: str, colorspace: str, channels: str, hue_weight):
+    def __init__(self, op: str, arg: str, colorspace: str, channels: str, hue_weight, detach_hue_weight=False):
         _checks.check_choice(op, "colorspace", colorspace, tuple(_TO_SPACE))
         names = color.CHANNEL_NAMES[colorspace]
         if not isinstance(channels, str) or not channels or any(ch not in names for ch in channels) \
                 or len(set(channels)) != len(channels):
             _checks.fail(op, arg, f"a non-empty string of distinct letters from {names!r}", repr(channels))
         _checks.check_choice(op, "hue_weight", hue_weight, HUE_WEIGHTS)
-        self.colorspace, self.hue_weight = colorspace, hue_weight
+        if not isinstance(detach_hue_weight, bool):
+            _checks.fail(op, "detach_hue_weight", "a bool", repr(detach_hue_weight), TypeError)
+        self.colorspace, self.hue_weight, self.detach_hue_weight = colorspace, hue_weight, detach_hue_weight
         self.index = [names.index(ch) for ch in channels]
         self.range = [color.CHANNEL_RANGES[colorspace][i] for i in self.index]
         self.periodic = [color.PERIODIC[colorspace][i] for i in self.index]
@@ -57,6 +59,9 @@ class _ColorChannels:
             return None
         sat = converted[:, 1:2] if self.colorspace == "hsv" else color.rgb_to_hsv(image)[:, 1:2]
         w = sat if self.hue_weight == "saturation" else sat * image.amax(1, keepdim=True)
+        # Detached, the weight only selects which pixels vote; attached, lowering a wrongly hued pixel's
+        # saturation also lowers the loss, a path a generator can exploit by desaturating.
+        w = w.detach() if self.detach_hue_weight else w
         return w + HUE_WEIGHT_FLOOR
 
 
@@ -74,6 +79,8 @@ class HistogramEMDLoss(nn.Module):
         hue_weight: "saturation" (default), "chroma" or None.
         reduction: "mean", "sum" or "none".
         backend: as in :func:`huenet.soft_histogram`.
+        detach_hue_weight: take no gradient through the hue weights, so that the loss can move hues but cannot
+            be lowered by desaturating pixels (default False: the full gradient).
 
     Shape:
         input, target: (B, 3, H, W) RGB in [0, 1] (the sizes may differ). Output: scalar, or (B, len(channels))
@@ -87,10 +94,10 @@ class HistogramEMDLoss(nn.Module):
 
     def __init__(self, colorspace: str = "hsv", channels: str = "h", bins: int = 256, bandwidth: float = 0.4,
                  order: int = 1, hue_weight: str | None = "saturation", reduction: str = "mean",
-                 backend: str = "auto"):
+                 backend: str = "auto", detach_hue_weight: bool = False):
         super().__init__()
         op = "HistogramEMDLoss"
-        self.channels = _ColorChannels(op, "channels", colorspace, channels, hue_weight)
+        self.channels = _ColorChannels(op, "channels", colorspace, channels, hue_weight, detach_hue_weight)
         _checks.check_bins(op, bins)
         _checks.check_bandwidth(op, bandwidth)
         if isinstance(order, bool) or order not in (1, 2):
@@ -180,6 +187,7 @@ class HueNetLoss(nn.Module):
         hue_weight: "saturation" (default), "chroma" or None.
         reduction: "mean", "sum" or "none" (per sample, (B,)).
         backend: as in :func:`huenet.soft_histogram`.
+        detach_hue_weight: as in :class:`HistogramEMDLoss`.
 
     Shape:
         output, source: (B, 3, H, W) RGB in [0, 1]; target: (B, 3, H', W'). Output: scalar, or (B,).
@@ -196,13 +204,13 @@ class HueNetLoss(nn.Module):
     def __init__(self, colorspace: str = "hsv", bins: int = 256, bandwidth: float = 0.4, lambda_hist: float = 100.0,
                  lambda_mi: float = 1.0, hist_channels: str | None = None, mi_channels: str | None = None,
                  order: int = 1, hue_weight: str | None = "saturation", reduction: str = "mean",
-                 backend: str = "auto"):
+                 backend: str = "auto", detach_hue_weight: bool = False):
         super().__init__()
         op = "HueNetLoss"
         _checks.check_choice(op, "colorspace", colorspace, tuple(self._DEFAULT_CHANNELS))
         default_hist, default_mi = self._DEFAULT_CHANNELS[colorspace]
         self.hist = HistogramEMDLoss(colorspace, hist_channels or default_hist, bins, bandwidth, order, hue_weight,
-                                     "none", backend)
+                                     "none", backend, detach_hue_weight)
         self.mi_space = _ColorChannels(op, "mi_channels", colorspace, mi_channels or default_mi, hue_weight)
         _checks.check_choice(op, "reduction", reduction, _checks.REDUCTIONS)
         self.lambda_hist, self.lambda_mi = float(lambda_hist), float(lambda_mi)
