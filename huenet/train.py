@@ -69,6 +69,7 @@ class TrainConfig:
     mi_channels: str | None = None
     emd_order: int = 1
     hue_weight: str = "saturation"
+    detach_hue_weight: bool = False
     lambda_gan: float = 1.0
     lambda_mi: float = 1.0
     lambda_hist: float = 100.0
@@ -151,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="EMD order: 1 = circular Wasserstein-1, 2 = the official RMS form")
     g.add_argument("--hue-weight", choices=[str(w).lower() for w in HUE_WEIGHTS], default=d.hue_weight,
                    help="per-pixel weight of the hue histograms")
+    g.add_argument("--detach-hue-weight", action=argparse.BooleanOptionalAction, default=d.detach_hue_weight,
+                   help="take no gradient through the hue weights, so the generator cannot lower the hue EMD by "
+                        "desaturating wrongly hued pixels")
     g.add_argument("--lambda-gan", type=float, default=d.lambda_gan, help="weight of the adversarial term")
     g.add_argument("--lambda-mi", type=float, default=d.lambda_mi, help="weight of D_MI(output, source)")
     g.add_argument("--lambda-hist", type=float, default=d.lambda_hist, help="weight of EMD(output, target)")
@@ -204,7 +208,7 @@ def check_config(cfg: TrainConfig) -> None:
     try:
         device = runtime.resolve_device(cfg.device)
         HueNetLoss(cfg.colorspace, cfg.bins, cfg.bandwidth, hist_channels=cfg.hist_channels,
-                   mi_channels=cfg.mi_channels, hue_weight=cfg.hue_weight)
+                   mi_channels=cfg.mi_channels, hue_weight=cfg.hue_weight, detach_hue_weight=cfg.detach_hue_weight)
         HueNetGenerator(cfg.image_size, cfg.ngf, cfg.cond_bins, cfg.colorspace, cfg.bandwidth, cfg.dropout)
         # The backend is only resolved when a histogram is computed; do it now for a clear early error
         # (e.g. backend="triton" before its kernels exist) instead of a traceback from inside the first step.
@@ -261,7 +265,7 @@ class Trainer:
         self.D = PatchDiscriminator(cfg.ndf or cfg.ngf).to(self.device)
         self.loss = HueNetLoss(cfg.colorspace, cfg.bins, cfg.bandwidth, cfg.lambda_hist, cfg.lambda_mi,
                                cfg.hist_channels, cfg.mi_channels, cfg.emd_order, cfg.hue_weight, "none",
-                               cfg.backend)
+                               cfg.backend, cfg.detach_hue_weight)
         self.gan = GANLoss(cfg.gan_mode)
         betas = (cfg.beta1, 0.999)
         self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr, betas)
