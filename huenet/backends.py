@@ -1,6 +1,7 @@
 """Choosing the backend that computes a histogram op."""
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -17,15 +18,19 @@ _log = logging.getLogger("huenet")
 _logged: set[tuple[str, str]] = set()
 
 
-def _triton_unavailable(device: torch.device) -> str | None:
-    """Why the Triton kernels cannot run on ``device``, or None if they can."""
+@functools.lru_cache(maxsize=None)
+def _triton_unavailable(device_type: str) -> str | None:
+    """Why the Triton kernels cannot run on tensors of ``device_type``, or None if they can.
+
+    Cached: the answer cannot change within a process, and "auto" asks on every op call.
+    """
     try:
         importlib.import_module("huenet.triton_backend")
     except ImportError as err:  # no triton on this platform, or a broken install
         return f"the Triton kernels could not be imported ({err})"
     from kernels import INTERPRETED
-    if device.type != "cuda" and not INTERPRETED:
-        return (f"the tensors are on {device.type}, and the kernels run on CPU tensors only under the Triton "
+    if device_type != "cuda" and not INTERPRETED:
+        return (f"the tensors are on {device_type}, and the kernels run on CPU tensors only under the Triton "
                 "interpreter (TRITON_INTERPRET=1 set before importing huenet)")
     return None
 
@@ -43,13 +48,13 @@ def resolve(op: str, backend: str, device: torch.device):
         if backend not in BACKENDS:
             fail(op, f"environment variable {ENV_VAR}", "one of " + ", ".join(map(repr, BACKENDS)), repr(backend))
     if backend == "auto":
-        chosen = TRITON if device.type == "cuda" and _triton_unavailable(device) is None else EAGER
+        chosen = TRITON if device.type == "cuda" and _triton_unavailable(device.type) is None else EAGER
         if (device.type, chosen.name) not in _logged:
             _logged.add((device.type, chosen.name))
             _log.info("huenet: backend 'auto' chose %r for %s tensors", chosen.name, device.type)
         return chosen
     if backend == "triton":
-        reason = _triton_unavailable(device)
+        reason = _triton_unavailable(device.type)
         if reason is not None:
             raise RuntimeError(f"{op}: backend='triton' was requested, but {reason}; use backend='eager' or 'auto'.")
         return TRITON

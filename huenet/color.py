@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 import torch
 
-from huenet._checks import check_float_tensor, fail
+from ._checks import check_float_tensor, fail
 
 __all__ = [
     "CHANNEL_NAMES",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import _checks
+from .histogram import compute_dtype
 
 
 def emd(p: torch.Tensor, q: torch.Tensor, order: int = 1, cyclic: bool = False) -> torch.Tensor:
@@ -36,8 +37,7 @@ def emd(p: torch.Tensor, q: torch.Tensor, order: int = 1, cyclic: bool = False) 
         _checks.fail("emd", "order", "1 or 2", repr(order))
     if not isinstance(cyclic, bool):
         _checks.fail("emd", "cyclic", "a bool", repr(cyclic), TypeError)
-    dtype = torch.promote_types(p.dtype, q.dtype)
-    dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    dtype = compute_dtype(p, q)
     with torch.autocast(device_type=p.device.type, enabled=False):
         d = torch.cumsum(p.to(dtype), -1) - torch.cumsum(q.to(dtype), -1)
         if cyclic:

@@ -7,7 +7,15 @@ from . import _checks
 from .backends import resolve
 from .binning import Binning
 
-_HALF = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """The dtype the public ops compute in: the inputs' promoted dtype, with float16/bfloat16 raised to float32
+    because sigmoid tails and sums over 10⁵ pixels need fp32."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def make_binning(op: str, bins: int, value_range, bandwidth: float, boundary: str) -> Binning:
@@ -20,11 +28,11 @@ def make_binning(op: str, bins: int, value_range, bandwidth: float, boundary: st
 
 
 def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning: Binning, backend: str,
-             validate: bool) -> torch.Tensor:
-    """Run backend function ``fn`` on images flattened to (B·C, N) and restore (B, C, ...).
+             validate: bool):
+    """Run backend function ``fn`` on images flattened to (B·C, N); return its result as (B, C, ...) and the
+    backend that computed it.
 
-    Half-precision inputs are computed in float32 and autocast is switched off inside, because sigmoid tails
-    and sums over 10⁵ pixels need fp32. A (b, c) whose pixels or weights hold NaN or ±inf gives a NaN row, never
+    Inputs are computed in ``compute_dtype`` with autocast switched off inside. A (b, c) whose pixels or weights hold NaN or ±inf gives a NaN row, never
     a finite number that silently ignores those pixels.
     """
     names = list(images)
@@ -40,10 +48,7 @@ def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning:
             _checks.check_finite(op, name, t)
     impl = resolve(op, backend, first.device)
 
-    dtype = first.dtype
-    for t in tensors[1:]:
-        dtype = torch.promote_types(dtype, t.dtype)
-    dtype = torch.float32 if dtype in _HALF else dtype
+    dtype = compute_dtype(*tensors)
     b, c = first.shape[:2]
     flat = [t.to(dtype).reshape(b * c, -1) for t in tensors]
     if weight is None:
@@ -53,7 +58,7 @@ def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning:
     out = out.reshape(b, c, *out.shape[1:])
     bad = torch.stack([~torch.isfinite(t).flatten(2).all(-1) for t in tensors]).any(0)
     bad = bad.reshape(b, c, *([1] * (out.ndim - 2)))
-    return torch.where(bad, torch.full((), float("nan"), dtype=out.dtype, device=out.device), out)
+    return torch.where(bad, torch.full((), float("nan"), dtype=out.dtype, device=out.device), out), impl
 
 
 def soft_histogram(x: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4,
@@ -90,7 +95,7 @@ def soft_histogram(x: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth
         torch.Size([2, 3, 64])
     """
     binning = make_binning("soft_histogram", bins, range, bandwidth, boundary)
-    return _compute("soft_histogram", "soft_histogram", {"x": x}, weight, binning, backend, validate)
+    return _compute("soft_histogram", "soft_histogram", {"x": x}, weight, binning, backend, validate)[0]
 
 
 def joint_histogram(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4,
@@ -109,10 +114,12 @@ def joint_histogram(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.
         >>> joint_histogram(x, y, bins=32).shape
         torch.Size([2, 1, 32, 32])
     """
-    return joint_histogram_op("joint_histogram", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
+    return joint_histogram_and_backend("joint_histogram", x, y, bins, range, bandwidth, boundary, weight, backend,
+                                       validate)[0]
 
 
-def joint_histogram_op(op: str, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate):
-    """:func:`joint_histogram` reporting bad arguments under the name of the public op ``op``."""
+def joint_histogram_and_backend(op: str, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate):
+    """:func:`joint_histogram` reporting bad arguments under the name of the public op ``op``; returns the joint
+    histogram and the backend that computed it, so that callers reduce it on the same backend."""
     binning = make_binning(op, bins, value_range, bandwidth, boundary)
     return _compute(op, "joint_histogram", {"x": x, "y": y}, weight, binning, backend, validate)

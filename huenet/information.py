@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .backends import resolve
-from .histogram import joint_histogram_op
+from .histogram import joint_histogram_and_backend
 
 
 def mi_from_entropies(h: torch.Tensor) -> torch.Tensor:
@@ -34,9 +33,10 @@ def conditional_entropy_from_entropies(h: torch.Tensor) -> torch.Tensor:
 
 def _entropies(op, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate) -> torch.Tensor:
     """(H(X,Y), H(X), H(Y)) of the soft joint histogram of x and y, (B, C, 3), reduced by the op's backend."""
-    joint = joint_histogram_op(op, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate)
+    joint, impl = joint_histogram_and_backend(op, x, y, bins, value_range, bandwidth, boundary, weight, backend,
+                                              validate)
     b, c, k, _ = joint.shape
-    return resolve(op, backend, joint.device).entropies(joint.reshape(b * c, k, k)).reshape(b, c, 3)
+    return impl.entropies(joint.reshape(b * c, k, k)).reshape(b, c, 3)
 
 
 def mutual_information(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0),

@@ -22,7 +22,7 @@ HUE_WEIGHTS = ("saturation", "chroma", None)
 HUE_WEIGHT_FLOOR = 1e-6
 
 
-def _reduce(op: str, loss: torch.Tensor, reduction: str) -> torch.Tensor:
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
@@ -126,7 +126,7 @@ class HistogramEMDLoss(nn.Module):
         return torch.stack([emd(p, q, self.order, cyclic) for p, q, cyclic in pairs], 1)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _reduce(type(self).__name__, self.per_channel(input, target), self.reduction)
+        return _reduce(self.per_channel(input, target), self.reduction)
 
 
 class MutualInformationLoss(nn.Module):
@@ -163,7 +163,7 @@ class MutualInformationLoss(nn.Module):
             loss = mi_distance(input, target, **self.kwargs)
         else:
             loss = conditional_entropy(target, input, **self.kwargs)
-        return _reduce(type(self).__name__, loss, self.reduction)
+        return _reduce(loss, self.reduction)
 
 
 class HueNetLoss(nn.Module):
@@ -230,5 +230,5 @@ class HueNetLoss(nn.Module):
 
     def forward(self, output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         terms = self.terms(output, source, target)
-        return _reduce(type(self).__name__, self.lambda_hist * terms["hist"] + self.lambda_mi * terms["mi"],
+        return _reduce(self.lambda_hist * terms["hist"] + self.lambda_mi * terms["mi"],
                        self.reduction)

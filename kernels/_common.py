@@ -8,6 +8,7 @@ the bandwidth in bins. Mirror (reflect) and periodic (circular) images fold into
 import inspect
 import os
 
+import torch
 import triton
 import triton.language as tl
 
@@ -88,3 +89,10 @@ def autotune(configs, key, **kwargs):
     if "cache_results" in inspect.signature(triton.autotune).parameters:
         kwargs["cache_results"] = True
     return triton.autotune(configs=configs, key=key, **kwargs)
+
+
+def weight_sums(values: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """S_m = sum_x w_mx of each row (M,), or the pixel count N for unweighted rows."""
+    if w is not None:
+        return w.sum(1)
+    return torch.full((values.shape[0],), float(values.shape[1]), dtype=values.dtype, device=values.device)

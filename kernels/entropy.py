@@ -21,6 +21,11 @@ def _neg_xlogx(t):
 
 
 @triton.jit
+def _load_tile(base, rows, cols, K):
+    return tl.load(base + rows[:, None] * K + cols[None, :], mask=(rows[:, None] < K) & (cols[None, :] < K), other=0.0)
+
+
+@triton.jit
 def _entropies_kernel(j_ptr, out_ptr, K, BLOCK: tl.constexpr):
     row = tl.program_id(0)
     base = j_ptr + row * K * K
@@ -33,8 +38,7 @@ def _entropies_kernel(j_ptr, out_ptr, K, BLOCK: tl.constexpr):
         row_sum = tl.zeros((BLOCK,), dtype=j_ptr.dtype.element_ty)
         for j in range(0, K, BLOCK):
             cols = j + offs
-            t = tl.load(base + rows[:, None] * K + cols[None, :], mask=(rows[:, None] < K) & (cols[None, :] < K),
-                        other=0.0)
+            t = _load_tile(base, rows, cols, K)
             h_xy += tl.sum(_neg_xlogx(t), axis=1)
             row_sum += tl.sum(t, axis=1)
         h_x += _neg_xlogx(row_sum)
@@ -43,8 +47,7 @@ def _entropies_kernel(j_ptr, out_ptr, K, BLOCK: tl.constexpr):
         col_sum = tl.zeros((BLOCK,), dtype=j_ptr.dtype.element_ty)
         for i in range(0, K, BLOCK):
             rows = i + offs
-            t = tl.load(base + rows[:, None] * K + cols[None, :], mask=(rows[:, None] < K) & (cols[None, :] < K),
-                        other=0.0)
+            t = _load_tile(base, rows, cols, K)
             col_sum += tl.sum(t, axis=0)
         h_y += _neg_xlogx(col_sum)
     tl.store(out_ptr + row * 3 + 0, tl.sum(h_xy, axis=0))

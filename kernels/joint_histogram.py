@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BOUNDARY_CODES, NONE, autotune, fold, load_pixels, membership, sanitize
+from ._common import BOUNDARY_CODES, NONE, autotune, fold, load_pixels, membership, sanitize, weight_sums
 from .soft_histogram import dense_memberships, n_bucket, partial_splits
 
 DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
@@ -135,11 +135,6 @@ def _backward_kernel(x_ptr, y_ptr, w_ptr, g_ptr, gj_ptr, grad_x_ptr, grad_y_ptr,
         tl.store(grad_w_ptr + row * N + offs, grad_w - tl.load(gj_ptr + row), mask=inside)
 
 
-def _weight_sums(x, w):
-    return w.sum(1) if w is not None else torch.full((x.shape[0],), float(x.shape[1]), dtype=x.dtype,
-                                                        device=x.device)
-
-
 def forward(x, y, w, bins, bandwidth, boundary, window, precision):
     """Joint histogram J (M, K, K) of values x, y (M, N) in bin units with optional weights w (M, N)."""
     rows, n = x.shape
@@ -150,13 +145,13 @@ def forward(x, y, w, bins, bandwidth, boundary, window, precision):
     _forward_kernel[grid](x, y, w if has_w else x, partials, rows, n, bins, 1.0 / bandwidth, n_bucket(n),
                           RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary], HAS_W=has_w,
                           PRECISION=precision if x.dtype != torch.float64 else "ieee")
-    return partials.sum(0) / _weight_sums(x, w)[:, None, None]
+    return partials.sum(0) / weight_sums(x, w)[:, None, None]
 
 
 def backward(g, x, y, w, joint, bins, bandwidth, boundary, window, need_x, need_y, need_w):
     """(dL/dx, dL/dy, dL/dw), each (M, N) or None, for the output gradient g (M, K, K) and the output J."""
     rows, n = x.shape
-    total = _weight_sums(x, w)
+    total = weight_sums(x, w)
     g_scaled = (g / total[:, None, None]).contiguous()
     gj = ((g * joint).sum((1, 2)) / total).contiguous()
     grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]

@@ -26,7 +26,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BOUNDARY_CODES, NONE, REFLECT, autotune, fold, load_pixels, membership, sanitize
+from ._common import (BOUNDARY_CODES, NONE, REFLECT, autotune, fold, load_pixels, membership, sanitize,
+                      weight_sums)
 
 
 _PIXEL_CONFIGS = [
@@ -167,13 +168,13 @@ def forward(u, w, bins, bandwidth, boundary, window):
         grid = lambda meta: (rows, triton.cdiv(n, meta["BLOCK_N"]))  # noqa: E731
         _forward_atomic_kernel[grid](u, w_arg, hist, n, bins, 1.0 / bandwidth, window.first, window.last,
                                      window.size, n_bucket(n), RADIUS=window.radius, BOUNDARY=code, HAS_W=has_w)
-    return hist / _weight_sums(u, w)
+    return hist / weight_sums(u, w)[:, None]
 
 
 def backward(g, u, w, p, bins, bandwidth, boundary, window, need_u, need_w):
     """(dL/du, dL/dw), each (M, N) or None, for the output gradient g (M, K) and the forward's output p."""
     rows, n = u.shape
-    total = _weight_sums(u, w)
+    total = weight_sums(u, w)[:, None]
     g_scaled = (g / total).contiguous()
     gp = ((g * p).sum(1, keepdim=True) / total).contiguous()
     grad_u = torch.empty_like(u) if need_u else None
@@ -184,12 +185,6 @@ def backward(g, u, w, p, bins, bandwidth, boundary, window, need_u, need_w):
                            window.size, n_bucket(n), RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary],
                            HAS_W=w is not None, NEED_U=need_u, NEED_W=need_w)
     return grad_u, grad_w
-
-
-def _weight_sums(u, w):
-    if w is not None:
-        return w.sum(1, keepdim=True)
-    return torch.full((u.shape[0], 1), float(u.shape[1]), dtype=u.dtype, device=u.device)
 
 
 class SoftHistogram(torch.autograd.Function):

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
+import helpers
 import huenet
 
 BACKENDS = ("eager", "reference")
@@ -13,9 +14,7 @@ INFO_OPS = ("mutual_information", "joint_entropy", "mi_distance", "conditional_e
 
 
 def rand(shape, lo=0.0, hi=1.0, dtype=torch.float64, seed=0, requires_grad=False):
-    g = torch.Generator().manual_seed(seed)
-    t = (lo + (hi - lo) * torch.rand(shape, generator=g, dtype=torch.float64)).to(dtype)
-    return t.requires_grad_(requires_grad)
+    return helpers.rand(shape, lo, hi, dtype, seed).requires_grad_(requires_grad)
 
 
 def img(shape=(2, 2, 3, 4), seed=0):

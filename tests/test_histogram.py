@@ -6,25 +6,12 @@ import torch
 
 import huenet
 import oracle
+from helpers import make_weight, rand
 
 BACKENDS = ("eager", "reference")
 BOUNDARIES = ("reflect", "circular", "none")
 DTYPES = (torch.float32, torch.float64)
 ATOL = {torch.float32: 1e-5, torch.float64: 1e-10}
-
-
-def rand(shape, lo=0.0, hi=1.0, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (lo + (hi - lo) * torch.rand(shape, generator=g, dtype=torch.float64)).to(dtype)
-
-
-def make_weight(kind, x, seed=7):
-    if kind is None:
-        return None
-    shape = list(x.shape)
-    if kind == "bcast":
-        shape[1] = 1
-    return rand(tuple(shape), 0.1, 2.0, x.dtype, seed)
 
 
 def values(shape, rng, dtype, seed=0, margin=0.05):

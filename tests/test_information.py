@@ -6,6 +6,7 @@ import torch
 
 import huenet
 import oracle
+from helpers import make_weight, rand
 
 BACKENDS = ("eager", "reference")
 BOUNDARIES = ("reflect", "circular", "none")
@@ -20,11 +21,6 @@ OPS = {
 }
 
 
-def rand(shape, lo=0.0, hi=1.0, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (lo + (hi - lo) * torch.rand(shape, generator=g, dtype=torch.float64)).to(dtype)
-
-
 def pair(shape, rng=(0.0, 1.0), dtype=torch.float64, seed=0, dependence=0.6):
     """A correlated pair (x, y) with values a little outside the range on both sides."""
     lo, hi = rng
@@ -33,15 +29,6 @@ def pair(shape, rng=(0.0, 1.0), dtype=torch.float64, seed=0, dependence=0.6):
     n = rand(shape, lo - 0.03 * span, hi + 0.03 * span, torch.float64, seed + 1000)
     y = dependence * x + (1 - dependence) * n
     return x.to(dtype), y.to(dtype)
-
-
-def make_weight(kind, x, seed=7):
-    if kind is None:
-        return None
-    shape = list(x.shape)
-    if kind == "bcast":
-        shape[1] = 1
-    return rand(tuple(shape), 0.1, 2.0, x.dtype, seed)
 
 
 def check(got, want, dtype, shape):

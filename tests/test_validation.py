@@ -8,17 +8,13 @@ import torch
 
 import huenet
 import oracle
+from helpers import rand
 
 BACKENDS = ("eager", "reference")
 BOUNDARIES = ("reflect", "circular", "none")
 INFO_OPS = ("mutual_information", "joint_entropy", "mi_distance", "conditional_entropy")
 PAIR_OPS = ("joint_histogram",) + INFO_OPS
 IMAGE_OPS = ("soft_histogram",) + PAIR_OPS
-
-
-def rand(shape, lo=0.0, hi=1.0, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (lo + (hi - lo) * torch.rand(shape, generator=g, dtype=torch.float64)).to(dtype)
 
 
 X = rand((2, 3, 4, 5), seed=1)
