@@ -18,7 +18,8 @@ import pytest
 import torch
 
 import huenet
-from huenet import backends, reference
+from huenet import backends
+from huenet.backends import reference
 from huenet.losses import HistogramEMDLoss, HueNetLoss, MutualInformationLoss
 
 from .grid import NO_HIST, Point, Size
@@ -165,16 +166,16 @@ def _compiled_reference(make, bins):
     Compiling the public op as a whole does not work: the argument checks sync to the host (the weight check's
     ``.tolist()``), dynamo breaks the graph there and recompiles the rest on every call. So the compiled row
     keeps huenet's checks, colour conversion and EMD as they are and compiles what costs: the reference
-    backend's soft histogram, joint histogram and entropies, swapped in for the module that
+    backend's soft histogram, joint histogram and entropies, swapped in for the backend that
     ``huenet.backends.resolve`` returns for backend="reference".
     """
     torch._dynamo.reset()  # each case compiles afresh: recompiles of one code object would hit dynamo's limit
-    compiled = SimpleNamespace(**{name: torch.compile(getattr(reference, name), dynamic=False)
-                                  for name in ("soft_histogram", "joint_histogram", "entropies")})
+    compiled = SimpleNamespace(name="reference", **{name: torch.compile(getattr(reference, name), dynamic=False)
+                                                    for name in ("soft_histogram", "joint_histogram", "entropies")})
     forward = make("reference", bins)
 
     def call(*args):
-        with mock.patch.object(backends, "reference", compiled):
+        with mock.patch.object(backends, "REFERENCE", compiled):
             return forward(*args)
     return call
 
@@ -231,7 +232,7 @@ def _op_workload(point: Point, device: torch.device) -> Workload:
 
 def _models():
     try:
-        from huenet import models
+        from huenet.colortransfer import models
         return models
     except ImportError as err:
         pytest.skip(f"train_step: huenet.models is not importable yet ({err})")

@@ -2,7 +2,7 @@
 
     python -m bench.kernel_report [--arch 90] [--dtype fp32] [--markdown]
 
-Compiles each variant of ``kernels.aot`` for the target without a GPU, runs the ``ptxas -v`` bundled with
+Compiles each variant of ``huenet.kernels.aot`` for the target without a GPU, runs the ``ptxas -v`` bundled with
 Triton on its PTX (registers, spill bytes; shared memory from Triton's metadata) and counts tensor-core (HGMMA/HMMA/DMMA) and
 special-function (MUFU) instructions in its SASS with the bundled ``cuobjdump``. Zero spills is the goal.
 Needs TRITON_INTERPRET unset.
@@ -19,7 +19,7 @@ import tempfile
 import triton
 from triton.backends.nvidia import compiler as nvidia
 
-from kernels.aot import variants
+from huenet.kernels.aot import variants
 
 _BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 _SASS_OPS = ("HGMMA", "HMMA", "DMMA", "MUFU", "ATOM", "RED")

@@ -53,6 +53,13 @@ class Binning:
             u = torch.remainder(u, self.bins)
         return u
 
+    def in_bin_units(self) -> "Binning":
+        """This binning on values already mapped by ``to_bin_units``: lo = 0 and width 1, so bin k spans [k, k+1).
+
+        Every backend takes values in bin units with this binning, where the value-unit formulas hold as written.
+        """
+        return Binning(self.bins, 0.0, float(self.bins), self.bandwidth, self.boundary)
+
     def support_radius(self, dtype: torch.dtype) -> int:
         """Radius R in bins beyond which the kernel is below half the dtype's machine epsilon.
 

@@ -29,8 +29,8 @@ def make_binning(op: str, bins: int, value_range, bandwidth: float, boundary: st
 
 def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning: Binning, backend: str,
              validate: bool):
-    """Run backend function ``fn`` on images flattened to (B·C, N); return its result as (B, C, ...) and the
-    backend that computed it.
+    """Run backend function ``fn`` on images flattened to (B·C, N) in bin units; return its result as
+    (B, C, ...) and the backend that computed it (resolved here, once per call).
 
     Inputs are computed in ``compute_dtype`` with autocast switched off inside. A (b, c) whose pixels or weights hold NaN or ±inf gives a NaN row, never
     a finite number that silently ignores those pixels.
@@ -51,10 +51,9 @@ def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning:
     dtype = compute_dtype(*tensors)
     b, c = first.shape[:2]
     flat = [t.to(dtype).reshape(b * c, -1) for t in tensors]
-    if weight is None:
-        flat.append(None)
     with torch.autocast(device_type=first.device.type, enabled=False):
-        out = getattr(impl, fn)(*flat, binning)
+        units = [binning.to_bin_units(t) for t in flat[:len(names)]]
+        out = getattr(impl, fn)(*units, flat[len(names)] if weight is not None else None, binning.in_bin_units())
     out = out.reshape(b, c, *out.shape[1:])
     bad = torch.stack([~torch.isfinite(t).flatten(2).all(-1) for t in tensors]).any(0)
     bad = bad.reshape(b, c, *([1] * (out.ndim - 2)))

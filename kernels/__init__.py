@@ -1,7 +1,8 @@
-"""Triton kernels for differentiable histograms, with their autograd wrappers.
+"""Triton kernels for differentiable histograms, installed as ``huenet.kernels``.
 
-This package knows nothing of training or of huenet's public API: it works on values already in bin units,
-(M, N) rows of pixels, and returns histograms. ``huenet`` chooses it at run time for CUDA tensors.
+This package knows nothing of huenet's public API: its launchers take values already in bin units as (M, N)
+rows of pixels and return histograms, entropies and their gradients. huenet's backends choose it at run time
+for CUDA tensors.
 
 ``TRITON_INTERPRET=1`` must be set before this package is imported to run the kernels on CPU tensors (slow;
 for tests): Triton reads it when the kernels are decorated.
@@ -9,12 +10,9 @@ for tests): Triton reads it when the kernels are decorated.
 import os
 
 from . import entropy, joint_histogram, soft_histogram
-from .entropy import JointEntropies
-from .joint_histogram import DOT_PRECISIONS, JointHistogram
-from .soft_histogram import SoftHistogram
+from .joint_histogram import DOT_PRECISIONS
 
 #: Whether the kernels were decorated under the Triton interpreter, so that they run on CPU tensors.
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
-__all__ = ["SoftHistogram", "JointHistogram", "JointEntropies", "DOT_PRECISIONS", "INTERPRETED", "entropy",
-           "joint_histogram", "soft_histogram"]
+__all__ = ["DOT_PRECISIONS", "INTERPRETED", "entropy", "joint_histogram", "soft_histogram"]

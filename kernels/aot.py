@@ -1,6 +1,6 @@
 """Ahead-of-time compilation of every kernel and autotune config for a GPU architecture, without a GPU.
 
-``python -m kernels.aot --arch 80 --arch 90`` compiles each kernel with each of its autotune configs to PTX
+``python -m huenet.kernels.aot --arch 80 --arch 90`` compiles each kernel with each of its autotune configs to PTX
 and a cubin, which catches GPU-only errors (globals that are not constexpr, dot shapes below the minimum,
 unsupported dtypes) on a CPU machine, and prints one line per compilation. ``bench/kernel_report.py`` adds the
 register, spill and instruction counts. Needs TRITON_INTERPRET unset: interpreted kernels cannot be compiled.

@@ -1,4 +1,4 @@
-r"""Fused entropy reductions of joint histograms: a Triton kernel and its autograd wrapper.
+r"""Fused entropy reductions of joint histograms: a Triton kernel and its launchers.
 
 For each row m of J (M, K, K), one program computes
 
@@ -73,17 +73,3 @@ def backward(g, joint):
     d_x = _log_or_zero(joint.sum(2))[:, :, None]
     d_y = _log_or_zero(joint.sum(1))[:, None, :]
     return -(g[:, 0, None, None] * d_xy + g[:, 1, None, None] * d_x + g[:, 2, None, None] * d_y)
-
-
-class JointEntropies(torch.autograd.Function):
-    """``JointEntropies.apply(J)`` for J (M, K, K) contiguous -> (M, 3): H(X,Y), H(X), H(Y) per row."""
-
-    @staticmethod
-    def forward(ctx, joint):
-        ctx.save_for_backward(joint)
-        return forward(joint)
-
-    @staticmethod
-    def backward(ctx, g):
-        (joint,) = ctx.saved_tensors
-        return backward(g, joint)

@@ -1,4 +1,4 @@
-r"""Joint soft histogram: Triton kernels and their autograd wrapper.
+r"""Joint soft histogram: Triton kernels and their launchers.
 
 For values in bin units x, y (M, N) and optional weights w (M, N), with S_m = sum_x w_mx,
 
@@ -25,8 +25,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BOUNDARY_CODES, NONE, autotune, fold, load_pixels, membership, sanitize, weight_sums
-from .soft_histogram import dense_memberships, n_bucket, partial_splits
+from .soft_histogram import (BOUNDARY_CODES, NONE, autotune, dense_memberships, fold, load_pixels, membership,
+                             n_bucket, partial_splits, sanitize, weight_sums)
 
 DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
 
@@ -163,24 +163,3 @@ def backward(g, x, y, w, joint, bins, bandwidth, boundary, window, need_x, need_
                            NEED_X=need_x, NEED_Y=need_y, NEED_W=need_w,
                            WIN_TILE=min(16, triton.next_power_of_2(window.size)))
     return tuple(grads)
-
-
-class JointHistogram(torch.autograd.Function):
-    """Autograd wrapper: ``JointHistogram.apply(x, y, w, bins, bandwidth, boundary, window, precision)``.
-
-    ``x``, ``y`` (M, N) in bin units, contiguous; ``w`` (M, N) or None; ``window`` a
-    ``huenet.binning.Window``; ``precision`` one of ``DOT_PRECISIONS``. Returns J (M, K, K).
-    """
-
-    @staticmethod
-    def forward(ctx, x, y, w, bins, bandwidth, boundary, window, precision):
-        joint = forward(x, y, w, bins, bandwidth, boundary, window, precision)
-        ctx.save_for_backward(x, y, w, joint)
-        ctx.args = (bins, bandwidth, boundary, window)
-        return joint
-
-    @staticmethod
-    def backward(ctx, g):
-        x, y, w, joint = ctx.saved_tensors
-        grads = backward(g, x, y, w, joint, *ctx.args, *ctx.needs_input_grad[:3])
-        return (*grads, None, None, None, None, None)

@@ -1,4 +1,4 @@
-r"""Soft histogram: Triton kernels and their autograd wrapper.
+r"""Soft histogram: Triton kernels and their launchers, and the jitted helpers every histogram kernel shares.
 
 Inputs are values in bin units, u = (z - lo)/L of shape (M, N) (circular values wrapped into [0, K)), and
 optional per-pixel weights w (M, N). With S_m = sum_x w_mx,
@@ -22,12 +22,104 @@ Forward, two reductions across programs:
 
 Backward: programs over (row, pixel block) gather dL/dp over each pixel's window; no atomics.
 """
+import inspect
+import os
+
 import torch
 import triton
 import triton.language as tl
 
-from ._common import (BOUNDARY_CODES, NONE, REFLECT, autotune, fold, load_pixels, membership, sanitize,
-                      weight_sums)
+# ---- Shared by every histogram kernel (the joint kernels import these): the sigmoid-difference kernel in bin
+# units, pi_j(u) = sigmoid((u - j)/b) - sigmoid((u - j - 1)/b) for virtual bin j and bandwidth b in bins, and the
+# fold of mirror (reflect) and periodic (circular) images onto real bins (huenet.binning.Binning.fold_table).
+
+# Boundary modes as kernel constants; jitted code may only read globals that are tl.constexpr.
+BOUNDARY_CODES = {"reflect": 0, "circular": 1, "none": 2}
+REFLECT = tl.constexpr(BOUNDARY_CODES["reflect"])
+CIRCULAR = tl.constexpr(BOUNDARY_CODES["circular"])
+NONE = tl.constexpr(BOUNDARY_CODES["none"])
+
+
+@triton.jit
+def sanitize(u):
+    """Clamp u to +-2^24 bins, where every membership of a real bin is 0 at any sane bandwidth, so that the
+    int32 window maths cannot overflow; NaN becomes 0, and the caller turns such rows into NaN."""
+    u = tl.minimum(tl.maximum(u, -16777216.0), 16777216.0)
+    return tl.where(u == u, u, 0.0)
+
+
+@triton.jit
+def load_pixels(u_ptr, w_ptr, row, offs, N, HAS_W: tl.constexpr):
+    """Values (sanitized) and weights of pixels ``offs`` of a row, and which of them exist; missing pixels
+    and unweighted calls get weight 0 and 1."""
+    inside = offs < N
+    u = sanitize(tl.load(u_ptr + row * N + offs, mask=inside, other=0.0))
+    if HAS_W:
+        w = tl.load(w_ptr + row * N + offs, mask=inside, other=0.0)
+    else:
+        w = inside.to(u.dtype)
+    return u, w, inside
+
+
+@triton.jit
+def membership(u, j, inv_bw):
+    """pi_j(u) for virtual bin j (any integer, as a float of u's dtype) and its derivative d pi_j / du.
+
+    The kernel is symmetric about the bin centre, so with d = |u - j - 1/2| / b, E = exp(-d) and
+    G = exp(-1/(2b)), both in (0, 1],
+
+        pi = sigmoid(d + 1/(2b)) - sigmoid(d - 1/(2b)) = E (1 - G^2) / ((1 + E G)(G + E)),
+        d pi / dd = -E G (1 - G^2)(1 - E^2) / ((1 + E G)(G + E))^2,
+
+    one exponential and one reciprocal per bin instead of two sigmoids (half the special-function work),
+    without overflow at any bandwidth and without the cancellation of a sigmoid difference in the tails.
+    The casts keep the arithmetic in u's dtype: a Python-float argument is fp64 under the interpreter but
+    fp32 on a GPU.
+    """
+    offset = ((u - j - 0.5) * inv_bw).to(u.dtype)
+    e = tl.exp(-tl.abs(offset))
+    g = tl.exp(tl.zeros_like(offset) - (0.5 * inv_bw)).to(u.dtype)
+    one_minus_g2 = 1.0 - g * g
+    r = 1.0 / ((1.0 + e * g) * (g + e))
+    value = e * one_minus_g2 * r
+    slope = -e * g * one_minus_g2 * (1.0 - e * e) * r * r
+    return value, (tl.where(offset < 0, -slope, slope) * inv_bw).to(u.dtype)
+
+
+@triton.jit
+def fold(j, K, BOUNDARY: tl.constexpr):
+    """Real bin of virtual bin j (int32) and whether it has one: reflect mirrors -k-1 and 2K-1-k onto k,
+    circular shifts by K, none keeps only [0, K)."""
+    if BOUNDARY == REFLECT:
+        real = tl.where(j < 0, -j - 1, tl.where(j >= K, 2 * K - 1 - j, j))
+        valid = (j >= -K) & (j < 2 * K)
+    elif BOUNDARY == CIRCULAR:
+        real = tl.where(j < 0, j + K, tl.where(j >= K, j - K, j))
+        valid = (j >= -K) & (j < 2 * K)
+    else:
+        real = j
+        valid = (j >= 0) & (j < K)
+    return tl.where(valid, real, 0), valid
+
+
+def autotune(configs, key, **kwargs):
+    """``triton.autotune`` with the tuning results cached on disk per GPU where the Triton version can
+    (``cache_results``, newer than 3.6), and a single config under the interpreter, which fails on several."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        configs = configs[:1]
+    if "cache_results" in inspect.signature(triton.autotune).parameters:
+        kwargs["cache_results"] = True
+    return triton.autotune(configs=configs, key=key, **kwargs)
+
+
+def weight_sums(values: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """S_m = sum_x w_mx of each row (M,), or the pixel count N for unweighted rows."""
+    if w is not None:
+        return w.sum(1)
+    return torch.full((values.shape[0],), float(values.shape[1]), dtype=values.dtype, device=values.device)
+
+# ---- The soft histogram.
+
 
 
 _PIXEL_CONFIGS = [
@@ -185,24 +277,3 @@ def backward(g, u, w, p, bins, bandwidth, boundary, window, need_u, need_w):
                            window.size, n_bucket(n), RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary],
                            HAS_W=w is not None, NEED_U=need_u, NEED_W=need_w)
     return grad_u, grad_w
-
-
-class SoftHistogram(torch.autograd.Function):
-    """Autograd wrapper: ``SoftHistogram.apply(u, w, bins, bandwidth, boundary, window)`` -> (M, K).
-
-    ``u`` (M, N) in bin units, contiguous, on a CUDA device (or CPU under TRITON_INTERPRET=1); ``w`` (M, N) or
-    None; ``window`` an object with ``radius``, ``size``, ``first``, ``last`` (``huenet.binning.Window``).
-    """
-
-    @staticmethod
-    def forward(ctx, u, w, bins, bandwidth, boundary, window):
-        p = forward(u, w, bins, bandwidth, boundary, window)
-        ctx.save_for_backward(u, w, p)
-        ctx.args = (bins, bandwidth, boundary, window)
-        return p
-
-    @staticmethod
-    def backward(ctx, g):
-        u, w, p = ctx.saved_tensors
-        grad_u, grad_w = backward(g, u, w, p, *ctx.args, *ctx.needs_input_grad[:2])
-        return grad_u, grad_w, None, None, None, None

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from huenet import evaluate, plots, runlog, transfer
-from huenet.train import TrainConfig, train
+from huenet.colortransfer import evaluate, plots, runlog, transfer
+from huenet.colortransfer.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")

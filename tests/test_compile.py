@@ -11,9 +11,9 @@ def test_custom_ops_pass_opcheck():
     z = torch.rand(2, 20, generator=g, dtype=torch.float64, requires_grad=True)
     y = torch.rand(2, 20, generator=g, dtype=torch.float64, requires_grad=True)
     w = torch.rand(2, 20, generator=g, dtype=torch.float64) + 0.1
-    torch.library.opcheck(torch.ops.huenet.soft_histogram.default, (z, w, 8, 0.0, 1.0, 0.4, "circular", "eager"))
-    torch.library.opcheck(torch.ops.huenet.joint_histogram.default, (z, y, None, 8, 0.0, 1.0, 0.4, "reflect",
-                                                                      "eager"))
+    # The ops take values in bin units (here u in [0, 8) for 8 bins).
+    torch.library.opcheck(torch.ops.huenet.eager_soft_histogram.default, (8 * z, w, 8, 0.4, "circular"))
+    torch.library.opcheck(torch.ops.huenet.eager_joint_histogram.default, (8 * z, 8 * y, None, 8, 0.4, "reflect"))
 
 
 @pytest.mark.slow

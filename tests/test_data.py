@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from huenet.color import rgb_to_hsv
-from huenet.data import ImageFolder, UnpairedPairs, find_images, make_image_set, pil_to_tensor, split_indices
-from huenet.synthetic import HUE_FAMILIES, SyntheticImages
+from huenet.colortransfer.data import ImageFolder, UnpairedPairs, find_images, make_image_set, pil_to_tensor, split_indices
+from huenet.colortransfer.synthetic import HUE_FAMILIES, SyntheticImages
 
 
 def _save(path, size=(40, 30), colour=(200, 30, 30), fmt=None):

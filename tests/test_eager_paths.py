@@ -1,20 +1,20 @@
 """Both joint-histogram paths of the eager backend, forced, against the oracle and gradcheck.
 
 The eager backend picks dense membership rows and a matmul for small K and window outer products otherwise
-(``huenet.eager._dense_rows``), so the suite's usual small-K cases exercise only one of them.
+(``huenet.backends.eager._dense_rows``), so the suite's usual small-K cases exercise only one of them.
 """
 import numpy as np
 import pytest
 import torch
 
 import huenet
-import huenet.eager
+import huenet.backends.eager
 import oracle
 
 
 @pytest.fixture(params=["dense-rows", "window-products"])
 def path(request, monkeypatch):
-    monkeypatch.setattr(huenet.eager, "_DENSE_ROWS_MAX_RATIO", float("inf") if request.param == "dense-rows" else 0.0)
+    monkeypatch.setattr(huenet.backends.eager, "_DENSE_ROWS_MAX_RATIO", float("inf") if request.param == "dense-rows" else 0.0)
     return request.param
 
 

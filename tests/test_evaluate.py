@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from huenet.baselines import BASELINES, histogram_matching, lab_to_rgb, reinhard, rgb_to_lab
+from huenet.colortransfer.baselines import BASELINES, histogram_matching, lab_to_rgb, reinhard, rgb_to_lab
 from huenet.color import hsv_to_rgb
-from huenet.metrics import hue_emd, hue_histogram, hue_intersection, transfer_metrics, v_mi_distance, v_ssim
+from huenet.colortransfer.metrics import hue_emd, hue_histogram, hue_intersection, transfer_metrics, v_mi_distance, v_ssim
 
 
 def _hsv_image(hue, sat=0.8, size=(16, 16), seed=0):

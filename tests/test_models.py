@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from huenet.models import GANLoss, HueNetGenerator, PatchDiscriminator, generator_depth
+from huenet.colortransfer.models import GANLoss, HueNetGenerator, PatchDiscriminator, generator_depth
 
 torch.set_num_threads(1)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from huenet import runlog, train as train_module
-from huenet.checkpoint import load_checkpoint
-from huenet.synthetic import SyntheticImages
-from huenet.train import NonFiniteLossError, RunError, TrainConfig, build_parser, train
+from huenet.colortransfer import runlog, train as train_module
+from huenet.colortransfer.checkpoint import load_checkpoint
+from huenet.colortransfer.synthetic import SyntheticImages
+from huenet.colortransfer.train import NonFiniteLossError, RunError, TrainConfig, build_parser, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny but real runs: 32 px images, 8-channel models, 64-bin losses, a small synthetic set.

@@ -2,14 +2,17 @@
 
 It materialises every (pixel, bin) membership, two sigmoids per bin and image, exactly as the official
 Hue-Net code and its ports do. It is the readable statement of the math, the torch-side test oracle and the
-benchmark baseline; use "eager" or "triton" for real work.
+benchmark baseline; use "eager" or "triton" for real work. Its entropy reduction is plain torch, and the
+eager backend shares it.
+
+Like every backend it takes values in bin units (M, N) and the bin-unit ``Binning`` (lo = 0, width 1), where
+the formulas below read exactly as in value units.
 """
 from __future__ import annotations
 
 import torch
 
-from .binning import Binning
-from .entropy import entropies  # noqa: F401  (the reduction the public ops call on this backend)
+from ..binning import Binning
 
 
 def memberships(z: torch.Tensor, binning: Binning) -> torch.Tensor:
@@ -47,3 +50,16 @@ def joint_histogram(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, bi
     if w is None:
         return p1.transpose(1, 2) @ p2 / x.shape[1]
     return p1.transpose(1, 2) @ (w.unsqueeze(-1) * p2) / w.sum(1)[:, None, None]
+
+
+def _neg_xlogx_sum(p: torch.Tensor, dims) -> torch.Tensor:
+    # log(1) = 0 where p == 0 gives both 0·log 0 = 0 and a zero (not -inf) gradient there; such entries carry
+    # no membership mass, so the gradient that reaches the images through them is zero either way.
+    safe = torch.where(p > 0, p, torch.ones((), dtype=p.dtype, device=p.device))
+    return -(p * torch.log(safe)).sum(dims)
+
+
+def entropies(joint: torch.Tensor) -> torch.Tensor:
+    """(H(X,Y), H(X), H(Y)) of joint histograms (M, K, K) whose rows index X, stacked as (M, 3)."""
+    return torch.stack([_neg_xlogx_sum(joint, (-2, -1)), _neg_xlogx_sum(joint.sum(-1), -1),
+                        _neg_xlogx_sum(joint.sum(-2), -1)], -1)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import HistogramEMDLoss
+from ..losses import HistogramEMDLoss
 
 GAN_MODES = ("bce", "lsgan")
 # Source values are clamped to [eps, 1 - eps] before the logit: 8-bit black and white (exact 0 and 1) stay

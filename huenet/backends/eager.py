@@ -1,5 +1,7 @@
 """The eager backend: windowed, chunked soft and joint histograms with backward passes that recompute.
 
+Like every backend it takes values in bin units (M, N) and the bin-unit ``Binning`` (lo = 0, width 1).
+
 Two facts make this fast and lean (docs/math.md derives them):
 
 * The kernel has compact support in floating point: a pixel at u (in bin units) has membership below half
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from .binning import Binning
+from ..binning import Binning
+from .reference import entropies  # noqa: F401  (the plain-torch reduction, shared with the reference)
 
 # Budget for all per-chunk temporaries together, in 4-byte units (int64 indices count twice): 16 MB, small
 # next to what the dense reference needs and large enough to amortise the per-chunk overhead.
@@ -52,8 +55,8 @@ def _memberships(sig: torch.Tensor) -> torch.Tensor:
 
 
 def _derivatives(sig: torch.Tensor, binning: Binning) -> torch.Tensor:
-    """d(membership)/dz of each window bin, from the edge sigmoids."""
-    ds = sig * (1 - sig) / (binning.bandwidth * binning.width)
+    """d(membership)/du of each window bin, from the edge sigmoids."""
+    ds = sig * (1 - sig) / binning.bandwidth
     return ds[..., :-1] - ds[..., 1:]
 
 
@@ -74,10 +77,9 @@ def _pad_dump(g: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(g, [0, 1] * (g.ndim - 1))
 
 
-def soft_histogram_forward(z: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
-    """p[m, k] = sum_x w[m, x] m_k(z[m, x]) / S_m with S_m = sum_x w[m, x], for z (M, N); returns (M, K)."""
-    layout = _Layout(binning, z.dtype, z.device)
-    u = binning.to_bin_units(z)
+def soft_histogram_forward(u: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
+    """p[m, k] = sum_x w[m, x] m_k(u[m, x]) / S_m with S_m = sum_x w[m, x], for u (M, N); returns (M, K)."""
+    layout = _Layout(binning, u.dtype, u.device)
     rows, n = u.shape
     hist = u.new_zeros(rows, binning.bins + 1)
     for sl in _chunks(n, rows, 4 * (layout.size + 1)):
@@ -89,27 +91,26 @@ def soft_histogram_forward(z: torch.Tensor, w: torch.Tensor | None, binning: Bin
     return hist[:, :-1] / _weight_sums(u, w).unsqueeze(-1)
 
 
-def soft_histogram_backward(g: torch.Tensor, z: torch.Tensor, w: torch.Tensor | None, p: torch.Tensor,
-                            binning: Binning, need_z: bool, need_w: bool):
-    """(dL/dz, dL/dw), each (M, N) or None, gathered over each pixel's window (no atomics):
-    dL/dz_x = (w_x / S) sum_j g_fold(j) d pi_j/dz_x  and  dL/dw_x = (sum_j g_fold(j) pi_j(z_x) - <g, p>) / S."""
-    layout = _Layout(binning, z.dtype, z.device)
-    u = binning.to_bin_units(z)
+def soft_histogram_backward(g: torch.Tensor, u: torch.Tensor, w: torch.Tensor | None, p: torch.Tensor,
+                            binning: Binning, need_u: bool, need_w: bool):
+    """(dL/du, dL/dw), each (M, N) or None, gathered over each pixel's window (no atomics):
+    dL/du_x = (w_x / S) sum_j g_fold(j) d pi_j/du_x  and  dL/dw_x = (sum_j g_fold(j) pi_j(u_x) - <g, p>) / S."""
+    layout = _Layout(binning, u.dtype, u.device)
     rows, n = u.shape
     total = _weight_sums(u, w).unsqueeze(-1)
     g_scaled = _pad_dump(g / total)
     gp = (g * p).sum(-1, keepdim=True) / total
-    grad_z = torch.empty_like(z) if need_z else None
-    grad_w = torch.empty_like(z) if need_w else None
+    grad_u = torch.empty_like(u) if need_u else None
+    grad_w = torch.empty_like(u) if need_w else None
     for sl in _chunks(n, rows, 7 * (layout.size + 1)):
         sig, index = layout.window(u[:, sl])
         gathered = g_scaled.gather(1, index.flatten(1)).view_as(index)
-        if need_z:
-            gz = (gathered * _derivatives(sig, binning)).sum(-1)
-            grad_z[:, sl] = gz if w is None else gz * w[:, sl]
+        if need_u:
+            gu = (gathered * _derivatives(sig, binning)).sum(-1)
+            grad_u[:, sl] = gu if w is None else gu * w[:, sl]
         if need_w:
             grad_w[:, sl] = (gathered * _memberships(sig)).sum(-1) - gp
-    return grad_z, grad_w
+    return grad_u, grad_w
 
 
 # Dense rows cost about 2(K+1)² multiply-adds per value in a BLAS matmul; the window outer products cost
@@ -138,14 +139,13 @@ def joint_histogram_forward(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | 
     the sum is the batched matmul A1ᵀ diag(w) A2.
     """
     layout = _Layout(binning, x.dtype, x.device)
-    ux, uy = binning.to_bin_units(x), binning.to_bin_units(y)
-    rows, n = ux.shape
+    rows, n = x.shape
     k1 = binning.bins + 1
     dense = _dense_rows(layout, k1)
-    joint = ux.new_zeros(rows, k1, k1)
+    joint = x.new_zeros(rows, k1, k1)
     for sl in _chunks(n, rows, 4 * (k1 + layout.size) if dense else 4 * layout.size * layout.size):
-        sig_x, idx_x = layout.window(ux[:, sl])
-        sig_y, idx_y = layout.window(uy[:, sl])
+        sig_x, idx_x = layout.window(x[:, sl])
+        sig_y, idx_y = layout.window(y[:, sl])
         a, b = _memberships(sig_x), _memberships(sig_y)
         if w is not None:
             b = b * w[:, sl].unsqueeze(-1)
@@ -154,7 +154,7 @@ def joint_histogram_forward(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | 
         else:
             flat = (idx_x.unsqueeze(-1) * k1 + idx_y.unsqueeze(-2)).flatten(1)
             joint.view(rows, -1).scatter_add_(1, flat, (a.unsqueeze(-1) * b.unsqueeze(-2)).flatten(1))
-    return joint[:, :-1, :-1] / _weight_sums(ux, w)[:, None, None]
+    return joint[:, :-1, :-1] / _weight_sums(x, w)[:, None, None]
 
 
 def joint_histogram_backward(g: torch.Tensor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
@@ -162,17 +162,16 @@ def joint_histogram_backward(g: torch.Tensor, x: torch.Tensor, y: torch.Tensor, 
     """(dL/dx, dL/dy, dL/dw), each (M, N) or None, with G = dL/dJ / S gathered onto each pixel's window pair:
     dL/dx = w · sum_{j1 j2} G d pi_j1(x) pi_j2(y), dL/dy likewise, dL/dw = sum G pi_j1(x) pi_j2(y) - <dL/dJ, J>/S."""
     layout = _Layout(binning, x.dtype, x.device)
-    ux, uy = binning.to_bin_units(x), binning.to_bin_units(y)
-    rows, n = ux.shape
+    rows, n = x.shape
     k1 = binning.bins + 1
     dense = _dense_rows(layout, k1)
-    total = _weight_sums(ux, w)
+    total = _weight_sums(x, w)
     g_scaled = _pad_dump(g / total[:, None, None])
     gj = (g * joint).flatten(1).sum(-1, keepdim=True) / total.unsqueeze(-1)
     grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
     for sl in _chunks(n, rows, 6 * (k1 + layout.size) if dense else 5 * layout.size * layout.size):
-        sig_x, idx_x = layout.window(ux[:, sl])
-        sig_y, idx_y = layout.window(uy[:, sl])
+        sig_x, idx_x = layout.window(x[:, sl])
+        sig_y, idx_y = layout.window(y[:, sl])
         a, b = _memberships(sig_x), _memberships(sig_y)
         if dense:
             # gb[n, j1] = sum_k2 G[fold(j1), k2] B[n, k2] and ag[n, j2] = sum_k1 A[n, k1] G[k1, fold(j2)].

@@ -20,11 +20,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .color import rgb_to_hsv
-from .emd import emd
-from .entropy import entropies
-from .information import mi_distance_from_entropies
-from .losses import HUE_WEIGHT_FLOOR
+from ..color import rgb_to_hsv
+from ..emd import emd
+from ..backends.reference import entropies
+from ..information import mi_distance_from_entropies
+from ..losses import HUE_WEIGHT_FLOOR
 
 HUE_BINS = 256
 # Hard joint histograms need many pixels per occupied cell; 64 x 64 cells keep the MI estimate of a 64x64
