@@ -233,61 +233,39 @@ def _op_workload(point: Point, device: torch.device) -> Workload:
 def _models():
     try:
         from huenet.colortransfer import models
-        return models
+        from huenet.colortransfer.gan import HueNetGAN
+        return HueNetGAN, models
     except ImportError as err:
         pytest.skip(f"train_step: huenet.models is not importable yet ({err})")
 
 
 def _train_workload(point: Point, device: torch.device) -> Workload:
-    """One Hue-Net training iteration (D step, then G step), as huenet.train.Trainer.train_step does it.
+    """One Hue-Net training iteration (D step, then G step): :meth:`HueNetGAN.step` of the application.
 
-    Written out here rather than calling the Trainer, which also builds a data set and a run folder; AMP, DDP
-    and the non-finite checks are left out. G's own conditioning histograms use the default backend in every
-    variant, so the only difference from the "gan-only" iteration is the HueNetLoss term and its backend.
+    The GAN is built here rather than by the trainer, which also builds a data set and a run folder. G's own
+    conditioning histograms use the default backend in every variant, so the only difference from the
+    "gan-only" iteration is the HueNetLoss term and its backend.
     """
-    models = _models()
-    size, backward = point.size, point.mode == "fwdbwd"
+    HueNetGAN, models = _models()
+    size, update = point.size, point.mode == "fwdbwd"
     torch.manual_seed(0)
     G = models.HueNetGenerator(image_size=size.side, ngf=size.width).to(device).train()
     D = models.PatchDiscriminator(ndf=size.width).to(device).train()
-    gan = models.GANLoss("bce")
     note = f"G HueNetGenerator(ngf={size.width}), D PatchDiscriminator(ndf={size.width}), Adam"
+    backend = "reference" if point.backend == "compile" else point.backend
+    loss = None if point.backend == NO_HIST else HueNetLoss(bins=size.bins, backend=backend)
+    gan = HueNetGAN(G, D, loss)
+    step = gan.step
     if point.backend == NO_HIST:
-        hist_loss, note = None, note + "; no HueNetLoss"
+        note += "; no HueNetLoss"
     elif point.backend == "compile":
-        hist_loss, note = _compiled_reference(lambda backend, bins: HueNetLoss(bins=bins, backend=backend),
-                                              size.bins), note + "; " + COMPILE_NOTE
-    else:
-        hist_loss = HueNetLoss(bins=size.bins, backend=point.backend)
-    opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+        step, note = _compiled_reference(lambda backend, bins: gan.step, size.bins), note + "; " + COMPILE_NOTE
     sets = _input_sets(("x", "target"), size, device, grad=False)
     rotation = itertools.cycle(sets)
 
-    def generator_loss(output, source, target):
-        loss = gan.generator(D(output))
-        return loss if hist_loss is None else loss + hist_loss(output, source, target)
-
     def call() -> torch.Tensor:
         t = next(rotation)
-        source, target = t["x"], t["target"]
-        if not backward:
-            with torch.no_grad():
-                output = G(source, G.histograms(target))
-                gan.discriminator(D(source), D(output))
-                loss_g = generator_loss(output, source, target)
-        else:
-            output = G(source, G.histograms(target))
-            D.requires_grad_(True)
-            loss_d = gan.discriminator(D(source), D(output.detach()))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            D.requires_grad_(False)
-            loss_g = generator_loss(output, source, target)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
+        loss_g = step(t["x"], t["target"], update=update)["loss_g"]
         _sync(device)
         return loss_g.detach()
 

@@ -53,16 +53,18 @@ class _ColorChannels:
             _checks.fail(op, arg, "an RGB batch of shape (B, 3, H, W)", f"shape {tuple(image.shape)}")
         return _TO_SPACE[self.colorspace](image)
 
-    def weight(self, image: torch.Tensor, converted: torch.Tensor) -> torch.Tensor | None:
-        """Per-pixel hue weight (B, 1, H, W): saturation or chroma (max - min) of the RGB image."""
+    def weight(self, image: torch.Tensor, converted: torch.Tensor,
+               pixel_weight: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Per-pixel hue weight (B, 1, H, W): saturation or chroma (max - min) of the RGB image, times
+        ``pixel_weight`` if given."""
         if self.hue_weight is None:
-            return None
+            return pixel_weight
         sat = converted[:, 1:2] if self.colorspace == "hsv" else color.rgb_to_hsv(image)[:, 1:2]
         w = sat if self.hue_weight == "saturation" else sat * image.amax(1, keepdim=True)
         # Detached, the weight only selects which pixels vote; attached, lowering a wrongly hued pixel's
         # saturation also lowers the loss, a path a generator can exploit by desaturating.
         w = w.detach() if self.detach_hue_weight else w
-        return w + HUE_WEIGHT_FLOOR
+        return w + HUE_WEIGHT_FLOOR if pixel_weight is None else (w + HUE_WEIGHT_FLOOR) * pixel_weight
 
 
 class HistogramEMDLoss(nn.Module):
@@ -105,20 +107,25 @@ class HistogramEMDLoss(nn.Module):
         _checks.check_choice(op, "reduction", reduction, _checks.REDUCTIONS)
         self.bins, self.bandwidth, self.order, self.reduction, self.backend = bins, bandwidth, order, reduction, backend
 
-    def histograms(self, image: torch.Tensor, arg: str = "input") -> list[torch.Tensor]:
-        """Soft histograms (B, bins) of the selected channels of an RGB batch."""
+    def histograms(self, image: torch.Tensor, arg: str = "input",
+                   weight: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Soft histograms (B, bins) of the selected channels of an RGB batch; ``weight`` (B, 1, H, W) >= 0
+        weights its pixels (e.g. an alpha channel: transparent pixels take no part)."""
         converted = self.channels.convert(type(self).__name__, arg, image)
         hists = []
         for i, value_range, periodic in zip(self.channels.index, self.channels.range, self.channels.periodic):
             hist = soft_histogram(converted[:, i:i + 1], self.bins, value_range, self.bandwidth,
                                   "circular" if periodic else "reflect",
-                                  self.channels.weight(image, converted) if periodic else None, self.backend)
+                                  self.channels.weight(image, converted, weight) if periodic else weight,
+                                  self.backend)
             hists.append(hist[:, 0])
         return hists
 
-    def per_channel(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Unreduced loss, (B, len(channels))."""
-        hist_in, hist_tgt = self.histograms(input, "input"), self.histograms(target, "target")
+    def per_channel(self, input: torch.Tensor, target: torch.Tensor, input_weight: torch.Tensor | None = None,
+                    target_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Unreduced loss, (B, len(channels)); the optional (B, 1, H, W) weights weight each image's pixels."""
+        hist_in = self.histograms(input, "input", input_weight)
+        hist_tgt = self.histograms(target, "target", target_weight)
         if target.shape[0] != input.shape[0]:
             _checks.fail(type(self).__name__, "target", f"a batch of {input.shape[0]} images like `input`",
                          f"shape {tuple(target.shape)}")
@@ -216,8 +223,14 @@ class HueNetLoss(nn.Module):
         self.lambda_hist, self.lambda_mi = float(lambda_hist), float(lambda_mi)
         self.bins, self.bandwidth, self.reduction, self.backend = bins, bandwidth, reduction, backend
 
-    def terms(self, output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Unweighted per-sample terms: {"hist": mean EMD to target, "mi": mean D_MI to source}, each (B,)."""
+    def terms(self, output: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
+              source_weight: torch.Tensor | None = None,
+              target_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Unweighted per-sample terms: {"hist": mean EMD to target, "mi": mean D_MI to source}, each (B,).
+
+        ``source_weight`` (B, 1, H, W) weights the pixels of source and output (the source repainted), and
+        ``target_weight`` those of the target: a pixel of weight 0 (transparent) takes no part in any histogram.
+        """
         op = type(self).__name__
         out = self.mi_space.convert(op, "output", output)
         src = self.mi_space.convert(op, "source", source)
@@ -225,8 +238,9 @@ class HueNetLoss(nn.Module):
         mi = []
         for i, value_range, periodic in zip(self.mi_space.index, self.mi_space.range, self.mi_space.periodic):
             mi.append(mi_distance(out[:, i:i + 1], src[:, i:i + 1], self.bins, value_range, self.bandwidth,
-                                  "circular" if periodic else "reflect", backend=self.backend)[:, 0])
-        return {"hist": self.hist.per_channel(output, target).mean(1), "mi": torch.stack(mi, 1).mean(1)}
+                                  "circular" if periodic else "reflect", source_weight, self.backend)[:, 0])
+        hist = self.hist.per_channel(output, target, source_weight, target_weight)
+        return {"hist": hist.mean(1), "mi": torch.stack(mi, 1).mean(1)}
 
     def forward(self, output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         terms = self.terms(output, source, target)

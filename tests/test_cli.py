@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from huenet.colortransfer import evaluate, plots, runlog, transfer
-from huenet.colortransfer.train import TrainConfig, train
+from huenet.colortransfer.options import TrainConfig
+from huenet.colortransfer.train import train
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from huenet.color import rgb_to_hsv
-from huenet.colortransfer.data import ImageFolder, UnpairedPairs, find_images, make_image_set, pil_to_tensor, split_indices
+from huenet.colortransfer.data import (ImageFolder, UnpairedPairs, find_images, make_image_set, pil_to_tensor,
+                                      skipped_images, split_indices)
 from huenet.colortransfer.synthetic import HUE_FAMILIES, SyntheticImages
 
 
@@ -93,10 +94,10 @@ def test_pairs_are_unpaired_random_and_new_each_epoch():
 def test_training_jitter_and_fixed_validation_crops():
     images = SyntheticImages(6, 40, seed=0)
     train = UnpairedPairs(images, range(6), 32, train=True, seed=0)
-    source, target = train[2]
+    source, target, *_ = train[2]
     assert source.shape == target.shape == (3, 32, 32)
     assert source.dtype == torch.float32 and 0 <= source.min() and source.max() <= 1
-    again, _ = train[2]
+    again = train[2].source
     assert torch.equal(source, again), "an item must be a function of (seed, epoch, index)"
     crops = set()
     for epoch in range(6):
@@ -113,7 +114,7 @@ def test_non_square_images_give_square_crops(tmp_path):
     _save(tmp_path / "tall.jpg", size=(33, 120))
     folder = ImageFolder(tmp_path)
     for train in (True, False):
-        for source, target in UnpairedPairs(folder, [0, 1], 32, train=train):
+        for source, target, *_ in UnpairedPairs(folder, [0, 1], 32, train=train):
             assert source.shape == target.shape == (3, 32, 32)
 
 
@@ -132,7 +133,7 @@ def test_folder_finds_nested_images_and_ignores_other_files(tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
     folder = ImageFolder(tmp_path)
     assert [folder.name(i) for i in range(len(folder))] == ["a/x.png", "b/c/y.JPG"]
-    assert folder.load(1).mode == "RGB"
+    assert folder.picture(1).rgb.shape == (3, 30, 40)
     assert make_image_set(str(tmp_path), 32, 0).files == folder.files
 
 
@@ -156,11 +157,11 @@ def test_file_that_fails_only_when_decoded_is_skipped_at_load(tmp_path):
     folder = ImageFolder(tmp_path)
     assert len(folder) == 3 and folder.skipped == []
     pairs = UnpairedPairs(folder, [0, 1, 2], 16, train=False)
-    with pytest.warns(UserWarning, match="skipping unreadable image '0_cut.jpg'"):
-        source, _ = pairs[0]
-    assert pairs.unreadable >= 1
+    first = pairs[0]
+    # Named in the item (a DataLoader worker cannot count it for the trainer), with the decoder's reason.
+    assert list(skipped_images(folder, [first])) == ["0_cut.jpg"]
     # The next image was used in its place.
-    assert torch.equal(source, pairs[1][0])
+    assert torch.equal(first.source, pairs[1].source)
 
 
 def test_missing_empty_and_wrong_paths_give_clear_errors(tmp_path):

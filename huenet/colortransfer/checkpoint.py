@@ -17,19 +17,28 @@ from .models import HueNetGenerator
 
 CHECKPOINT_NAME = "checkpoint.pt"
 _TMP_SUFFIX = ".tmp"
+#: What a checkpoint must hold to rebuild the generator; a training checkpoint also holds TRAINING_KEYS.
+GENERATOR_KEYS = ("config", "generator_config", "generator")
+TRAINING_KEYS = GENERATOR_KEYS + ("discriminator", "opt_g", "opt_d", "scaler", "rng", "step", "epoch",
+                                  "epoch_step", "world_size", "nonfinite_total", "elapsed")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable huenet checkpoint (truncated, another program's, not a checkpoint at all)."""
 
 
 def checkpoint_path(run_or_file: str | os.PathLike) -> Path:
     """The checkpoint file of a run folder, or ``run_or_file`` itself if it is a file.
 
     Raises:
-        FileNotFoundError: there is no such file, or the folder holds no checkpoint.
+        FileNotFoundError: there is no such file, or the folder holds no checkpoint (the message names the path;
+            a command line adds its flag).
     """
     path = Path(run_or_file)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"--checkpoint: no checkpoint at {str(path)!r} (give a run folder or a .pt file)")
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r} (give a run folder or a .pt file)")
     return path
 
 
@@ -61,10 +70,25 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint (a run folder or a file) with tensors mapped to ``device``."""
-    # weights_only=False: the state holds RNG states and plain config dicts, all written by this package.
-    return torch.load(checkpoint_path(path), map_location=device, weights_only=False)
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
+                    keys: tuple[str, ...] = GENERATOR_KEYS) -> dict:
+    """Read a checkpoint (a run folder or a file) with tensors mapped to ``device``; it must hold ``keys``.
+
+    Raises:
+        FileNotFoundError: see :func:`checkpoint_path`.
+        CheckpointError: the file is truncated, not a torch file, or a torch file without ``keys``.
+    """
+    path = checkpoint_path(path)
+    try:
+        # weights_only=False: the state holds RNG states and plain config dicts, all written by this package.
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:  # noqa: BLE001 -- a foreign or torn file fails in the unpickler, zip reader or torch
+        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{str(path)!r} is not a readable checkpoint ({reason})") from err
+    missing = [k for k in keys if k not in state] if isinstance(state, dict) else list(keys)
+    if missing:
+        raise CheckpointError(f"{str(path)!r} is not a huenet training checkpoint (it lacks {', '.join(missing)})")
+    return state
 
 
 def rng_state() -> dict:

@@ -1,7 +1,8 @@
 """Image sets and unpaired (source, target) pairs for colour-transfer training and evaluation.
 
-An *image set* is anything with ``len()``, ``load(i) -> PIL.Image`` and ``name(i)``: a folder tree of image
-files (:class:`ImageFolder`) or the built-in procedural set (:class:`huenet.synthetic.SyntheticImages`).
+An *image set* is anything with ``len()``, ``picture(i) ->`` :class:`~huenet.colortransfer.images.Picture` and
+``name(i)``: a folder tree of image files (:class:`ImageFolder`, read at their real bit depth with the alpha
+channel kept) or the built-in procedural set (:class:`huenet.synthetic.SyntheticImages`).
 :func:`split_indices` makes the seeded 90/10 train/validation split and :class:`UnpairedPairs` draws a random
 target for every source image, new each epoch, with resize + random crop + flip jitter for training.
 
@@ -14,17 +15,17 @@ import os
 import random
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import Dataset
 
+from .images import IMAGE_EXTENSIONS, UNREADABLE_ERRORS, Picture, read_image
 from .synthetic import SyntheticImages
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-# What PIL raises for a file that is not an image, is truncated or has a broken structure.
-UNREADABLE_ERRORS = (OSError, ValueError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError)
 # Training images are resized so their short side is image_size * LOAD_SCALE, then randomly cropped:
 # 286 -> 256 in pix2pix and the official Hue-Net code.
 LOAD_SCALE = 286 / 256
@@ -33,19 +34,19 @@ LOAD_SCALE = 286 / 256
 def find_images(root: str | os.PathLike) -> list[Path]:
     """All files with an image extension under ``root`` (recursively), sorted.
 
-    Raises:
+    Raises (messages name the folder; a command line adds its flag):
         FileNotFoundError: ``root`` does not exist.
         NotADirectoryError: ``root`` is not a folder.
         ValueError: no file under ``root`` has an image extension.
     """
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"--data: the folder {str(root)!r} does not exist")
+        raise FileNotFoundError(f"the folder {str(root)!r} does not exist")
     if not root.is_dir():
-        raise NotADirectoryError(f"--data: {str(root)!r} is not a folder")
+        raise NotADirectoryError(f"{str(root)!r} is not a folder")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
-        raise ValueError(f"--data: no image files ({', '.join(IMAGE_EXTENSIONS)}) under {str(root)!r}")
+        raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {str(root)!r}")
     return files
 
 
@@ -99,7 +100,7 @@ class ImageFolder:
             warnings.warn(f"skipped {len(self.skipped)} unreadable image file(s) under {str(root)!r}: {shown}",
                           stacklevel=2)
         if len(self.files) < 2:
-            raise ValueError(f"--data: need at least 2 readable images under {str(root)!r}; found "
+            raise ValueError(f"need at least 2 readable images under {str(root)!r}; found "
                              f"{len(self.files)} (and {len(self.skipped)} unreadable)")
 
     def __len__(self) -> int:
@@ -108,8 +109,8 @@ class ImageFolder:
     def name(self, index: int) -> str:
         return str(self.files[index].relative_to(self.root))
 
-    def load(self, index: int) -> Image.Image:
-        return load_rgb(self.files[index])
+    def picture(self, index: int) -> Picture:
+        return read_image(self.files[index])
 
 
 def make_image_set(data: str | None, image_size: int, seed: int, synthetic_count: int = 1000):
@@ -140,11 +141,37 @@ def split_indices(count: int, val_fraction: float = 0.1, seed: int = 0) -> tuple
     return sorted(order[n_val:]), sorted(order[:n_val])
 
 
-def _resize_short_side(image: Image.Image, size: int) -> Image.Image:
-    w, h = image.size
+def _resize_short_side(image: torch.Tensor, size: int) -> torch.Tensor:
+    """(C, H, W) -> resized so its short side is ``size`` (bicubic, antialiased, values kept in [0, 1])."""
+    h, w = image.shape[-2:]
     scale = size / min(w, h)
-    new = (max(size, round(w * scale)), max(size, round(h * scale)))
-    return image if new == image.size else image.resize(new, Image.BICUBIC)
+    new = (max(size, round(h * scale)), max(size, round(w * scale)))
+    if new == (h, w):
+        return image
+    resized = F.interpolate(image[None], new, mode="bicubic", antialias=True, align_corners=False)
+    return resized[0].clamp_(0, 1)
+
+
+class Pair(NamedTuple):
+    """One item of :class:`UnpairedPairs`; a DataLoader batch is a Pair of stacked tensors (and of lists)."""
+
+    source: torch.Tensor  # (3, S, S) RGB in [0, 1]
+    target: torch.Tensor  # (3, S, S)
+    source_alpha: torch.Tensor  # (1, S, S) in [0, 1]; ones for an opaque image
+    target_alpha: torch.Tensor
+    skipped: str  # "name<TAB>reason" of each image that failed to decode and was replaced, one a line; see
+    # :func:`skipped_images`
+
+
+def skipped_images(images, pairs: list[Pair] | tuple[str, ...] = ()) -> dict[str, str]:
+    """{name: reason} of the images that could not be read: found unreadable by the image set up front, or
+    named in the ``skipped`` fields of ``pairs`` (Pairs, or the field's strings as a loader batch holds them)."""
+    found = {str(Path(p).relative_to(images.root)): "unreadable" for p in images.skipped}
+    for text in pairs:
+        for line in filter(None, (text if isinstance(text, str) else text.skipped).split("\n")):
+            name, reason = line.split("\t", 1)
+            found[name] = reason
+    return found
 
 
 class UnpairedPairs(Dataset):
@@ -155,8 +182,8 @@ class UnpairedPairs(Dataset):
     ``image_size * LOAD_SCALE``, randomly cropped to ``image_size`` and randomly flipped; otherwise they are
     resized to ``image_size`` and centre-cropped, and epoch 0's pairing is used, so validation is fixed.
 
-    An image that fails to decode is skipped with a warning (the next image is used instead) and counted in
-    ``unreadable``.
+    An image that fails to decode is replaced by the next one and named in the item's ``skipped`` field, so the
+    training loop (which may load in worker processes) can warn once per file and count it.
 
     Args:
         images: an image set (:class:`ImageFolder`, :class:`~huenet.synthetic.SyntheticImages`).
@@ -166,7 +193,8 @@ class UnpairedPairs(Dataset):
         seed: seeds the pairing and the jitter.
 
     Shape:
-        item: ``(source, target)``, each (3, image_size, image_size), float32 in [0, 1].
+        item: a :class:`Pair`; colours (3, image_size, image_size) and alphas (1, image_size, image_size),
+        float32 in [0, 1].
     """
 
     def __init__(self, images, indices, image_size: int, train: bool = True, seed: int = 0):
@@ -177,7 +205,6 @@ class UnpairedPairs(Dataset):
         self.images, self.indices = images, list(indices)
         self.image_size, self.train, self.seed = image_size, train, seed
         self.epoch = 0
-        self.unreadable = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Draw the pairs and jitter of ``epoch`` (training only; validation keeps epoch 0)."""
@@ -194,34 +221,40 @@ class UnpairedPairs(Dataset):
         # A uniform offset in [1, n) never pairs an image with itself.
         return (i + random.Random(f"pair:{self.seed}:{self.epoch}:{i}").randrange(1, n)) % n
 
-    def _load(self, position: int) -> Image.Image:
+    def _load(self, position: int, skipped: list[str]) -> torch.Tensor:
+        """Image ``indices[position]`` (or the next one that decodes) as (4, H, W): RGB and alpha."""
         n = len(self.indices)
         for k in range(n):
             index = self.indices[(position + k) % n]
             try:
-                return self.images.load(index)
+                picture = self.images.picture(index)
             except UNREADABLE_ERRORS as err:
-                self.unreadable += 1
-                warnings.warn(f"skipping unreadable image {self.images.name(index)!r}: {err}", stacklevel=2)
+                skipped.append(f"{self.images.name(index)}\t{err}".replace("\n", " "))
+                continue
+            alpha = picture.alpha if picture.alpha is not None else torch.ones_like(picture.rgb[:1])
+            return torch.cat([picture.rgb, alpha])
         raise RuntimeError("UnpairedPairs: none of the images could be decoded")
 
-    def _crop(self, image: Image.Image, rng: random.Random) -> torch.Tensor:
+    def _crop(self, image: torch.Tensor, rng: random.Random) -> torch.Tensor:
         size = self.image_size
         if self.train:
             image = _resize_short_side(image, round(size * LOAD_SCALE))
-            left, top = rng.randint(0, image.width - size), rng.randint(0, image.height - size)
+            height, width = image.shape[-2:]
+            left, top = rng.randint(0, width - size), rng.randint(0, height - size)
         else:
             image = _resize_short_side(image, size)
-            left, top = (image.width - size) // 2, (image.height - size) // 2
-        image = image.crop((left, top, left + size, top + size))
+            height, width = image.shape[-2:]
+            left, top = (width - size) // 2, (height - size) // 2
+        image = image[:, top:top + size, left:left + size]
         if self.train and rng.random() < 0.5:
-            image = image.transpose(Image.FLIP_LEFT_RIGHT)
-        return pil_to_tensor(image)
+            image = image.flip(-1)
+        return image.contiguous()
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> Pair:
         if not 0 <= i < len(self.indices):
             raise IndexError(f"UnpairedPairs: index {i} out of range for {len(self.indices)} pairs")
         rng = random.Random(f"jitter:{self.seed}:{self.epoch}:{i}")
-        source = self._crop(self._load(i), rng)
-        target = self._crop(self._load(self.target_position(i)), rng)
-        return source, target
+        skipped: list[str] = []
+        source = self._crop(self._load(i, skipped), rng)
+        target = self._crop(self._load(self.target_position(i), skipped), rng)
+        return Pair(source[:3], target[:3], source[3:], target[3:], "\n".join(skipped))

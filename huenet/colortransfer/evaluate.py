@@ -5,12 +5,13 @@
 Rebuilds the run's validation split (same data, seed and fraction; or the one of ``--data``), pairs each
 validation image with a fixed other one, and scores the model and the baselines of :mod:`huenet.baselines`
 with the metrics of :mod:`huenet.metrics`. Prints a table (mean over pairs) and writes the means, standard
-deviations and settings as JSON (default: ``evaluation.json`` in the run folder).
+deviations and settings as JSON (default: ``evaluation.json`` in the run folder, or
+``evaluation-<folder>.json`` for another ``--data``: the run's own evaluation is never overwritten).
 """
 from __future__ import annotations
 
 import argparse
-import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,15 +19,22 @@ import torch
 from . import runlog, runtime
 from .baselines import BASELINES
 from .checkpoint import checkpoint_path, load_generator
-from .data import UnpairedPairs, make_image_set, split_indices
+from .cli import RunError, UsageError, clean_warnings, exit_with, flag_message
+from .data import UnpairedPairs, make_image_set, skipped_images, split_indices
 from .metrics import METRICS, transfer_metrics
 
+PROG = "huenet.evaluate"
 MODEL_NAME = "huenet"
+# Fewer validation pairs than this give means too rough to compare methods by: warn.
+FEW_PAIRS = 10
 
 
-def evaluate(generator, pairs: UnpairedPairs, batch_size: int = 16,
-             device: str | torch.device = "cpu") -> dict[str, dict[str, dict[str, float]]]:
+def evaluate(generator, pairs: UnpairedPairs, batch_size: int = 16, device: str | torch.device = "cpu",
+             skipped: set[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
     """Score ``generator`` and the baselines on every pair of ``pairs``.
+
+    Images that fail to decode are replaced by the next one (see :class:`UnpairedPairs`) and their names are
+    added to ``skipped``, and a pair whose source equals its target is warned about: it scores no transfer.
 
     Returns:
         ``{method: {metric: {"mean": ..., "std": ...}}}`` with methods "huenet" then those of
@@ -37,7 +45,13 @@ def evaluate(generator, pairs: UnpairedPairs, batch_size: int = 16,
     with torch.no_grad():
         for start in range(0, len(pairs), batch_size):
             batch = [pairs[i] for i in range(start, min(start + batch_size, len(pairs)))]
-            source, target = (torch.stack(t).to(device) for t in zip(*batch))
+            if skipped is not None:
+                skipped.update(skipped_images(pairs.images, batch))
+            source, target = (torch.stack(t).to(device) for t in ([p.source for p in batch], [p.target for p in batch]))
+            for k in (source == target).flatten(1).all(1).nonzero().flatten().tolist():
+                name = pairs.images.name(pairs.indices[start + k])
+                warnings.warn(f"validation pair {start + k} ({name!r}): its source and target are the same "
+                              "image, so it scores no colour transfer", stacklevel=2)
             for name, method in methods.items():
                 for key, values in transfer_metrics(method(source, target).float(), source, target).items():
                     scores[name][key].append(values.cpu())
@@ -77,37 +91,74 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="pairs per batch")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--json", default=None, metavar="PATH",
-                        help="where to write the results; default: evaluation.json next to the checkpoint")
+                        help="where to write the results (its folder is created); default: evaluation.json "
+                             "next to the checkpoint, or evaluation-<folder>.json with --data")
     args = parser.parse_args(argv)
     for flag in ("image_size", "limit", "batch_size"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1; got {value}")
+    with clean_warnings(PROG):
+        try:
+            _run(args)
+        except RunError as err:
+            exit_with(PROG, err)
+
+
+def _json_path(args, ckpt: Path) -> Path:
+    """Where the results go: ``--json``, else the run's evaluation.json -- or, for another ``--data``,
+    ``evaluation-<folder>.json`` beside it, so the run's own evaluation is never overwritten."""
+    own = ckpt.parent / runlog.EVALUATION_NAME
+    if args.json is None:
+        return own if args.data is None else own.with_name(f"{own.stem}-{Path(args.data).resolve().name}.json")
+    out = Path(args.json)
+    if args.data is not None and out.resolve() == own.resolve():
+        raise UsageError(f"--json {str(out)!r} is the run's own evaluation; with --data choose another file")
+    if out.is_dir():
+        raise UsageError(f"--json {str(out)!r} is a folder; give a file name")
+    return out
+
+
+def _run(args) -> None:
     try:
         device = runtime.resolve_device(args.device)
-        runtime.configure_threads(None)
+    except ValueError as err:
+        raise UsageError(flag_message(err, {"device": "--device"})) from err
+    runtime.configure_threads(None)
+    try:
         ckpt = checkpoint_path(args.checkpoint)
         generator, config = load_generator(ckpt, device)
-        data = args.data if args.data is not None else config["data"]
-        image_size = args.image_size or config["image_size"]
-        images = make_image_set(data, config["image_size"], config["seed"], config["synthetic_images"])
-        _, val_idx = split_indices(len(images), config["val_fraction"], config["seed"])
-        pairs = UnpairedPairs(images, val_idx[:args.limit], image_size, train=False, seed=config["seed"])
     except (OSError, ValueError) as err:
-        sys.exit(f"huenet.evaluate: error: {err}")
-    result = evaluate(generator, pairs, args.batch_size, device)
+        raise RunError(f"--checkpoint: {err}") from err
+    out = _json_path(args, ckpt)
+    data = args.data if args.data is not None else config["data"]
+    image_size = args.image_size or config["image_size"]
+    try:
+        images = make_image_set(data, config["image_size"], config["seed"], config["synthetic_images"])
+    except (OSError, ValueError) as err:
+        raise RunError(f"--data: {err}" if args.data is not None else f"the run's data: {err}") from err
+    _, val_idx = split_indices(len(images), config["val_fraction"], config["seed"])
+    pairs = UnpairedPairs(images, val_idx[:args.limit], image_size, train=False, seed=config["seed"])
+    if len(pairs) < FEW_PAIRS:
+        warnings.warn(f"only {len(pairs)} validation pair(s): the means below are rough (use a larger --data "
+                      f"folder; its validation split is {config['val_fraction']:.0%} of it)", stacklevel=2)
+    skipped = set(skipped_images(images))
+    result = evaluate(generator, pairs, args.batch_size, device, skipped)
 
     data_name = data if data is not None else f"built-in synthetic ({config['synthetic_images']} images)"
-    print(f"huenet.evaluate: {len(pairs)} validation pairs of {data_name} at {image_size}x{image_size}, "
-          f"checkpoint {ckpt}\n")
+    print(f"{PROG}: {len(pairs)} validation pairs of {data_name} at {image_size}x{image_size}, "
+          f"checkpoint {ckpt}" + (f"; {len(skipped)} unreadable image(s) skipped" if skipped else "") + "\n")
     print(format_table(result))
-    out = Path(args.json) if args.json else ckpt.parent / runlog.EVALUATION_NAME
-    runlog.write_json(out, {"checkpoint": str(ckpt), "data": data, "image_size": image_size, "pairs": len(pairs),
-                            "metrics": {k: {"label": label, "lower_is_better": lower}
-                                        for k, (label, lower) in METRICS.items()},
-                            "results": result})
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        runlog.write_json(out, {"checkpoint": str(ckpt), "data": data, "image_size": image_size,
+                                "pairs": len(pairs), "unreadable": sorted(skipped),
+                                "metrics": {k: {"label": label, "lower_is_better": lower}
+                                            for k, (label, lower) in METRICS.items()},
+                                "results": result})
+    except OSError as err:
+        raise RunError(f"--json: cannot write {str(out)!r} ({err.strerror or err})") from err
     print(f"\nwritten to {out}")
-
 
 if __name__ == "__main__":
     main()

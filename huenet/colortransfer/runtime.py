@@ -17,12 +17,33 @@ def resolve_device(name: str) -> torch.device:
         ValueError: an unknown name, or CUDA asked for but not available.
     """
     if not isinstance(name, str) or (name not in DEVICES and not name.startswith("cuda:")):
-        raise ValueError(f"--device must be one of {', '.join(DEVICES)} (or cuda:N); got {name!r}")
+        raise ValueError(f"resolve_device: `device` must be one of {', '.join(DEVICES)} (or cuda:N); got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
-    return torch.device(name)
+        raise ValueError(f"resolve_device: `device` must be cpu or auto on this machine (it has no CUDA); "
+                         f"got {name!r}")
+    try:
+        device = torch.device(name)
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"there are {torch.cuda.device_count()} CUDA devices")
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"resolve_device: `device` must name a device of this machine; got {name!r} ({err})") \
+            from err
+    return device
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for a new allocation on ``device``: free CUDA memory, or the RAM Linux reports available;
+    None where that is unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)

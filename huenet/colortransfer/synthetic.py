@@ -16,7 +16,10 @@ from __future__ import annotations
 import colorsys
 
 import numpy as np
+import torch
 from PIL import Image
+
+from .images import Picture
 
 # Centres of the hue families, in turns (red, orange, yellow, green, cyan, blue, violet, magenta): far enough
 # apart that two families' palettes never overlap once each is jittered by at most FAMILY_SPREAD.
@@ -35,7 +38,7 @@ class SyntheticImages:
         seed: the image set; the same seed always gives the same images.
     """
 
-    skipped: tuple = ()  # nothing is ever unreadable (the interface of huenet.data.ImageFolder)
+    skipped: tuple = ()  # nothing is ever unreadable (the interface of data.ImageFolder)
 
     def __init__(self, count: int = 1000, size: int = 72, seed: int = 0):
         if isinstance(count, bool) or not isinstance(count, int) or count < 2:
@@ -52,10 +55,16 @@ class SyntheticImages:
 
     def load(self, index: int) -> Image.Image:
         """Image ``index`` as an RGB PIL image."""
+        return Image.fromarray(self._array(index))
+
+    def picture(self, index: int) -> Picture:
+        """Image ``index`` as a :class:`~huenet.colortransfer.images.Picture` (8 bits, opaque)."""
+        return Picture(torch.from_numpy(self._array(index)).permute(2, 0, 1).float() / 255, None, 8)
+
+    def _array(self, index: int) -> np.ndarray:
         if not 0 <= index < self.count:
             raise IndexError(f"SyntheticImages: index {index} out of range for {self.count} images")
-        rng = np.random.default_rng([self.seed, index])
-        return Image.fromarray(_draw(rng, self.size))
+        return _draw(np.random.default_rng([self.seed, index]), self.size)
 
 
 def _palette(rng: np.random.Generator, hue: float, count: int) -> np.ndarray:

@@ -49,7 +49,7 @@ def _inputs(path: str, flag: str) -> list[Path]:
         try:
             return find_images(p)
         except ValueError as err:
-            raise ValueError(str(err).replace("--data", flag)) from err
+            raise ValueError(f"{flag}: {err}") from err
     if not p.is_file():
         raise FileNotFoundError(f"{flag}: no file or folder at {path!r}")
     return [p]
@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> None:
         device = runtime.resolve_device(args.device)
         runtime.configure_threads(None)
         sources, targets = _inputs(args.source, "--source"), _inputs(args.target, "--target")
-        generator, _ = load_generator(args.checkpoint, device)
+        try:
+            generator, _ = load_generator(args.checkpoint, device)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--checkpoint: {err}") from err
     except (OSError, ValueError) as err:
         sys.exit(f"huenet.transfer: error: {err}")
 
