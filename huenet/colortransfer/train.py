@@ -30,18 +30,12 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
+from . import plots, runlog, runtime
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, remove_stale_temporaries, rng_state, save_checkpoint, \
+    set_rng_state
+from .data import UnpairedPairs, make_image_set, split_indices
 from ..histogram import soft_histogram
 from ..losses import HUE_WEIGHTS, HueNetLoss
-from . import plots, runlog, runtime
-from .checkpoint import (
-    CHECKPOINT_NAME,
-    load_checkpoint,
-    remove_stale_temporaries,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from .data import UnpairedPairs, make_image_set, split_indices
 from .metrics import hue_emd
 from .models import GAN_MODES, GANLoss, HueNetGenerator, PatchDiscriminator
 
