@@ -1,4 +1,4 @@
-"""Differentiable colour-space conversions: RGB <-> HSV (hue in turns) and RGB <-> YUV (BT.601).
+"""Differentiable colour-space conversions: RGB <-> HSV (hue in turns), RGB <-> YUV (BT.601), sRGB <-> CIE Lab.
 
 All functions take and return float tensors of shape ``(*, 3, H, W)``: the channel dimension is ``-3``, so a
 single image ``(3, H, W)`` and a batch ``(B, 3, H, W)`` both work. They compute in the input's dtype.
@@ -19,7 +19,9 @@ __all__ = [
     "CHANNEL_RANGES",
     "PERIODIC",
     "hsv_to_rgb",
+    "lab_to_rgb",
     "rgb_to_hsv",
+    "rgb_to_lab",
     "rgb_to_yuv",
     "yuv_to_rgb",
 ]
@@ -248,3 +250,72 @@ def yuv_to_rgb(image: torch.Tensor) -> torch.Tensor:
     """
     _check_image("yuv_to_rgb", image)
     return _linear(_YUV_TO_RGB, image)
+
+
+# sRGB (D65) linear RGB -> XYZ (rows X, Y, Z), and the D65 white point (the image of RGB white).
+_RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
+                            [0.212671, 0.715160, 0.072169],
+                            [0.019334, 0.119193, 0.950227]], dtype=torch.float64)
+_XYZ_WHITE_NORMALISED = tuple(tuple(row) for row in (_RGB_TO_XYZ / _RGB_TO_XYZ.sum(1, keepdim=True)).tolist())
+_XYZ_NORMALISED_TO_RGB = tuple(
+    tuple(row) for row in torch.linalg.inv(torch.tensor(_XYZ_WHITE_NORMALISED, dtype=torch.float64)).tolist())
+# CIE's linear-segment threshold of f(t) = t^(1/3): delta = 6/29.
+_DELTA = 6 / 29
+
+
+def _srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0, 1)
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def rgb_to_lab(image: torch.Tensor) -> torch.Tensor:
+    r"""Convert sRGB to CIE L*a*b* (D65 white).
+
+    sRGB is linearised, mapped to XYZ divided by the white point's XYZ, and
+    :math:`L = 116 f(Y) - 16`, :math:`a = 500 (f(X) - f(Y))`, :math:`b = 200 (f(Y) - f(Z))` with
+    :math:`f(t) = t^{1/3}` above :math:`\delta^3` and :math:`t / (3\delta^2) + 4/29` below
+    (:math:`\delta = 6/29`).
+
+    Args:
+        image: sRGB image of shape :math:`(*, 3, H, W)`, floating point, values in ``[0, 1]``.
+
+    Returns:
+        Lab image of shape :math:`(*, 3, H, W)`, same dtype: L in ``[0, 100]``, a and b roughly in
+        ``[-128, 127]``.
+
+    Example:
+        >>> rgb_to_lab(torch.ones(3, 1, 1)).flatten()  # white
+        tensor([100.,   0.,   0.])
+    """
+    _check_image("rgb_to_lab", image)
+    xyz = _linear(_XYZ_WHITE_NORMALISED, _srgb_to_linear(image))
+    f = torch.where(xyz > _DELTA ** 3, xyz.clamp(min=_DELTA ** 3) ** (1 / 3), xyz / (3 * _DELTA ** 2) + 4 / 29)
+    fx, fy, fz = f.unbind(-3)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], -3)
+
+
+def lab_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    r"""Convert CIE L*a*b* (D65) back to sRGB; the inverse of :func:`rgb_to_lab`.
+
+    Colours outside the sRGB gamut are clipped to ``[0, 1]``.
+
+    Args:
+        image: Lab image of shape :math:`(*, 3, H, W)`, floating point.
+
+    Returns:
+        sRGB image of shape :math:`(*, 3, H, W)`, same dtype, values in ``[0, 1]``.
+
+    Example:
+        >>> lab_to_rgb(torch.tensor([100.0, 0.0, 0.0]).view(3, 1, 1)).flatten()
+        tensor([1.0000, 1.0000, 1.0000])
+    """
+    _check_image("lab_to_rgb", image)
+    big_l, a, b = image.unbind(-3)
+    fy = (big_l + 16) / 116
+    f = torch.stack([fy + a / 500, fy, fy - b / 200], -3)
+    xyz = torch.where(f > _DELTA, f ** 3, 3 * _DELTA ** 2 * (f - 4 / 29))
+    return _linear_to_srgb(_linear(_XYZ_NORMALISED_TO_RGB, xyz))

@@ -70,7 +70,7 @@ def test_evaluate_against_baselines(run_dir, tmp_path, capsys):
     out = tmp_path / "eval.json"
     evaluate.main(["--checkpoint", str(run_dir), "--json", str(out)])
     printed = capsys.readouterr().out
-    for method in ("huenet", "identity", "reinhard", "histogram_matching"):
+    for method in ("huenet", "identity", "reinhard", "histogram_matching", "mkl"):
         assert f"| {method} |" in printed
     result = json.loads(out.read_text())
     assert result["pairs"] == 6  # 10% of 60 images
@@ -82,6 +82,8 @@ def test_evaluate_against_baselines(run_dir, tmp_path, capsys):
     # (after 60 steps; its 256-bin intersection is not yet better than the source's, the baselines' is).
     for method in ("huenet", "reinhard", "histogram_matching"):
         assert scores[method]["hue_emd"] < 0.8 * scores["identity"]["hue_emd"], method
+    for method in ("reinhard", "histogram_matching", "mkl"):
+        assert scores[method]["ab_swd"] < scores["identity"]["ab_swd"], method
     for method in ("reinhard", "histogram_matching"):
         assert scores[method]["hue_intersection"] > scores["identity"]["hue_intersection"], method
     assert scores["huenet"]["v_ssim"] > 0.3

@@ -3,6 +3,7 @@ r"""Classical colour-transfer baselines to compare a trained Hue-Net against.
 - :func:`identity`: the source unchanged (the floor any method must beat on colour).
 - :func:`reinhard`: Reinhard et al. (2001) mean/std transfer, here in CIE Lab (D65) rather than lαβ.
 - :func:`histogram_matching`: per-RGB-channel matching of the source's CDF to the target's.
+- :func:`mkl`: Pitié and Kokaram's (2007) linear Monge-Kantorovitch mapping of the RGB distribution.
 
 Each takes ``(source, target)`` RGB batches in [0, 1] -- (B, 3, H, W) and (B, 3, H', W') -- and returns the
 output (B, 3, H, W) in [0, 1].
@@ -16,40 +17,7 @@ from __future__ import annotations
 
 import torch
 
-# sRGB (D65) linear RGB -> XYZ, and the D65 white point.
-_RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
-                            [0.212671, 0.715160, 0.072169],
-                            [0.019334, 0.119193, 0.950227]], dtype=torch.float64)
-_WHITE = _RGB_TO_XYZ.sum(1)
-_EPS = 6 / 29
-
-
-def _srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4)
-
-
-def _linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0, 1)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
-
-
-def rgb_to_lab(image: torch.Tensor) -> torch.Tensor:
-    """sRGB in [0, 1] (B, 3, H, W) -> CIE Lab (D65): L in [0, 100], a and b roughly in [-128, 127]."""
-    matrix = (_RGB_TO_XYZ / _WHITE[:, None]).to(image)
-    xyz = torch.einsum("ij,bjhw->bihw", matrix, _srgb_to_linear(image))
-    f = torch.where(xyz > _EPS ** 3, xyz.clamp(min=_EPS ** 3) ** (1 / 3), xyz / (3 * _EPS ** 2) + 4 / 29)
-    fx, fy, fz = f.unbind(1)
-    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], 1)
-
-
-def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`rgb_to_lab`; colours outside the sRGB gamut are clipped to [0, 1]."""
-    big_l, a, b = lab.unbind(1)
-    fy = (big_l + 16) / 116
-    f = torch.stack([fy + a / 500, fy, fy - b / 200], 1)
-    xyz = torch.where(f > _EPS, f ** 3, 3 * _EPS ** 2 * (f - 4 / 29))
-    matrix = torch.linalg.inv(_RGB_TO_XYZ / _WHITE[:, None]).to(lab)
-    return _linear_to_srgb(torch.einsum("ij,bjhw->bihw", matrix, xyz))
+from ..color import lab_to_rgb, rgb_to_lab
 
 
 def identity(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -89,4 +57,43 @@ def histogram_matching(source: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return out.reshape(source.shape).to(source.dtype)
 
 
-BASELINES = {"identity": identity, "reinhard": reinhard, "histogram_matching": histogram_matching}
+# Variance floor of the MKL covariances, in (RGB units)^2: far below any real image's spread (1/255^2 ~ 1.5e-5).
+_MKL_EPS = 1e-8
+
+
+def _sqrtm(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Square root and inverse square root of symmetric positive semi-definite (B, 3, 3) matrices."""
+    values, vectors = torch.linalg.eigh(matrix)
+    # A flat image has a singular covariance; the floor keeps the inverse root finite (and the mapping then
+    # leaves the flat direction where the mean puts it).
+    values = values.clamp(min=_MKL_EPS)
+    root = (vectors * values.sqrt()[:, None]) @ vectors.mT
+    inv_root = (vectors * values.rsqrt()[:, None]) @ vectors.mT
+    return root, inv_root
+
+
+def mkl(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""The linear Monge-Kantorovitch colour mapping of Pitié and Kokaram (2007), in RGB.
+
+    With :math:`\Sigma_u, \mu_u` the covariance and mean of the source's colours and :math:`\Sigma_v, \mu_v`
+    the target's, each colour becomes :math:`T (x - \mu_u) + \mu_v` with the closed form
+
+    .. math:: T = \Sigma_u^{-1/2} \left(\Sigma_u^{1/2} \Sigma_v \Sigma_u^{1/2}\right)^{1/2} \Sigma_u^{-1/2},
+
+    the linear map that gives the output the target's covariance (:math:`T \Sigma_u T = \Sigma_v`) while moving
+    colours as little as possible in the L2 (Monge-Kantorovitch) sense. Computed in float64; clipped to [0, 1].
+    """
+    b = source.shape[0]
+    src = source.double().reshape(b, 3, -1)
+    tgt = target.double().reshape(b, 3, -1)
+    mean_u, mean_v = src.mean(2, keepdim=True), tgt.mean(2, keepdim=True)
+    cov_u = (src - mean_u) @ (src - mean_u).mT / src.shape[2]
+    cov_v = (tgt - mean_v) @ (tgt - mean_v).mT / tgt.shape[2]
+    root_u, inv_root_u = _sqrtm(cov_u)
+    middle, _ = _sqrtm(root_u @ cov_v @ root_u)
+    transform = inv_root_u @ middle @ inv_root_u
+    out = transform @ (src - mean_u) + mean_v
+    return out.clamp(0, 1).reshape(source.shape).to(source.dtype)
+
+
+BASELINES = {"identity": identity, "reinhard": reinhard, "histogram_matching": histogram_matching, "mkl": mkl}

@@ -78,9 +78,9 @@ def format_table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m huenet.evaluate",
-        description="Score a trained Hue-Net and three baselines (identity, Reinhard in Lab, per-channel "
-                    "histogram matching) on the validation pairs: hue EMD and histogram intersection to the "
-                    "target, D_MI and V-SSIM to the source.",
+        description="Score a trained Hue-Net and four baselines (identity, Reinhard in Lab, per-channel "
+                    "histogram matching, MKL) on the validation pairs: hue EMD, histogram intersection and a*b* "
+                    "sliced Wasserstein distance to the target; D_MI, V-SSIM and L-SSIM to the source.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--checkpoint", required=True, metavar="RUN_OR_FILE",
                         help="a run folder (its checkpoint.pt) or a checkpoint file")

@@ -1,9 +1,10 @@
 r"""Evaluation metrics for colour transfer, on hard (counted) histograms so they do not depend on a kernel.
 
-- colour, output vs target: :func:`hue_emd` (cyclic W1 of 256-bin hue histograms) and
-  :func:`hue_intersection` (histogram intersection of the same histograms);
-- structure, output vs source: :func:`v_mi_distance` (:math:`D_{MI} = 1 - I/H` of the V channels) and
-  :func:`v_ssim` (SSIM of the V channels).
+- colour, output vs target: :func:`hue_emd` (cyclic W1 of 256-bin hue histograms),
+  :func:`hue_intersection` (histogram intersection of the same histograms) and :func:`ab_swd` (sliced
+  Wasserstein distance of the CIELAB a*b* distributions, which no loss of this package optimises directly);
+- structure, output vs source: :func:`v_mi_distance` (:math:`D_{MI} = 1 - I/H` of the V channels),
+  :func:`v_ssim` (SSIM of the V channels) and :func:`lightness_ssim` (SSIM of CIELAB lightness).
 
 Hue histograms weight each pixel by its saturation, as the training loss does: a grey pixel has no hue, and
 counting it as hue 0 (red) would measure nothing but the amount of grey.
@@ -13,16 +14,16 @@ All functions take RGB batches in [0, 1], (B, 3, H, W) (the target may have anot
 Example:
     >>> a, b = torch.rand(2, 2, 3, 32, 32).unbind(0)
     >>> sorted(transfer_metrics(a, a, b))
-    ['hue_emd', 'hue_intersection', 'v_mi_distance', 'v_ssim']
+    ['ab_swd', 'hue_emd', 'hue_intersection', 'lightness_ssim', 'v_mi_distance', 'v_ssim']
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ..color import rgb_to_hsv
-from ..emd import emd
 from ..backends.reference import entropies
+from ..color import rgb_to_hsv, rgb_to_lab
+from ..emd import emd
 from ..information import mi_distance_from_entropies
 from ..losses import HUE_WEIGHT_FLOOR
 
@@ -30,6 +31,9 @@ HUE_BINS = 256
 # Hard joint histograms need many pixels per occupied cell; 64 x 64 cells keep the MI estimate of a 64x64
 # image (4096 pixels) from being dominated by the sparsity bias of 256 x 256 = 65536 cells.
 MI_BINS = 64
+# Directions of the sliced Wasserstein distance: evenly spaced on the half circle (a direction and its
+# opposite give the same 1-D distance), deterministic so that scores are reproducible.
+SWD_DIRECTIONS = 64
 
 METRICS = {
     # name: (label, lower is better)
@@ -37,6 +41,8 @@ METRICS = {
     "hue_intersection": ("hue HI to target", False),
     "v_mi_distance": ("D_MI(V) to source", True),
     "v_ssim": ("V-SSIM to source", False),
+    "ab_swd": ("a*b* SWD to target", True),
+    "lightness_ssim": ("L-SSIM to source", False),
 }
 
 
@@ -91,11 +97,8 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.T
     return (g[:, None] * g[None, :])[None, None]
 
 
-def v_ssim(output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-    """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, data range 1) of the V channels, (B,)."""
-    _check_rgb("v_ssim", "output", output)
-    _check_rgb("v_ssim", "source", source)
-    x, y = output.float().amax(1, keepdim=True), source.float().amax(1, keepdim=True)
+def _ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM of (B, 1, H, W) images with data range 1, (B,)."""
     window = _gaussian_window(min(11, x.shape[-2], x.shape[-1]), device=x.device)
     c1, c2 = 0.01 ** 2, 0.03 ** 2
 
@@ -110,7 +113,58 @@ def v_ssim(output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     return ssim.flatten(1).mean(1)
 
 
+def v_ssim(output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, data range 1) of the V channels, (B,)."""
+    _check_rgb("v_ssim", "output", output)
+    _check_rgb("v_ssim", "source", source)
+    return _ssim(output.float().amax(1, keepdim=True), source.float().amax(1, keepdim=True))
+
+
+def lightness_ssim(output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """SSIM (as :func:`v_ssim`) of the CIELAB lightness L*/100 of output and source, (B,)."""
+    _check_rgb("lightness_ssim", "output", output)
+    _check_rgb("lightness_ssim", "source", source)
+    return _ssim(rgb_to_lab(output.float())[:, :1] / 100, rgb_to_lab(source.float())[:, :1] / 100)
+
+
+def _wasserstein_1d(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Exact W1 between the empirical distributions of the rows of x (R, n) and y (R, m), (R,).
+
+    W1 is the integral over u in (0, 1) of |F^-1(u) - G^-1(u)|; both quantile functions are steps that change
+    only at multiples of 1/n and 1/m, so the integral is a sum over the merged breakpoints.
+    """
+    n, m = x.shape[1], y.shape[1]
+    xs, ys = x.sort(1).values, y.sort(1).values
+    steps = torch.cat([torch.arange(1, n + 1, device=x.device, dtype=torch.float64) / n,
+                       torch.arange(1, m + 1, device=x.device, dtype=torch.float64) / m]).sort().values
+    widths = torch.diff(steps, prepend=steps.new_zeros(1))
+    mids = steps - widths / 2
+    ix = (mids * n).long().clamp_(max=n - 1)
+    iy = (mids * m).long().clamp_(max=m - 1)
+    return ((xs[:, ix] - ys[:, iy]).abs() * widths.to(xs.dtype)).sum(1)
+
+
+def ab_swd(output: torch.Tensor, target: torch.Tensor, directions: int = SWD_DIRECTIONS) -> torch.Tensor:
+    r"""Sliced Wasserstein distance (order 1) between the CIELAB a*b* distributions of output and target, (B,).
+
+    The mean over ``directions`` angles :math:`\theta_k = \pi (k + 1/2) / K` of the exact 1-D W1 distance
+    between the projections :math:`a \cos\theta + b \sin\theta` of all pixels; in a*b* units (0 = the same
+    colour distribution, about 2.3 = one just noticeable difference).
+    """
+    _check_rgb("ab_swd", "output", output)
+    _check_rgb("ab_swd", "target", target)
+    angles = torch.pi * (torch.arange(directions, dtype=torch.float64, device=output.device) + 0.5) / directions
+    axes = torch.stack([angles.cos(), angles.sin()])  # (2, K)
+    scores = []
+    for out, tgt in zip(output, target):
+        proj_out = (rgb_to_lab(out.double())[1:].flatten(1).T @ axes).T  # (K, N)
+        proj_tgt = (rgb_to_lab(tgt.double())[1:].flatten(1).T @ axes).T
+        scores.append(_wasserstein_1d(proj_out, proj_tgt).mean())
+    return torch.stack(scores).float()
+
+
 def transfer_metrics(output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """All of :data:`METRICS` for one batch: name -> (B,)."""
     return {"hue_emd": hue_emd(output, target), "hue_intersection": hue_intersection(output, target),
-            "v_mi_distance": v_mi_distance(output, source), "v_ssim": v_ssim(output, source)}
+            "v_mi_distance": v_mi_distance(output, source), "v_ssim": v_ssim(output, source),
+            "ab_swd": ab_swd(output, target), "lightness_ssim": lightness_ssim(output, source)}
