@@ -1,0 +1,444 @@
+"""The realism study: tally statistics by hand, study generation, malformed answer files, and the page itself
+driven in a real browser (Debian's chromium + chromedriver through selenium; skipped, with the reason, where
+they are not installed)."""
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from huenet.colortransfer import baselines, study
+from huenet.colortransfer.checkpoint import load_generator
+from huenet.colortransfer.data import pil_to_tensor, tensor_to_pil
+from huenet.colortransfer.train import TrainConfig, train
+from huenet.colortransfer.transfer import transfer
+
+Z = 1.959963984540054
+
+
+# ------------------------------------------------------------------------------------------- statistics
+def _wilson_by_hand(k, n):
+    # The interval's other closed form: the roots of (k/n - p)^2 = z^2 p (1 - p) / n.
+    root = Z * math.sqrt(k * (n - k) / n + Z * Z / 4)
+    return (k + Z * Z / 2 - root) / (n + Z * Z), (k + Z * Z / 2 + root) / (n + Z * Z)
+
+
+@pytest.mark.parametrize("k, n, published", [
+    # Newcombe (1998), Statistics in Medicine 17:857, table I, method 3 (Wilson score without correction).
+    (81, 263, (0.2553, 0.3662)), (15, 148, (0.0624, 0.1605)), (0, 20, (0.0, 0.1611)), (1, 29, (0.0061, 0.1718)),
+    (68, 100, None), (101, 200, None), (7, 7, None), (1, 1, None)])
+def test_wilson_interval(k, n, published):
+    low, high = study.wilson_interval(k, n)
+    assert (low, high) == pytest.approx(_wilson_by_hand(k, n), abs=1e-12)
+    if published:
+        assert (low, high) == pytest.approx(published, abs=5e-5)
+    assert 0 <= low <= k / n <= high <= 1
+
+
+@pytest.mark.parametrize("k, n", [(1, 10), (9, 10), (5, 10), (0, 1), (1, 1), (68, 100), (101, 200), (3, 7),
+                                  (4, 7), (0, 30)])
+def test_binomial_test(k, n):
+    # Two-sided: the total probability under p = 1/2 of the counts no more likely than k.
+    pmf = [math.comb(n, i) / 2 ** n for i in range(n + 1)]
+    by_hand = sum(p for p in pmf if p <= pmf[k] * (1 + 1e-12))
+    assert study.binomial_test(k, n) == pytest.approx(min(1.0, by_hand), rel=1e-12)
+
+
+def test_statistics_reject_impossible_counts():
+    with pytest.raises(ValueError, match="successes"):
+        study.wilson_interval(3, 2)
+    with pytest.raises(ValueError, match="n >= 1"):
+        study.binomial_test(0, 0)
+
+
+# ------------------------------------------------------------------------------------------------ tally
+def _answers(method, truth, real, n, tag):
+    return [{"image": f"images/{tag}{method}{i}.png", "method": method, "truth": truth,
+             "answer": "real" if i < real else "fake", "ms": 800 + i} for i in range(n)]
+
+
+def test_tally_reproduces_the_papers_table(tmp_path, capsys):
+    # The seed's table: targets judged real 68% of the time, outputs 50.5%; split over two participants, one
+    # file as the page downloads it, one a bare list.
+    first = _answers("target", "real", 40, 50, "a") + _answers("huenet", "fake", 50, 100, "a")
+    second = _answers("target", "real", 28, 50, "b") + _answers("huenet", "fake", 51, 100, "b") \
+        + _answers("reinhard", "fake", 3, 10, "b")
+    (tmp_path / "p1.json").write_text(json.dumps({"study": "x", "trials": len(first), "answers": first}))
+    (tmp_path / "p2.json").write_text(json.dumps(second))
+    study.main(["tally", str(tmp_path / "p1.json"), str(tmp_path / "p2.json"), "--out", str(tmp_path / "t")])
+    printed = capsys.readouterr().out
+    rows = json.loads((tmp_path / "t" / "tally.json").read_text())["rows"]
+    assert [r["label"] for r in rows] == ["Target (real image)", "Output (painted image): huenet",
+                                          "Output (painted image): reinhard"]
+    for row, (real, n) in zip(rows, [(68, 100), (101, 200), (3, 10)]):
+        assert (row["n"], row["real"], row["fake"]) == (n, real, n - real)
+        assert row["real_percent"] == pytest.approx(100 * real / n)
+        assert row["fake_percent"] == pytest.approx(100 * (n - real) / n)
+        assert row["real_percent_ci95"] == pytest.approx([100 * v for v in _wilson_by_hand(real, n)])
+        pmf = [math.comb(n, i) / 2 ** n for i in range(n + 1)]
+        assert row["p_value"] == pytest.approx(min(1, sum(p for p in pmf if p <= pmf[real] * (1 + 1e-12))))
+    # 68/100: Wilson [58.34, 76.33] %; two-sided p = 0.00041 (by the formulas above, printed to 4 places).
+    assert "| Target (real image) | 100 | 68.0 (68) | 32.0 (32) | 58.3 – 76.3 | 0.0004 |" in printed
+    assert "| Output (painted image): huenet | 200 | 50.5 (101) | 49.5 (99) | 43.6 – 57.4 | 0.9437 |" in printed
+    assert (tmp_path / "t" / "tally.md").read_text().strip() in printed
+
+
+MALFORMED = [
+    ("{\"answers\": [{\"image\": \"a\", ", "not a JSON file, or a truncated one"),
+    ("[1, 2]", "answer 1: must be an object"),
+    ("{\"trials\": 3}", "expected {\"answers\": [...]}"),
+    ("{\"rows\": []}", "looks like a tally"),
+    ("{\"answers\": {}}", "\"answers\" must be a list"),
+    ("[]", "holds no answers"),
+]
+
+
+def _good(i, **change):
+    return {"image": f"images/{i:03d}.png", "method": "huenet", "truth": "fake", "answer": "real", "ms": 900,
+            **change}
+
+
+@pytest.mark.parametrize("text, message", MALFORMED + [
+    (json.dumps([_good(1), _good(2), {k: v for k, v in _good(3).items() if k != "ms"}]),
+     "answer 3: lacks 'ms' (a partial entry?)"),
+    (json.dumps([_good(1), _good(2, answer="maybe")]), "answer 2: 'answer' must be \"real\" or \"fake\""),
+    (json.dumps([_good(1, truth="real")]), "answer 1: truth 'real' does not fit method 'huenet'"),
+    (json.dumps([_good(1, ms=-3)]), "answer 1: 'ms' must be a number"),
+    (json.dumps([_good(1, ms=True)]), "answer 1: 'ms' must be a number"),
+    (json.dumps([_good(1, method="")]), "answer 1: 'method' must be a non-empty string"),
+    (json.dumps([_good(1), _good(2), _good(1)]), "answer 3: image 'images/001.png' was already answered in "
+                                                  "answer 1"),
+    (json.dumps({"trials": 40, "answers": [_good(1), _good(2)]}), "partial: 2 of 40 trials answered"),
+])
+def test_tally_rejects_malformed_files(tmp_path, text, message):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([_good(7)]))
+    bad = tmp_path / "participant-2.json"
+    bad.write_text(text)
+    with pytest.raises(SystemExit) as err:
+        study.main(["tally", str(good), str(bad), "--out", str(tmp_path)])
+    assert str(err.value).startswith(f"huenet.study tally: error: {bad}: ")
+    assert message in str(err.value)
+    assert not (tmp_path / "tally.json").exists()
+
+
+def test_tally_partial_files_on_request_and_missing_files(tmp_path, capsys):
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"trials": 40, "answers": [_good(1), _good(2, answer="fake")]}))
+    study.main(["tally", str(partial), "--allow-partial", "--out", str(tmp_path)])
+    assert "| Output (painted image): huenet | 2 | 50.0 (1) | 50.0 (1) |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=f"{tmp_path / 'missing.json'}: cannot be read"):
+        study.main(["tally", str(tmp_path / "missing.json")])
+
+
+# ------------------------------------------------------------------------------------------- generation
+def _photo(path, size, seed):
+    """A smooth random colour field with a dark band: a picture with structure, of any size."""
+    rng = np.random.default_rng(seed)
+    low = rng.uniform(0, 255, (3, 4, 3))
+    array = np.asarray(Image.fromarray(low.astype(np.uint8)).resize(size, Image.BICUBIC)).copy()
+    array[size[1] // 3: size[1] // 2] //= 3
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for i, size in enumerate([(80, 60), (50, 90), (64, 64), (120, 70), (70, 70), (90, 48), (60, 100), (75, 75)]):
+        _photo(folder / f"photo{i}.{'png' if i % 2 else 'jpg'}", size, i)
+    return folder
+
+
+def _crop(path, size):
+    with Image.open(path) as image:
+        return study.centre_crop(image.convert("RGB"), size)
+
+
+def test_study_with_baselines_on_a_folder(photos, tmp_path, capsys):
+    out = tmp_path / "study"
+    study.main(["--out", str(out), "--data", str(photos), "--methods", "reinhard,histogram-matching",
+                "--n", "8", "--size", "32"])
+    printed = capsys.readouterr()
+    assert "8 trials (4 target, 2 reinhard, 2 histogram-matching)" in printed.out
+    assert "huenet.study" in printed.err  # tqdm's progress
+    manifest = json.loads((out / "study.json").read_text())
+    trials = manifest["trials"]
+    assert sorted(p.name for p in (out / "images").iterdir()) == [f"{i:03d}.png" for i in range(1, 9)]
+    assert [t["image"] for t in trials] == [f"images/{i:03d}.png" for i in range(1, 9)]
+    assert sum(t["truth"] == "real" for t in trials) == 4
+    # With as many images as trials, no scene is shown twice (as a real image or as a fake's source).
+    assert len({t["source"] for t in trials}) == 8
+    ops = {"reinhard": baselines.reinhard, "histogram-matching": baselines.histogram_matching}
+    for t in trials:
+        shown = Image.open(out / t["image"])
+        assert shown.size == (32, 32) and shown.mode == "RGB"
+        source = _crop(photos / t["source"], 32)
+        if t["truth"] == "real":
+            assert t["method"] == "target" and "target" not in t
+            expected = source
+        else:
+            assert t["target"] != t["source"]
+            target = _crop(photos / t["target"], 32)
+            pair = (pil_to_tensor(source)[None].contiguous(), pil_to_tensor(target)[None].contiguous())
+            expected = tensor_to_pil(ops[t["method"]](*pair)[0])
+            assert np.abs(np.asarray(shown, float) - np.asarray(source, float)).mean() > 2  # recoloured
+        assert np.array_equal(np.asarray(shown), np.asarray(expected)), t
+    page = (out / "index.html").read_text()
+    # Self-contained: no address outside the folder, and the page holds the trials but not the file names.
+    assert "http://" not in page and "https://" not in page and "//" + "cdn" not in page
+    assert manifest["id"] in page and not any(t["source"] in page for t in trials)
+    # The same seed makes the same study; another seed another order.
+    study.main(["--out", str(tmp_path / "again"), "--data", str(photos), "--methods", "reinhard,histogram-matching",
+                "--n", "8", "--size", "32"])
+    assert json.loads((tmp_path / "again" / "study.json").read_text()) == manifest
+    study.main(["--out", str(tmp_path / "other"), "--data", str(photos), "--methods", "reinhard",
+                "--n", "8", "--size", "32", "--seed", "1"])
+    assert [t["truth"] for t in json.loads((tmp_path / "other" / "study.json").read_text())["trials"]] != \
+        [t["truth"] for t in trials]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    train(TrainConfig(out=str(out), image_size=32, batch_size=2, ngf=8, bins=32, cond_bins=8,
+                      synthetic_images=40, max_steps=2, sample_every=1000))
+    return out
+
+
+def test_study_of_a_trained_run_on_its_validation_split(run_dir, tmp_path, capsys):
+    out = tmp_path / "study"
+    study.main(["--checkpoint", str(run_dir), "--out", str(out), "--methods", "huenet,reinhard", "--n", "6",
+                "--size", "40"])
+    printed = capsys.readouterr()
+    assert "6 trials (3 target, 2 huenet, 1 reinhard) from validation split of built-in synthetic (40 images)" \
+        in printed.out
+    assert "6 trials from 4 images: images repeat" in printed.err  # 10% of 40
+    from huenet.colortransfer.data import make_image_set, split_indices
+
+    images = make_image_set(None, 32, 0, 40)
+    _, val = split_indices(40, 0.1, 0)
+    by_name = {images.name(i): i for i in val}
+    generator, _ = load_generator(run_dir)
+    for t in json.loads((out / "study.json").read_text())["trials"]:
+        assert t["source"] in by_name
+        if t["method"] == "huenet":
+            source = study.centre_crop(images.load(by_name[t["source"]]), 40)
+            target = study.centre_crop(images.load(by_name[t["target"]]), 40)
+            expected = transfer(generator, source, target)
+            assert np.array_equal(np.asarray(Image.open(out / t["image"])), np.asarray(expected))
+
+
+def test_study_command_line_errors(photos, run_dir, tmp_path, monkeypatch):
+    base = ["--data", str(photos), "--methods", "reinhard"]
+    for argv, message in [(["--n", "7"], "--n must be an even number"), (["--size", "4"], "--size must be >= 16")]:
+        with pytest.raises(SystemExit) as err:
+            study.main(["--out", str(tmp_path / "x"), *base, *argv])
+        assert err.value.code == 2
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "answers.json").write_text("[]")
+    with pytest.raises(SystemExit) as err:
+        study.main(["--out", str(busy), *base])
+    assert err.value.code == 2
+    for argv, message in [
+            (["--methods", "sepia"], "--methods: unknown method 'sepia'"),
+            (["--methods", "huenet"], "--checkpoint: the method huenet needs a trained run"),
+            (["--data", str(tmp_path / "nothing")], "does not exist"),
+            (["--checkpoint", str(tmp_path)], "no checkpoint at")]:
+        with pytest.raises(SystemExit, match=message):
+            study.main(["--out", str(tmp_path / "y"), *base, *argv])
+        assert not (tmp_path / "y" / "index.html").exists()
+    # A method whose code is not installed: a clear error, and the default leaves it out.
+    monkeypatch.setitem(sys.modules, "huenet.recolor", None)
+    with pytest.raises(SystemExit, match="--methods: method 'fit' is not available in this installation"):
+        study.main(["--out", str(tmp_path / "z"), *base[:2], "--methods", "fit"])
+    assert study.default_methods() == ["huenet"]
+
+
+# ---------------------------------------------------------------------------------------------- browser
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def chrome_factory(tmp_path_factory):
+    """Makes headless Debian chromium sessions (never a downloaded browser); skips, saying why, without one."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install -e '.[test]')")
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not os.access(path, os.X_OK):
+            pytest.skip(f"no browser for the page tests: {path} missing (apt-get install chromium chromium-driver)")
+    # Selenium must never fetch a browser or driver: both paths are given, and Selenium Manager is told so.
+    os.environ["SE_OFFLINE"] = "true"
+    drivers = []
+
+    def make(width=1000, height=900):
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    f"--window-size={width},{height}", "--allow-file-access-from-files"):
+            options.add_argument(arg)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        drivers.append(driver)
+        return driver
+
+    yield make
+    for driver in drivers:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def page(photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("page") / "study"
+    study.main(["--out", str(out), "--data", str(photos), "--methods", "reinhard,histogram-matching",
+                "--n", "8", "--size", "64"])
+    return out
+
+
+def _wait(driver, condition, what, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script(condition)
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _visible(driver, element_id):
+    return driver.execute_script(f"return !document.getElementById('{element_id}').closest('.screen').hidden")
+
+
+def _answer(driver, how, choice):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    before = driver.execute_script("return studyAnswers().length")
+    _wait(driver, "return !document.getElementById('real').disabled", "the image to load")
+    if how == "key":
+        ActionChains(driver).send_keys(choice[0]).perform()
+    else:
+        driver.find_element(By.ID, choice).click()
+    _wait(driver, f"return studyAnswers().length === {before + 1}", "the answer to be recorded")
+
+
+def _errors(driver):
+    """The console's errors and warnings since the last call (reading the log empties it)."""
+    return [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
+
+
+def test_page_in_a_browser(chrome_factory, page, tmp_path, capsys):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver = chrome_factory()
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    driver.get((page / "index.html").as_uri())
+    trials = json.loads((page / "study.json").read_text())["trials"]
+    assert _visible(driver, "start") and driver.execute_script("return studyAnswers()") == []
+    ActionChains(driver).send_keys("\n").perform()  # Enter starts, from the keyboard alone
+    _wait(driver, "return !document.getElementById('trial').hidden", "the first trial")
+    plan = [("key", "real"), ("click", "fake"), ("key", "fake"), ("click", "real"),
+            ("key", "fake"), ("key", "real"), ("click", "real"), ("click", "fake")]
+    for i, (how, choice) in enumerate(plan[:4]):
+        assert driver.find_element(By.ID, "progress").text == f"{i + 1} / 8"
+        assert driver.find_element(By.ID, "image").get_attribute("src").endswith(trials[i]["image"])
+        _answer(driver, how, choice)
+    # Reload halfway: the answers persist and the study resumes where it stopped.
+    driver.refresh()
+    _wait(driver, "return !document.getElementById('intro').hidden", "the intro after the reload")
+    assert "4 of 8 answered" in driver.find_element(By.ID, "resume").text
+    assert len(driver.execute_script("return studyAnswers()")) == 4
+    ActionChains(driver).send_keys("\n").perform()
+    _wait(driver, "return document.getElementById('progress').textContent === '5 / 8'", "trial 5")
+    for how, choice in plan[4:]:
+        _answer(driver, how, choice)
+    assert _visible(driver, "download")
+    answers = driver.execute_script("return studyAnswers()")
+    assert [(a["image"], a["method"], a["truth"]) for a in answers] == \
+        [(t["image"], t["method"], t["truth"]) for t in trials]
+    assert [a["answer"] for a in answers] == [choice for _, choice in plan]
+    assert all(isinstance(a["ms"], int) and 0 <= a["ms"] < 60_000 for a in answers)
+    assert set(answers[0]) == {"image", "method", "truth", "answer", "ms"}
+    # Download with the keyboard (D) and tally the file.
+    ActionChains(driver).send_keys("d").perform()
+    _wait(driver, "return document.getElementById('saved').hidden === false", "the download")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (files := list(downloads.glob("answers-*.json"))):
+        time.sleep(0.1)
+    assert len(files) == 1, list(downloads.iterdir())
+    saved = json.loads(files[0].read_text())
+    assert saved["answers"] == answers and saved["trials"] == 8
+    errors = _errors(driver)
+    assert not errors, errors
+    capsys.readouterr()
+    study.main(["tally", str(files[0]), "--out", str(tmp_path)])
+    rows = {r["method"]: r for r in json.loads((tmp_path / "tally.json").read_text())["rows"]}
+    for method, row in rows.items():
+        mine = [a for a in answers if a["method"] == method]
+        assert (row["n"], row["real"]) == (len(mine), sum(a["answer"] == "real" for a in mine))
+    assert sum(r["n"] for r in rows.values()) == 8
+    # A new participant: two clicks on "start over" clear the stored answers.
+    driver.find_element(By.ID, "reset").click()
+    assert len(driver.execute_script("return studyAnswers()")) == 8
+    driver.find_element(By.ID, "reset").click()
+    driver.refresh()
+    _wait(driver, "return !document.getElementById('intro').hidden", "the intro")
+    assert driver.execute_script("return studyAnswers()") == []
+    errors = _errors(driver)
+    assert not errors, errors
+
+
+def test_page_on_a_phone_sized_screen_and_a_static_server(chrome_factory, page):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(page))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        driver = chrome_factory(360, 640)
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+        driver.execute_script("document.getElementById('start').click()")
+        _wait(driver, "return !document.getElementById('real').disabled", "the first image")
+        geometry = driver.execute_script("""
+            const box = (id) => document.getElementById(id).getBoundingClientRect();
+            return {width: innerWidth, height: innerHeight, scroll: document.documentElement.scrollWidth,
+                    image: box('image'), real: box('real'), fake: box('fake')};""")
+        assert geometry["scroll"] <= geometry["width"]  # nothing sticks out sideways
+        for part in ("image", "real", "fake"):
+            box = geometry[part]
+            assert 0 <= box["left"] and box["right"] <= geometry["width"] and box["bottom"] <= geometry["height"]
+        assert geometry["image"]["width"] == 64  # the images' own size fits: shown at exactly that size
+        assert geometry["real"]["height"] >= 44  # a finger-sized target
+        _answer(driver, "click", "real")
+        errors = _errors(driver)
+        assert not errors, errors  # no 404 (e.g. a favicon) on a web server either
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_large_image_is_shrunk_to_fit_a_phone(chrome_factory, photos, tmp_path):
+    out = tmp_path / "big"
+    study.main(["--out", str(out), "--data", str(photos), "--methods", "reinhard", "--n", "2", "--size", "512"])
+    driver = chrome_factory(360, 640)
+    driver.get((out / "index.html").as_uri())
+    driver.execute_script("document.getElementById('start').click()")
+    _wait(driver, "return !document.getElementById('real').disabled", "the first image")
+    width, image, fake = driver.execute_script(
+        "return [innerWidth, document.getElementById('image').getBoundingClientRect(),"
+        " document.getElementById('fake').getBoundingClientRect()]")
+    assert 250 <= image["width"] <= width and image["width"] == image["height"]
+    assert fake["bottom"] <= driver.execute_script("return innerHeight")
