@@ -94,6 +94,7 @@ MALFORMED = [
     ("{\"rows\": []}", "looks like a tally"),
     ("{\"answers\": {}}", "\"answers\" must be a list"),
     ("[]", "holds no answers"),
+    ("{\"trials\": \"8\", \"answers\": []}", "\"trials\" must be a whole number"),
 ]
 
 
@@ -133,6 +134,20 @@ def test_tally_partial_files_on_request_and_missing_files(tmp_path, capsys):
     assert "| Output (painted image): huenet | 2 | 50.0 (1) | 50.0 (1) |" in capsys.readouterr().out
     with pytest.raises(SystemExit, match=f"{tmp_path / 'missing.json'}: cannot be read"):
         study.main(["tally", str(tmp_path / "missing.json")])
+
+
+def test_the_command_line_door(tmp_path):
+    import subprocess
+
+    (tmp_path / "a.json").write_text(json.dumps([_good(1), _good(2, answer="fake")]))
+    result = subprocess.run([sys.executable, "-m", "huenet.study", "tally", "a.json"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "| Output (painted image): huenet | 2 | 50.0 (1) | 50.0 (1) |" in result.stdout
+    assert (tmp_path / "tally.md").exists()
+    result = subprocess.run([sys.executable, "-m", "huenet.study", "--out", "s", "--n", "3"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "--n must be an even number >= 2" in result.stderr
 
 
 # ------------------------------------------------------------------------------------------- generation
@@ -279,12 +294,17 @@ def chrome_factory(tmp_path_factory):
     os.environ["SE_OFFLINE"] = "true"
     drivers = []
 
-    def make(width=1000, height=900):
+    def make(phone=None):
+        """A desktop-sized window, or with ``phone=(width, height)`` a touch screen of that many CSS pixels."""
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    f"--window-size={width},{height}", "--allow-file-access-from-files"):
+                    "--window-size=1000,900"):
             options.add_argument(arg)
+        if phone:
+            # A headless window is at least 500 pixels wide: a phone's viewport needs device emulation.
+            options.add_experimental_option("mobileEmulation", {"deviceMetrics": {
+                "width": phone[0], "height": phone[1], "pixelRatio": 3, "touch": True}})
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
         drivers.append(driver)
@@ -408,7 +428,7 @@ def test_page_on_a_phone_sized_screen_and_a_static_server(chrome_factory, page):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        driver = chrome_factory(360, 640)
+        driver = chrome_factory(phone=(360, 640))
         driver.get(f"http://127.0.0.1:{server.server_address[1]}/index.html")
         driver.execute_script("document.getElementById('start').click()")
         _wait(driver, "return !document.getElementById('real').disabled", "the first image")
@@ -416,6 +436,7 @@ def test_page_on_a_phone_sized_screen_and_a_static_server(chrome_factory, page):
             const box = (id) => document.getElementById(id).getBoundingClientRect();
             return {width: innerWidth, height: innerHeight, scroll: document.documentElement.scrollWidth,
                     image: box('image'), real: box('real'), fake: box('fake')};""")
+        assert (geometry["width"], geometry["height"]) == (360, 640)
         assert geometry["scroll"] <= geometry["width"]  # nothing sticks out sideways
         for part in ("image", "real", "fake"):
             box = geometry[part]
@@ -433,12 +454,12 @@ def test_page_on_a_phone_sized_screen_and_a_static_server(chrome_factory, page):
 def test_a_large_image_is_shrunk_to_fit_a_phone(chrome_factory, photos, tmp_path):
     out = tmp_path / "big"
     study.main(["--out", str(out), "--data", str(photos), "--methods", "reinhard", "--n", "2", "--size", "512"])
-    driver = chrome_factory(360, 640)
+    driver = chrome_factory(phone=(360, 640))
     driver.get((out / "index.html").as_uri())
     driver.execute_script("document.getElementById('start').click()")
     _wait(driver, "return !document.getElementById('real').disabled", "the first image")
     width, image, fake = driver.execute_script(
         "return [innerWidth, document.getElementById('image').getBoundingClientRect(),"
         " document.getElementById('fake').getBoundingClientRect()]")
-    assert 250 <= image["width"] <= width and image["width"] == image["height"]
+    assert width == 360 and 250 <= image["width"] <= width - 16 and image["width"] == image["height"]
     assert fake["bottom"] <= driver.execute_script("return innerHeight")

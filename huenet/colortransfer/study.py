@@ -101,6 +101,8 @@ def read_answers(path: str | Path, allow_partial: bool = False) -> list[dict]:
         answers, trials = data["answers"], data.get("trials")
     else:
         answers, trials = data, None
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+        raise StudyError(f"{path}: \"trials\" must be a whole number >= 1; got {trials!r}")
     if not isinstance(answers, list):
         raise StudyError(f"{path}: \"answers\" must be a list; got {type(answers).__name__}")
     seen = {}
