@@ -26,9 +26,12 @@ import json
 import math
 import random
 import sys
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from .cli import RunError, UsageError, clean_warnings, exit_with
 
 #: The "method" of the real images in the page's answers and in the tally.
 TARGET = "target"
@@ -36,12 +39,9 @@ ANSWERS = ("real", "fake")
 ANSWER_KEYS = ("image", "method", "truth", "answer", "ms")
 # The two-sided 97.5% standard normal quantile: the z of a 95% interval.
 Z95 = 1.959963984540054
+PROG = "huenet.study"
 PAGE_TEMPLATE = "study_page.html"
 DATA_MARK = "/*STUDY_DATA*/null"
-
-
-class StudyError(Exception):
-    """A problem the user can fix (flags, files); printed as one line without a traceback."""
 
 
 # ------------------------------------------------------------------------------------------------ statistics
@@ -75,15 +75,15 @@ def binomial_test(successes: int, n: int) -> float:
 
 
 # --------------------------------------------------------------------------------------------------- tally
-def _entry_error(path: Path, where: str, problem: str) -> StudyError:
-    return StudyError(f"{path}: {where}: {problem}")
+def _entry_error(path: Path, where: str, problem: str) -> RunError:
+    return RunError(f"{path}: {where}: {problem}")
 
 
 def read_answers(path: str | Path, allow_partial: bool = False) -> list[dict]:
     """The answers of one participant's file: ``{"answers": [...]}`` (as the page downloads it) or a bare list.
 
     Raises:
-        StudyError: the file cannot be read, is not JSON, an entry lacks a field or has a wrong value, an image
+        RunError: the file cannot be read, is not JSON, an entry lacks a field or has a wrong value, an image
             is answered twice, or (unless ``allow_partial``) the file says the study had more trials than it
             holds answers. The message names the file and the entry.
     """
@@ -91,20 +91,20 @@ def read_answers(path: str | Path, allow_partial: bool = False) -> list[dict]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
-        raise StudyError(f"{path}: cannot be read ({err.strerror or err})") from err
+        raise RunError(f"{path}: cannot be read ({err.strerror or err})") from err
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise StudyError(f"{path}: not a JSON file, or a truncated one ({err})") from err
+        raise RunError(f"{path}: not a JSON file, or a truncated one ({err})") from err
     if isinstance(data, dict):
         if "answers" not in data:
             hint = " (it looks like a tally, not a participant's answers)" if "rows" in data else ""
-            raise StudyError(f"{path}: expected {{\"answers\": [...]}} or a list of answers{hint}")
+            raise RunError(f"{path}: expected {{\"answers\": [...]}} or a list of answers{hint}")
         answers, trials = data["answers"], data.get("trials")
     else:
         answers, trials = data, None
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
-        raise StudyError(f"{path}: \"trials\" must be a whole number >= 1; got {trials!r}")
+        raise RunError(f"{path}: \"trials\" must be a whole number >= 1; got {trials!r}")
     if not isinstance(answers, list):
-        raise StudyError(f"{path}: \"answers\" must be a list; got {type(answers).__name__}")
+        raise RunError(f"{path}: \"answers\" must be a list; got {type(answers).__name__}")
     seen = {}
     for i, entry in enumerate(answers):
         where = f"answer {i + 1}"
@@ -131,9 +131,9 @@ def read_answers(path: str | Path, allow_partial: bool = False) -> list[dict]:
                                             f"{seen[entry['image']]}")
         seen[entry["image"]] = i + 1
     if not answers:
-        raise StudyError(f"{path}: holds no answers")
+        raise RunError(f"{path}: holds no answers")
     if trials is not None and not allow_partial and len(answers) < trials:
-        raise StudyError(f"{path}: partial: {len(answers)} of {trials} trials answered (finish the study, drop "
+        raise RunError(f"{path}: partial: {len(answers)} of {trials} trials answered (finish the study, drop "
                          "the file, or pass --allow-partial)")
     return answers
 
@@ -206,59 +206,48 @@ def tally_main(argv: list[str] | None = None) -> None:
         rows = tally(answers)
         table = format_tally(rows, len(args.files))
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "tally.md").write_text(table + "\n", encoding="utf-8")
-        (out / "tally.json").write_text(json.dumps(
-            {"files": [str(f) for f in args.files], "participants": len(args.files), "answers": len(answers),
-             "rows": [row.as_dict() for row in rows]}, indent=2) + "\n", encoding="utf-8")
-    except StudyError as err:
-        sys.exit(f"huenet.study tally: error: {err}")
-    except OSError as err:
-        sys.exit(f"huenet.study tally: error: --out {args.out!r}: {err.strerror or err}")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "tally.md").write_text(table + "\n", encoding="utf-8")
+            (out / "tally.json").write_text(json.dumps(
+                {"files": [str(f) for f in args.files], "participants": len(args.files), "answers": len(answers),
+                 "rows": [row.as_dict() for row in rows]}, indent=2) + "\n", encoding="utf-8")
+        except OSError as err:
+            raise RunError(f"--out {args.out!r}: cannot write there ({err.strerror or err})") from err
+    except RunError as err:
+        exit_with(f"{PROG} tally", err)
     print(table)
     print(f"\nwritten to {out / 'tally.md'} and {out / 'tally.json'}")
 
 
 # ---------------------------------------------------------------------------------------------- generation
-def _tensor_method(fn):
-    """A (source, target) -> output method on RGB PIL images, from one on (1, 3, H, W) tensors in [0, 1]."""
-    from .data import pil_to_tensor, tensor_to_pil
-
-    def method(source, target):
-        # contiguous: pil_to_tensor's channel-first view is strided, and sorting-based methods copy it each time.
-        return tensor_to_pil(fn(pil_to_tensor(source)[None].contiguous(), pil_to_tensor(target)[None].contiguous())[0])
-    return method
+def _huenet(generator):
+    return lambda source, target: generator(source, generator.histograms(target))
 
 
-def _huenet(generator, device):
-    from .transfer import transfer
-
-    return lambda source, target: transfer(generator, source, target, device=device)
-
-
-def _fit(generator, device):
+def _fit(generator):
     from ..recolor import fit
 
-    return _tensor_method(lambda source, target: fit(source, target)(source))
+    return lambda source, target: fit(source, target)(source)
 
 
 def _baseline(name):
-    def make(generator, device):
+    def make(generator):
         from . import baselines
 
-        return _tensor_method(getattr(baselines, name))
+        return getattr(baselines, name)
     return make
 
 
-#: Method name -> factory(generator, device) -> fn(source PIL, target PIL) -> output PIL. The factories import
-#: lazily, so a method whose code is not installed fails only when asked for.
+#: Method name -> factory(generator) -> fn(source, target) -> output, on (1, 3, S, S) RGB tensors in [0, 1].
+#: The factories import lazily, so a method whose code is not installed fails only when asked for.
 METHODS = {"huenet": _huenet, "fit": _fit, "mkl": _baseline("mkl"), "reinhard": _baseline("reinhard"),
            "histogram-matching": _baseline("histogram_matching")}
 
 
 def _available(name: str) -> bool:
     try:
-        METHODS[name](None, "cpu")
+        METHODS[name](None)
     except (ImportError, AttributeError):
         return False
     return True
@@ -269,48 +258,37 @@ def default_methods() -> list[str]:
     return ["huenet"] + (["fit"] if _available("fit") else [])
 
 
-def build_methods(names: list[str], generator, device) -> dict:
-    """The method functions of ``names``; raises StudyError for an unknown or unavailable one."""
+def build_methods(names: list[str], generator) -> dict:
+    """The method functions of ``names``; raises UsageError for an unknown or unavailable one."""
     methods = {}
     for name in names:
         if name not in METHODS:
-            raise StudyError(f"--methods: unknown method {name!r}; choose from {', '.join(METHODS)}")
+            raise UsageError(f"--methods: unknown method {name!r}; choose from {', '.join(METHODS)}")
         try:
-            methods[name] = METHODS[name](generator, device)
+            methods[name] = METHODS[name](generator)
         except (ImportError, AttributeError) as err:
-            raise StudyError(f"--methods: method {name!r} is not available in this installation ({err})") from err
+            raise UsageError(f"--methods: method {name!r} is not available in this installation ({err})") from err
     return methods
 
 
 def plan_trials(count: int, n: int, methods: list[str], seed: int) -> list[dict]:
-    """The trials of a study over ``count`` images: n/2 real, n/2 fake (methods in turn), in seeded random order.
+    """n/2 real and n/2 fake trials over ``count`` images (methods in turn), in seeded random order.
 
-    Each trial is ``{"truth", "method", "image": index}`` for a real one, plus ``"target": index`` (another
-    image) for a fake one, whose ``image`` is its source. The images are drawn from one seeded shuffle without
-    replacement while they last, so no scene is shown both as a real image and as a fake's source unless the
-    study needs more images than there are.
+    Each trial is ``{"truth", "method", "position"}``: the position of its image (a fake's source) among the
+    ``count``. Real images take positions 0, 1, ... and fakes' sources the next ones, cycling only when the
+    study needs more images than there are: shuffle the images first and no scene is shown both as a real image
+    and as a fake's source unless it must be.
     """
-    rng = random.Random(f"study:{seed}")
-    pool = list(range(count))
-    rng.shuffle(pool)
-    draws = [pool[i % count] for i in range(n)]
-    trials = [{"truth": "real", "method": TARGET, "image": draws[i]} for i in range(n // 2)]
-    for k, image in enumerate(draws[n // 2:]):
-        target = (image + rng.randrange(1, count)) % count  # any image but the source itself
-        trials.append({"truth": "fake", "method": methods[k % len(methods)], "image": image, "target": target})
-    rng.shuffle(trials)
+    trials = [{"truth": "real", "method": TARGET, "position": k % count} for k in range(n // 2)]
+    trials += [{"truth": "fake", "method": methods[k % len(methods)], "position": (n // 2 + k) % count}
+               for k in range(n - n // 2)]
+    random.Random(f"study-order:{seed}").shuffle(trials)
     return trials
 
 
-def centre_crop(image, size: int):
-    """Resize ``image`` (PIL) so its short side is ``size``, then crop the central ``size`` x ``size`` square."""
-    from PIL import Image
-
-    scale = size / min(image.size)
-    w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
-    image = image.resize((w, h), Image.BICUBIC)
-    left, top = (w - size) // 2, (h - size) // 2
-    return image.crop((left, top, left + size, top + size))
+def _on_white(rgb, alpha):
+    """Composite a (3, S, S) image over white by its (1, S, S) alpha: every image is shown opaque alike."""
+    return rgb * alpha + (1 - alpha)
 
 
 def render_page(study: dict) -> str:
@@ -320,35 +298,42 @@ def render_page(study: dict) -> str:
     return template.replace(DATA_MARK, json.dumps(study, sort_keys=True).replace("<", "\\u003c"))
 
 
-def _load(image_set, index: int):
-    from .data import UNREADABLE_ERRORS
+def write_study(out: Path, images, indices: list[int], methods: dict, n: int, size: int, seed: int,
+                source_name: str, device="cpu") -> dict:
+    """Render the trials' images into ``out/images``, then write ``study.json`` and ``index.html``.
 
-    try:
-        return image_set.load(index)
-    except UNREADABLE_ERRORS as err:
-        raise StudyError(f"--data: the image {image_set.name(index)!r} cannot be decoded ({err})") from err
-
-
-def write_study(out: Path, image_set, indices: list[int], methods: dict, n: int, size: int, seed: int,
-                source_name: str, progress: bool = True) -> dict:
-    """Render the trials' images into ``out/images``, then write ``study.json`` and ``index.html``."""
+    Images (``indices`` of the image set ``images``) are shuffled by ``seed``; each is paired with a fixed
+    other one as its target, and both are resized and centre-cropped to ``size`` as validation pairs are
+    (:class:`~huenet.colortransfer.data.UnpairedPairs`).
+    """
+    import torch
     from tqdm import tqdm
 
-    trials = plan_trials(len(indices), n, list(methods), seed)
+    from .data import UnpairedPairs
+    from .images import write_image
+
+    order = list(indices)
+    random.Random(f"study-images:{seed}").shuffle(order)
+    pairs = UnpairedPairs(images, order, size, train=False, seed=seed)
     (out / "images").mkdir(parents=True)
     digest = hashlib.sha256()
     records = []
-    for k, trial in enumerate(tqdm(trials, desc="huenet.study", unit="image", disable=not progress)):
-        image = centre_crop(_load(image_set, indices[trial["image"]]), size)
-        record = {"image": f"images/{k + 1:03d}.png", "truth": trial["truth"], "method": trial["method"]}
-        if trial["truth"] == "fake":
-            target = indices[trial["target"]]
-            image = methods[trial["method"]](image, centre_crop(_load(image_set, target), size))
-            record.update(source=image_set.name(indices[trial["image"]]), target=image_set.name(target))
+    for k, trial in enumerate(tqdm(plan_trials(len(order), n, list(methods), seed), desc=PROG, unit="image")):
+        position = trial["position"]
+        pair = pairs[position]
+        if pair.skipped:
+            raise RunError("--data: cannot decode " + "; ".join(pair.skipped.replace("\t", ": ").split("\n")))
+        record = {"image": f"images/{k + 1:03d}.png", "truth": trial["truth"], "method": trial["method"],
+                  "source": images.name(order[position])}
+        if trial["truth"] == "real":
+            rgb = pair.source
         else:
-            record["source"] = image_set.name(indices[trial["image"]])
+            record["target"] = images.name(order[pairs.target_position(position)])
+            with torch.no_grad():
+                rgb = methods[trial["method"]](pair.source[None].to(device), pair.target[None].to(device))
+            rgb = rgb[0].float().cpu()
         path = out / record["image"]
-        image.save(path)
+        write_image(path, _on_white(rgb.clamp(0, 1), pair.source_alpha))
         digest.update(path.read_bytes() + json.dumps(record, sort_keys=True).encode())
         records.append(record)
     study = {"id": digest.hexdigest()[:16], "size": size, "seed": seed, "data": source_name,
@@ -368,16 +353,25 @@ def _image_source(args, device):
 
     generator = config = None
     if args.checkpoint is not None:
-        generator, config = load_generator(args.checkpoint, device)
+        try:
+            generator, config = load_generator(args.checkpoint, device)
+        except (OSError, ValueError) as err:
+            raise RunError(f"--checkpoint: {err}") from err
     if args.data is not None:
-        images = ImageFolder(args.data)
+        try:
+            images = ImageFolder(args.data)
+        except (OSError, ValueError) as err:
+            raise RunError(f"--data: {err}") from err
         return generator, images, list(range(len(images))), str(args.data)
     if config is None:
-        raise StudyError("--data: give a folder of images, or --checkpoint to use the run's validation split")
-    images = make_image_set(config["data"], config["image_size"], config["seed"], config["synthetic_images"])
+        raise UsageError("--data: give a folder of images, or --checkpoint to use the run's validation split")
+    try:
+        images = make_image_set(config["data"], config["image_size"], config["seed"], config["synthetic_images"])
+    except (OSError, ValueError) as err:
+        raise RunError(f"the run's data: {err}") from err
     _, val_idx = split_indices(len(images), config["val_fraction"], config["seed"])
     name = config["data"] or f"built-in synthetic ({config['synthetic_images']} images)"
-    return generator, images, val_idx, f"validation split of {name}"
+    return generator, images, val_idx, f"the validation split of {name}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -397,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated methods making the fakes, of {', '.join(METHODS)}; "
                              "default: huenet, and fit where it is installed")
     parser.add_argument("--size", type=int, default=256, help="side of the square images shown, in pixels")
-    parser.add_argument("--seed", type=int, default=0, help="seeds which images are drawn and their order")
+    parser.add_argument("--seed", type=int, default=0, help="seeds which images are drawn, the pairs and the order")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     return parser
 
@@ -420,26 +414,37 @@ def main(argv: list[str] | None = None) -> None:
     names = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else default_methods()
     if not names or len(set(names)) != len(names):
         parser.error(f"--methods must name distinct methods; got {args.methods!r}")
+    with clean_warnings(PROG):
+        try:
+            _run(args, out, names)
+        except RunError as err:
+            exit_with(PROG, err)
+
+
+def _run(args, out: Path, names: list[str]) -> None:
     from . import runtime
 
     try:
-        if "huenet" in names and args.checkpoint is None:
-            raise StudyError("--checkpoint: the method huenet needs a trained run (or leave it out of --methods)")
         device = runtime.resolve_device(args.device)
-        runtime.configure_threads(None)
-        generator, images, indices, source_name = _image_source(args, device)
-        if len(indices) < 2:
-            raise StudyError(f"--data: need at least 2 images to paint one with another's colours; "
-                             f"{source_name} has {len(indices)}")
-        methods = build_methods(names, generator, device)
-        if args.n > len(indices):
-            print(f"huenet.study: note: {args.n} trials from {len(indices)} images: images repeat, and a scene may "
-                  "be shown both real and as a fake's source", file=sys.stderr)
-        study = write_study(out, images, indices, methods, args.n, args.size, args.seed, source_name)
-    except (StudyError, OSError, ValueError) as err:
-        sys.exit(f"huenet.study: error: {err}")
+    except ValueError as err:
+        raise UsageError(f"--device: {err}") from err
+    runtime.configure_threads(None)
+    if "huenet" in names and args.checkpoint is None:
+        raise UsageError("--checkpoint: the method huenet needs a trained run (or leave it out of --methods)")
+    generator, images, indices, source_name = _image_source(args, device)
+    if len(indices) < 2:
+        raise RunError(f"--data: need at least 2 images to paint one with another's colours; {source_name} has "
+                       f"{len(indices)}")
+    methods = build_methods(names, generator)
+    if args.n > len(indices):
+        warnings.warn(f"{args.n} trials from {len(indices)} images: images repeat, and a scene may be shown both "
+                      "real and as a fake's source", stacklevel=1)
+    try:
+        study = write_study(out, images, indices, methods, args.n, args.size, args.seed, source_name, device)
+    except OSError as err:
+        raise RunError(f"--out: cannot write the study into {str(out)!r} ({err.strerror or err})") from err
     counts = ", ".join(f"{sum(t['method'] == m for t in study['trials'])} {m}" for m in [TARGET, *methods])
-    print(f"huenet.study: {args.n} trials ({counts}) from {source_name}")
+    print(f"{PROG}: {args.n} trials ({counts}) from {source_name}")
     print(f"open {out / 'index.html'} in a browser (or serve {out} with any static web server)")
 
 
