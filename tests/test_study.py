@@ -193,10 +193,10 @@ def _levels(a, b):
 
 def test_study_with_baselines_on_a_folder(photos, tmp_path, capsys):
     out = tmp_path / "study"
-    study.main(["--out", str(out), "--data", str(photos), "--methods", "reinhard,histogram-matching",
+    study.main(["--out", str(out), "--data", str(photos), "--methods", "reinhard,histogram-matching,mkl",
                 "--n", "8", "--size", "32"])
     printed = capsys.readouterr()
-    assert "8 trials (4 target, 2 reinhard, 2 histogram-matching)" in printed.out
+    assert "8 trials (4 target, 2 reinhard, 1 histogram-matching, 1 mkl)" in printed.out
     assert "huenet.study" in printed.err  # tqdm's progress
     manifest = json.loads((out / "study.json").read_text())
     trials = manifest["trials"]
@@ -205,7 +205,7 @@ def test_study_with_baselines_on_a_folder(photos, tmp_path, capsys):
     assert sum(t["truth"] == "real" for t in trials) == 4
     # With as many images as trials, no scene is shown twice (as a real image or as a fake's source).
     assert len({t["source"] for t in trials}) == 8
-    ops = {"reinhard": baselines.reinhard, "histogram-matching": baselines.histogram_matching}
+    ops = {"reinhard": baselines.reinhard, "histogram-matching": baselines.histogram_matching, "mkl": baselines.mkl}
     for t in trials:
         shown = Image.open(out / t["image"])
         assert shown.size == (32, 32) and shown.mode == "RGB"
@@ -225,8 +225,8 @@ def test_study_with_baselines_on_a_folder(photos, tmp_path, capsys):
     assert "http://" not in page and "https://" not in page and "//" + "cdn" not in page
     assert manifest["id"] in page and not any(t["source"] in page for t in trials)
     # The same seed makes the same study; another seed another order.
-    study.main(["--out", str(tmp_path / "again"), "--data", str(photos), "--methods", "reinhard,histogram-matching",
-                "--n", "8", "--size", "32"])
+    study.main(["--out", str(tmp_path / "again"), "--data", str(photos), "--methods",
+                "reinhard,histogram-matching,mkl", "--n", "8", "--size", "32"])
     assert json.loads((tmp_path / "again" / "study.json").read_text()) == manifest
     study.main(["--out", str(tmp_path / "other"), "--data", str(photos), "--methods", "reinhard",
                 "--n", "8", "--size", "32", "--seed", "1"])
@@ -310,6 +310,27 @@ def _garbled_png(path):
     junk = junk[:length]
     chunk = struct.pack(">I", length) + b"IDAT" + junk + struct.pack(">I", zlib.crc32(b"IDAT" + junk))
     path.write_bytes(data[:at] + chunk + data[at + 12 + length:])
+
+
+def test_the_training_free_fit_method(photos, tmp_path, monkeypatch, capsys):
+    # huenet.recolor.fit(source, target) returns a LUT, applied by calling it; a stand-in LUT that inverts the
+    # colours shows that the study fits on the pair and paints the source with the result.
+    import types
+
+    seen = []
+
+    def fit(source, target):
+        seen.append((source.shape, target.shape))
+        return lambda image: 1 - image
+
+    monkeypatch.setitem(sys.modules, "huenet.recolor", types.SimpleNamespace(fit=fit))
+    assert study.default_methods() == ["huenet", "fit"]
+    study.main(["--out", str(tmp_path / "s"), "--data", str(photos), "--methods", "fit", "--n", "4", "--size", "32"])
+    fakes = [t for t in json.loads((tmp_path / "s" / "study.json").read_text())["trials"] if t["method"] == "fit"]
+    assert len(fakes) == 2 and seen == [((1, 3, 32, 32), (1, 3, 32, 32))] * 2
+    for t in fakes:
+        source = _crop(Image.open(photos / t["source"]), 32)
+        assert _levels(pil_to_tensor(Image.open(tmp_path / "s" / t["image"])), 1 - source) < 3
 
 
 def test_unreadable_images(tmp_path, capsys):
