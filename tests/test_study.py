@@ -144,6 +144,11 @@ def test_tally_partial_files_on_request_and_missing_files(tmp_path, capsys):
     assert "| Output (painted image): huenet | 2 | 50.0 (1) | 50.0 (1) |" in capsys.readouterr().out
     assert f"{tmp_path / 'missing.json'}: cannot be read" in _fails(["tally", str(tmp_path / "missing.json")],
                                                                     capsys, 1)
+    # One participant twice (the same file, or a copy of it) is refused.
+    (tmp_path / "copy.json").write_text(partial.read_text())
+    for second in (partial, tmp_path / "copy.json"):
+        error = _fails(["tally", str(partial), str(second), "--allow-partial"], capsys, 1)
+        assert f"{second}: holds the same answers as {partial}" in error
 
 
 def test_the_command_line_door(tmp_path):

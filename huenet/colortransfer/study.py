@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from . import runlog
 from .cli import RunError, UsageError, clean_warnings, exit_with
 
 #: The "method" of the real images in the page's answers and in the tally.
@@ -202,16 +203,25 @@ def tally_main(argv: list[str] | None = None) -> None:
                         help="count the answers of participants who did not finish")
     args = parser.parse_args(argv)
     try:
-        answers = [a for f in args.files for a in read_answers(f, args.allow_partial)]
+        answers = []
+        seen: dict[str, str] = {}
+        for path in args.files:
+            mine = read_answers(path, args.allow_partial)
+            # The same participant counted twice would narrow every interval: refuse a repeated file, and a
+            # copy of one (answer times to the millisecond do not repeat by chance).
+            key = json.dumps(mine, sort_keys=True)
+            if key in seen:
+                raise RunError(f"{path}: holds the same answers as {seen[key]} (one participant given twice?)")
+            seen[key] = path
+            answers += mine
         rows = tally(answers)
         table = format_tally(rows, len(args.files))
         out = Path(args.out)
         try:
             out.mkdir(parents=True, exist_ok=True)
             (out / "tally.md").write_text(table + "\n", encoding="utf-8")
-            (out / "tally.json").write_text(json.dumps(
-                {"files": [str(f) for f in args.files], "participants": len(args.files), "answers": len(answers),
-                 "rows": [row.as_dict() for row in rows]}, indent=2) + "\n", encoding="utf-8")
+            runlog.write_json(out / "tally.json", {"files": args.files, "participants": len(args.files),
+                                                   "answers": len(answers), "rows": [row.as_dict() for row in rows]})
         except OSError as err:
             raise RunError(f"--out {args.out!r}: cannot write there ({err.strerror or err})") from err
     except RunError as err:
