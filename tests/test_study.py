@@ -369,9 +369,7 @@ def chrome_factory(tmp_path_factory):
         pytest.skip("selenium is not installed (pip install -e '.[test]')")
     for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not os.access(path, os.X_OK):
-            pytest.skip(f"no browser for the page tests: {path} missing (apt-get install chromium chromium-driver)")
-    # Selenium must never fetch a browser or driver: both paths are given, and Selenium Manager is told so.
-    os.environ["SE_OFFLINE"] = "true"
+            pytest.skip(f"no browser for the page tests: {path} missing (apt-get install {package})")
     drivers = []
 
     def make(phone=None):
@@ -390,9 +388,12 @@ def chrome_factory(tmp_path_factory):
         drivers.append(driver)
         return driver
 
-    yield make
-    for driver in drivers:
-        driver.quit()
+    # Selenium must never fetch a browser or driver: both paths are given, and Selenium Manager is told so.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SE_OFFLINE", "true")
+        yield make
+        for driver in drivers:
+            driver.quit()
 
 
 @pytest.fixture(scope="module")
