@@ -202,7 +202,7 @@ def test_study_with_baselines_on_a_folder(photos, tmp_path, capsys):
                 "--n", "8", "--size", "32"])
     printed = capsys.readouterr()
     assert "8 trials (4 target, 2 reinhard, 1 histogram-matching, 1 mkl)" in printed.out
-    assert "huenet.study" in printed.err  # tqdm's progress
+    assert "8/8" in printed.err  # tqdm's progress
     manifest = json.loads((out / "study.json").read_text())
     trials = manifest["trials"]
     assert sorted(p.name for p in (out / "images").iterdir()) == [f"{i:03d}.png" for i in range(1, 9)]
@@ -336,6 +336,21 @@ def test_the_training_free_fit_method(photos, tmp_path, monkeypatch, capsys):
     for t in fakes:
         source = _crop(Image.open(photos / t["source"]), 32)
         assert _levels(pil_to_tensor(Image.open(tmp_path / "s" / t["image"])), 1 - source) < 3
+
+
+def test_transparent_images_are_shown_over_white(tmp_path):
+    for i in range(2):
+        array = np.zeros((40, 40, 4), np.uint8)
+        array[..., :3] = (30, 200 - 100 * i, 90)
+        array[:, 20:, 3] = 255  # the left half transparent (its colour black), the right half opaque
+        Image.fromarray(array, "RGBA").save(tmp_path / f"cutout{i}.png")
+    study.main(["--out", str(tmp_path / "s"), "--data", str(tmp_path), "--methods", "reinhard", "--n", "2",
+                "--size", "40"])
+    for t in json.loads((tmp_path / "s" / "study.json").read_text())["trials"]:
+        shown = np.asarray(Image.open(tmp_path / "s" / t["image"]), float)
+        assert shown.shape == (40, 40, 3)
+        assert np.abs(shown[:, :18] - 255).max() <= 1, t  # white where transparent, real and fake alike
+        assert shown[:, 22:].mean() < 200, t  # the picture where opaque
 
 
 def test_unreadable_images(tmp_path, capsys):
