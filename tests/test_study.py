@@ -204,6 +204,7 @@ def test_study_with_baselines_on_a_folder(photos, tmp_path, capsys):
     assert "8 trials (4 target, 2 reinhard, 1 histogram-matching, 1 mkl)" in printed.out
     assert "8/8" in printed.err  # tqdm's progress
     manifest = json.loads((out / "study.json").read_text())
+    assert (manifest["data"], manifest["checkpoint"], manifest["size"]) == (str(photos), None, 32)
     trials = manifest["trials"]
     assert sorted(p.name for p in (out / "images").iterdir()) == [f"{i:03d}.png" for i in range(1, 9)]
     assert [t["image"] for t in trials] == [f"images/{i:03d}.png" for i in range(1, 9)]
@@ -261,7 +262,9 @@ def test_study_of_a_trained_run_on_its_validation_split(run_dir, tmp_path, capsy
     _, val = split_indices(40, 0.1, 0)
     by_name = {images.name(i): i for i in val}
     generator, _ = load_generator(run_dir)
-    for t in json.loads((out / "study.json").read_text())["trials"]:
+    manifest = json.loads((out / "study.json").read_text())
+    assert manifest["checkpoint"] == str(run_dir) and manifest["methods"] == ["huenet", "reinhard"]
+    for t in manifest["trials"]:
         assert t["source"] in by_name
         source = _crop(images.load(by_name[t["source"]]), 40)
         shown = pil_to_tensor(Image.open(out / t["image"]))

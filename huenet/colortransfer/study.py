@@ -309,8 +309,9 @@ def render_page(study: dict) -> str:
 
 
 def write_study(out: Path, images, indices: list[int], methods: dict, n: int, size: int, seed: int,
-                source_name: str, device="cpu") -> dict:
-    """Render the trials' images into ``out/images``, then write ``study.json`` and ``index.html``.
+                about: dict | None = None, device="cpu") -> dict:
+    """Render the trials' images into ``out/images``, then write ``study.json`` (with ``about``: where the
+    images and the model came from) and ``index.html``.
 
     Images (``indices`` of the image set ``images``) are shuffled by ``seed``; each is paired with a fixed
     other one as its target, and both are resized and centre-cropped to ``size`` as validation pairs are
@@ -346,8 +347,8 @@ def write_study(out: Path, images, indices: list[int], methods: dict, n: int, si
         write_image(path, _on_white(rgb.clamp(0, 1), pair.source_alpha))
         digest.update(path.read_bytes() + json.dumps(record, sort_keys=True).encode())
         records.append(record)
-    study = {"id": digest.hexdigest()[:16], "size": size, "seed": seed, "data": source_name,
-             "methods": list(methods), "trials": records}
+    study = {"id": digest.hexdigest()[:16], "size": size, "seed": seed, **(about or {}), "methods": list(methods),
+             "trials": records}
     (out / "study.json").write_text(json.dumps(study, indent=2) + "\n", encoding="utf-8")
     # The page needs only what it shows and records: not the source and target names.
     page_trials = [{k: r[k] for k in ("image", "truth", "method")} for r in records]
@@ -450,7 +451,8 @@ def _run(args, out: Path, names: list[str]) -> None:
         warnings.warn(f"{args.n} trials from {len(indices)} images: images repeat, and a scene may be shown both "
                       "real and as a fake's source", stacklevel=1)
     try:
-        study = write_study(out, images, indices, methods, args.n, args.size, args.seed, source_name, device)
+        about = {"data": source_name, "checkpoint": args.checkpoint}
+        study = write_study(out, images, indices, methods, args.n, args.size, args.seed, about, device)
     except OSError as err:
         raise RunError(f"--out: cannot write the study into {str(out)!r} ({err.strerror or err})") from err
     counts = ", ".join(f"{sum(t['method'] == m for t in study['trials'])} {m}" for m in [TARGET, *methods])
