@@ -59,7 +59,13 @@ def joint_entropy(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0,
                   boundary: str = "reflect", weight: torch.Tensor | None = None, backend: str = "auto",
                   validate: bool = False) -> torch.Tensor:
     r"""Joint entropy :math:`H(X,Y) = -\sum J \log J`, (B, C) in nats. Arguments as in
-    :func:`huenet.joint_histogram`."""
+    :func:`huenet.joint_histogram`.
+
+    Example:
+        >>> x = torch.rand(1, 1, 32, 32)
+        >>> bool(joint_entropy(x, torch.rand_like(x), bins=16) > joint_entropy(x, x, bins=16))  # noise adds entropy
+        True
+    """
     h = _entropies("joint_entropy", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
     return h[..., 0]
 
@@ -89,6 +95,11 @@ def conditional_entropy(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range
     This is what the official Hue-Net code minimises under the name "MI" (with X the source and Y the
     output); for fixed X it is equivalent to maximising I(X;Y), but unnormalised. Arguments as in
     :func:`huenet.joint_histogram`.
+
+    Example:
+        >>> x = torch.rand(1, 1, 32, 32)
+        >>> bool(conditional_entropy(x, 1 - x, bins=16) < conditional_entropy(x, torch.rand_like(x), bins=16))
+        True
     """
     h = _entropies("conditional_entropy", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
     return conditional_entropy_from_entropies(h)

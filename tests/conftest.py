@@ -13,7 +13,6 @@ os.environ.pop("HUENET_BACKEND", None)
 import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
 
 np.seterr(over="ignore")
 
@@ -25,35 +24,3 @@ torch.set_num_threads(int(os.environ.get("HUENET_TEST_THREADS", "1")))
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
-
-BACKENDS = ("eager", "reference")
-BOUNDARIES = ("reflect", "circular", "none")
-
-
-@pytest.fixture(autouse=True)
-def _no_backend_env(monkeypatch):
-    """Keep HUENET_BACKEND unset for every test (tests that need it set it themselves)."""
-    monkeypatch.delenv("HUENET_BACKEND", raising=False)
-    yield
-
-
-def make_generator(seed=0):
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
-
-
-@pytest.fixture
-def gen():
-    """A seeded CPU torch.Generator (seed 0)."""
-    return make_generator(0)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param
-
-
-@pytest.fixture(params=BOUNDARIES)
-def boundary(request):
-    return request.param

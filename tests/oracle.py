@@ -29,6 +29,10 @@ __all__ = [
     "mi_distance",
     "conditional_entropy",
     "to_numpy",
+    "rgb_to_hsv",
+    "rgb_to_yuv",
+    "CHANNELS",
+    "convert",
 ]
 
 
@@ -197,3 +201,50 @@ def conditional_entropy(x, y, bins, rng=(0.0, 1.0), bandwidth=0.4, boundary="ref
     J = _J(x, y, bins, rng, bandwidth, boundary, weight)
     _, p2 = marginals(J)
     return joint_entropy_from_joint(J) - entropy(p2)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Colour spaces, written from their definitions (not from huenet.color), for images (B, 3, *sp) in [0, 1].
+# ----------------------------------------------------------------------------------------------------------
+
+# BT.601 analogue YUV, the matrix of tf.image.rgb_to_yuv: rows give Y, U, V from (R, G, B).
+_YUV = np.array([
+    [0.299, 0.587, 0.114],
+    [-0.14714119, -0.28886916, 0.43601035],
+    [0.61497538, -0.51496512, -0.10001026],
+])
+
+# (channel letter, (lo, hi), periodic) per colour space. Hue is in turns and periodic; S and V of HSV are in
+# [0, 1]. The YUV ranges are the extremes over the RGB cube: Y is a convex combination (0 at black, 1 at
+# white), U peaks at blue (0.43601035) and bottoms at yellow (-0.14714119 - 0.28886916), V peaks at red
+# (0.61497538) and bottoms at cyan (-0.51496512 - 0.10001026).
+CHANNELS = {
+    "rgb": (("r", (0.0, 1.0), False), ("g", (0.0, 1.0), False), ("b", (0.0, 1.0), False)),
+    "hsv": (("h", (0.0, 1.0), True), ("s", (0.0, 1.0), False), ("v", (0.0, 1.0), False)),
+    "yuv": (("y", (0.0, 1.0), False), ("u", (-0.14714119 - 0.28886916, 0.43601035), False),
+            ("v", (-0.51496512 - 0.10001026, 0.61497538), False)),
+}
+
+
+def rgb_to_hsv(rgb):
+    """Hexagonal HSV of colorsys, hue in turns in [0, 1) (red 0, green 1/3, blue 2/3); grey has h = s = 0."""
+    rgb = to_numpy(rgb)
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    v = rgb.max(1)
+    c = v - rgb.min(1)
+    safe_c = np.where(c > 0, c, 1.0)
+    sector = np.where(r == v, (g - b) / safe_c, np.where(g == v, 2.0 + (b - r) / safe_c, 4.0 + (r - g) / safe_c))
+    h = np.mod(sector / 6.0, 1.0)
+    h = np.where((c > 0) & (h < 1.0), h, 0.0)  # grey has no hue; a hue that rounds up to 1 turn is 0
+    s = np.where(v > 0, c / np.where(v > 0, v, 1.0), 0.0)
+    return np.stack([h, s, v], 1)
+
+
+def rgb_to_yuv(rgb):
+    """(Y, U, V) = M (R, G, B) with the BT.601 matrix of tf.image.rgb_to_yuv."""
+    return np.einsum("ij,bj...->bi...", _YUV, to_numpy(rgb))
+
+
+def convert(rgb, space):
+    """The image in colour space ``space`` ("rgb", "hsv" or "yuv")."""
+    return {"rgb": to_numpy, "hsv": rgb_to_hsv, "yuv": rgb_to_yuv}[space](rgb)

@@ -6,6 +6,7 @@ import torch
 
 import huenet
 import oracle
+from huenet.backends import eager
 from helpers import make_weight, rand
 
 BACKENDS = ("eager", "reference")
@@ -335,27 +336,46 @@ def test_values_on_and_around_bin_edges(backend, boundary, dtype):
         check(J, oracle.joint_histogram(x, y, K, rng, 0.4, boundary), dtype)
 
 
+@pytest.fixture
+def chunk_counts(monkeypatch):
+    """Chunks run by each eager loop, in call order, under a 64x smaller budget (so small inputs need several)."""
+    counts = []
+    real = eager._chunks
+
+    def spy(*args):
+        slices = list(real(*args))
+        counts.append(len(slices))
+        return iter(slices)
+
+    monkeypatch.setattr(eager, "_chunks", spy)
+    monkeypatch.setattr(eager, "CHUNK_ELEMENTS", eager.CHUNK_ELEMENTS // 64)
+    return counts
+
+
 @pytest.mark.parametrize("boundary", BOUNDARIES)
-def test_large_image_soft_histogram_chunked(boundary):
-    # 2 rows x 90000 pixels: more than one processing chunk in the eager backend
+def test_large_image_soft_histogram_chunked(boundary, chunk_counts):
     x = values((2, 1, 300, 300), (0.0, 1.0), torch.float64, seed=30)
     w = make_weight("full", x)
     got = huenet.soft_histogram(x, bins=16, boundary=boundary, weight=w, backend="eager")
     check(got, oracle.soft_histogram(x, 16, (0.0, 1.0), 0.4, boundary, w), torch.float64)
+    assert chunk_counts and min(chunk_counts) >= 2, chunk_counts
 
 
+@pytest.mark.parametrize("path", ["dense-rows", "window-products"])
 @pytest.mark.parametrize("boundary", BOUNDARIES)
-def test_large_image_joint_histogram_chunked(boundary):
+def test_large_image_joint_histogram_chunked(boundary, path, chunk_counts, monkeypatch):
+    monkeypatch.setattr(eager, "_DENSE_ROWS_MAX_RATIO", float("inf") if path == "dense-rows" else 0.0)
     x = values((1, 2, 64, 64), (0.0, 1.0), torch.float64, seed=31)
     y = values((1, 2, 64, 64), (0.0, 1.0), torch.float64, seed=32)
     w = make_weight("bcast", x)
     got = huenet.joint_histogram(x, y, bins=16, boundary=boundary, weight=w, backend="eager")
     check(got, oracle.joint_histogram(x, y, 16, (0.0, 1.0), 0.4, boundary, w), torch.float64)
+    assert chunk_counts and min(chunk_counts) >= 2, chunk_counts
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
-def test_large_image_gradients_match_reference(boundary):
-    """Eager backward passes (chunked) against the reference autograd graph."""
+def test_large_image_gradients_match_reference(boundary, chunk_counts):
+    """Eager backward passes, several chunks each, against the reference autograd graph."""
 
     def grads(backend, x0, y0, w0, joint):
         x, y, w = (t.clone().requires_grad_(True) for t in (x0, y0, w0))
@@ -374,3 +394,5 @@ def test_large_image_gradients_match_reference(boundary):
         assert len(ge) == len(gr) == (3 if joint else 2)
         for a, b in zip(ge, gr):
             torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-12)
+        assert len(chunk_counts) == 2 and min(chunk_counts) >= 2, chunk_counts  # the eager forward and backward
+        chunk_counts.clear()

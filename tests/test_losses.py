@@ -1,19 +1,24 @@
 """The nn.Module losses against the float64 oracle, gradcheck, reductions and bad input.
 
-Colour conversion is tested on its own against colorsys (test_color.py); here each loss is rebuilt from the
-converted channels with the oracle's histograms, EMD and MI, so every loss-level choice (which channels,
-ranges, boundaries, hue weights, cyclic EMD, which image is X in H(X|Y), the lambdas, the reductions) is
-checked independently of the backends.
+Each loss is rebuilt in NumPy from the oracle's colour conversions, channel ranges and periodicity
+(oracle.CHANNELS, written from the definitions, never read from huenet.color) and its histograms, EMD and MI,
+so every loss-level choice (which channels, ranges, boundaries, hue weights, cyclic EMD, which image is X in
+H(X|Y), the lambdas, the reductions) is checked independently of the implementation.
 """
+import colorsys
+
 import numpy as np
 import pytest
 import torch
 
 import oracle
-from huenet import color
-from huenet.losses import HUE_WEIGHT_FLOOR, HistogramEMDLoss, HueNetLoss, MutualInformationLoss
+from huenet.losses import HistogramEMDLoss, HueNetLoss, MutualInformationLoss
 
 BACKENDS = ("eager", "reference")
+# The losses' documented defaults, written here rather than read from huenet.
+BANDWIDTH = 0.4
+HUE_FLOOR = 1e-6  # added to every hue weight so that a grey image still has a positive total weight
+HUENET_CHANNELS = {"hsv": ("h", "v"), "yuv": ("yuv", "yuv")}  # (EMD channels, D_MI channels)
 
 
 def _rgb(seed, shape=(2, 3, 6, 5)):
@@ -21,22 +26,53 @@ def _rgb(seed, shape=(2, 3, 6, 5)):
     return torch.rand(shape, generator=g, dtype=torch.float64)
 
 
+def _channel(img, space, ch):
+    """One channel (B, 1, *sp) of the image in ``space``, with its range and periodicity."""
+    (i,) = [i for i, (name, _, _) in enumerate(oracle.CHANNELS[space]) if name == ch]
+    _, value_range, periodic = oracle.CHANNELS[space][i]
+    return oracle.convert(img, space)[:, i:i + 1], value_range, periodic
+
+
+def _hue_weight(img, hue_weight, const=None):
+    """Saturation or chroma (saturation x value) of ``const`` (default: the image itself) plus the floor."""
+    if hue_weight is None:
+        return None
+    hsv = oracle.rgb_to_hsv(img if const is None else const)
+    sat = hsv[:, 1:2]
+    return (sat if hue_weight == "saturation" else sat * hsv[:, 2:3]) + HUE_FLOOR
+
+
+def _oracle_hist(img, space, ch, bins, hue_weight, const=None):
+    values, value_range, periodic = _channel(img, space, ch)
+    weight = _hue_weight(img, hue_weight, const) if periodic else None
+    return oracle.soft_histogram(values, bins, value_range, BANDWIDTH, "circular" if periodic else "reflect",
+                                 weight)[:, 0]
+
+
 def _oracle_channel_emd(inp, tgt, space, ch, bins, order, hue_weight):
     """EMD of one colour channel's soft histograms, per sample, from the oracle."""
-    conv = {"hsv": color.rgb_to_hsv, "yuv": color.rgb_to_yuv, "rgb": lambda t: t}[space]
-    i = color.CHANNEL_NAMES[space].index(ch)
-    lo_hi = color.CHANNEL_RANGES[space][i]
-    periodic = color.PERIODIC[space][i]
-    hists = []
-    for img in (inp, tgt):
-        c = conv(img)
-        weight = None
-        if periodic and hue_weight is not None:
-            sat = color.rgb_to_hsv(img)[:, 1:2]
-            weight = (sat if hue_weight == "saturation" else sat * img.amax(1, keepdim=True)) + HUE_WEIGHT_FLOOR
-        hists.append(oracle.soft_histogram(c[:, i:i + 1], bins, lo_hi, 0.4, "circular" if periodic else "reflect",
-                                           weight)[:, 0])
-    return oracle.emd(hists[0], hists[1], order, periodic)
+    periodic = _channel(inp, space, ch)[2]
+    return oracle.emd(_oracle_hist(inp, space, ch, bins, hue_weight), _oracle_hist(tgt, space, ch, bins, hue_weight),
+                      order, periodic)
+
+
+def _oracle_mi(out, src, space, ch, bins):
+    x, value_range, periodic = _channel(out, space, ch)
+    y = _channel(src, space, ch)[0]
+    return oracle.mi_distance(x, y, bins, value_range, BANDWIDTH, "circular" if periodic else "reflect")[:, 0]
+
+
+def _oracle_huenet(out, src, tgt, space, bins):
+    """Hue-Net's per-sample terms with the default channels and saturation hue weights."""
+    hist_channels, mi_channels = HUENET_CHANNELS[space]
+    hist = np.mean([_oracle_channel_emd(out, tgt, space, ch, bins, 1, "saturation") for ch in hist_channels], 0)
+    return hist, np.mean([_oracle_mi(out, src, space, ch, bins) for ch in mi_channels], 0)
+
+
+def test_oracle_helpers_see_the_documented_channels():
+    # Guards the test's own lookups: a typo in a channel letter must not make every comparison vacuous.
+    assert [name for name, _, _ in oracle.CHANNELS["hsv"]] == ["h", "s", "v"]
+    assert _channel(_rgb(0), "yuv", "v")[1][1] == 0.61497538
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -53,6 +89,17 @@ def test_histogram_emd_loss_matches_oracle(space, channels, order, backend):
     np.testing.assert_allclose([summed.item(), mean.item()], [want.sum(), want.mean()], atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("space", ["hsv", "yuv"])
+def test_histograms_span_each_channels_range(space):
+    # Pure colours at the extremes of every channel: a histogram built on too narrow a range would push their
+    # mass into the reflected images, one built on too wide a range would leave the end bins nearly empty.
+    corners = torch.tensor([[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, 0], [0, 1, 0], [1, 0, 1]],
+                           dtype=torch.float64).T.reshape(1, 3, 2, 4)
+    loss = HistogramEMDLoss(space, space, bins=16, hue_weight=None, reduction="none")
+    for got, ch in zip(loss.histograms(corners), space):
+        np.testing.assert_allclose(got.numpy(), _oracle_hist(corners.numpy(), space, ch, 16, None), atol=1e-12, rtol=0)
+
+
 @pytest.mark.parametrize("hue_weight", ["chroma", None])
 def test_hue_weight_options(hue_weight):
     inp, tgt = _rgb(3), _rgb(4)
@@ -60,16 +107,23 @@ def test_hue_weight_options(hue_weight):
     np.testing.assert_allclose(got, _oracle_channel_emd(inp, tgt, "hsv", "h", 24, 1, hue_weight), atol=1e-12)
 
 
+def _rotate_hue(img, turns):
+    """Every pixel's hue moved by ``turns`` (colorsys, pixel by pixel)."""
+    pixels = img.permute(0, 2, 3, 1).reshape(-1, 3).tolist()
+    rotated = []
+    for r, g, b in pixels:
+        h, s, v = colorsys.rgb_to_hsv(r, g, b)
+        rotated.append(colorsys.hsv_to_rgb((h + turns) % 1.0, s, v))
+    return torch.tensor(rotated, dtype=img.dtype).reshape(img.shape[0], *img.shape[2:], 3).permute(0, 3, 1, 2)
+
+
 def test_hue_emd_is_invariant_to_a_common_hue_rotation():
     inp, tgt = _rgb(5), _rgb(6)
-
-    def rotate(img, turns):
-        hsv = color.rgb_to_hsv(img)
-        return color.hsv_to_rgb(torch.cat([(hsv[:, :1] + turns) % 1.0, hsv[:, 1:]], 1))
-
     loss = HistogramEMDLoss(bins=32, reduction="none")
     # A rotation by whole bins moves both soft histograms by the same number of bins.
-    torch.testing.assert_close(loss(rotate(inp, 5 / 32), rotate(tgt, 5 / 32)), loss(inp, tgt), atol=1e-10, rtol=0)
+    rotated = loss(_rotate_hue(inp, 5 / 32), _rotate_hue(tgt, 5 / 32))
+    torch.testing.assert_close(rotated, loss(inp, tgt), atol=1e-10, rtol=0)
+    assert not torch.allclose(loss(_rotate_hue(inp, 5 / 32), tgt), loss(inp, tgt), atol=1e-6)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -87,16 +141,7 @@ def test_mutual_information_loss_matches_oracle(backend):
 def test_huenet_loss_combines_the_terms(space, backend):
     out, src, tgt = _rgb(9), _rgb(10), _rgb(11, (2, 3, 5, 8))
     loss = HueNetLoss(space, bins=16, lambda_hist=7.0, lambda_mi=0.5, reduction="none", backend=backend)
-    hist_channels, mi_channels = ("h", "v") if space == "hsv" else ("yuv", "yuv")
-    want_hist = np.mean([_oracle_channel_emd(out, tgt, space, ch, 16, 1, "saturation") for ch in hist_channels], 0)
-    conv = color.rgb_to_hsv if space == "hsv" else color.rgb_to_yuv
-    want_mi = []
-    for ch in mi_channels:
-        i = color.CHANNEL_NAMES[space].index(ch)
-        boundary = "circular" if color.PERIODIC[space][i] else "reflect"
-        want_mi.append(oracle.mi_distance(conv(out)[:, i:i + 1], conv(src)[:, i:i + 1], 16,
-                                          color.CHANNEL_RANGES[space][i], 0.4, boundary)[:, 0])
-    want_mi = np.mean(want_mi, 0)
+    want_hist, want_mi = _oracle_huenet(out, src, tgt, space, 16)
     terms = loss.terms(out, src, tgt)
     np.testing.assert_allclose(terms["hist"].numpy(), want_hist, atol=1e-12, rtol=0)
     np.testing.assert_allclose(terms["mi"].numpy(), want_mi, atol=1e-12, rtol=0)
@@ -116,34 +161,45 @@ def test_gradcheck_losses(backend):
 
 
 def test_detached_hue_weight_only_drops_the_weight_gradient():
-    out = _rgb(15).requires_grad_()
-    tgt = _rgb(16)
+    out = _rgb(15, (1, 3, 4, 4)).requires_grad_()
+    tgt = _rgb(16, (1, 3, 4, 4))
     attached = HistogramEMDLoss(bins=24)(out, tgt)
     detached = HistogramEMDLoss(bins=24, detach_hue_weight=True)(out, tgt)
     assert torch.equal(attached.detach(), detached.detach())
     (g_attached,) = torch.autograd.grad(attached, out)
     (g_detached,) = torch.autograd.grad(detached, out)
 
-    # Oracle for the detached gradient: the same loss with the weights built from a constant copy.
-    def with_constant_weight(o):
-        const = o.detach()
-        sat = color.rgb_to_hsv(const)[:, 1:2] + HUE_WEIGHT_FLOOR
-        from huenet import emd, soft_histogram
-        p = soft_histogram(color.rgb_to_hsv(o)[:, :1], 24, boundary="circular", weight=sat)
-        t_sat = color.rgb_to_hsv(tgt)[:, 1:2] + HUE_WEIGHT_FLOOR
-        q = soft_histogram(color.rgb_to_hsv(tgt)[:, :1], 24, boundary="circular", weight=t_sat)
-        return emd(p, q, cyclic=True).mean()
+    # Oracle for both gradients: central differences of the oracle loss, with the hue weights either following
+    # the perturbed image or held at the unperturbed one.
+    x0, q = out.detach().numpy(), _oracle_hist(tgt.numpy(), "hsv", "h", 24, "saturation")
 
-    (g_want,) = torch.autograd.grad(with_constant_weight(out), out)
-    torch.testing.assert_close(g_detached, g_want, atol=1e-12, rtol=0)
+    def numeric_grad(hold_weight):
+        grad, eps = np.zeros_like(x0), 1e-6
+        for idx in np.ndindex(x0.shape):
+            f = []
+            for step in (eps, -eps):
+                x = x0.copy()
+                x[idx] += step
+                p = _oracle_hist(x, "hsv", "h", 24, "saturation", const=x0 if hold_weight else None)
+                f.append(oracle.emd(p, q, 1, True).mean())
+            grad[idx] = (f[0] - f[1]) / (2 * eps)
+        return grad
+
+    np.testing.assert_allclose(g_detached.numpy(), numeric_grad(True), atol=1e-7, rtol=0)
+    np.testing.assert_allclose(g_attached.numpy(), numeric_grad(False), atol=1e-7, rtol=0)
     assert not torch.allclose(g_attached, g_detached)
 
 
-def test_grey_images_give_finite_loss_and_gradients():
+def test_grey_images_give_the_oracle_loss_and_finite_gradients():
     grey = torch.full((2, 3, 4, 4), 0.5, dtype=torch.float64, requires_grad=True)
-    loss = HueNetLoss(bins=16)(grey, grey.detach(), _rgb(17, (2, 3, 4, 4)))
-    (grad,) = torch.autograd.grad(loss, grey)
-    assert torch.isfinite(loss) and torch.isfinite(grad).all()
+    tgt = _rgb(17, (2, 3, 4, 4))
+    loss = HueNetLoss(bins=16, reduction="none")(grey, grey.detach(), tgt)
+    want_hist, want_mi = _oracle_huenet(grey.detach(), grey.detach(), tgt, "hsv", 16)
+    np.testing.assert_allclose(loss.detach().numpy(), 100.0 * want_hist + want_mi, atol=1e-10, rtol=0)
+    # A constant image has a single-spike joint histogram: zero information, D_MI = 1.
+    np.testing.assert_allclose(want_mi, 1.0, atol=1e-12)
+    (grad,) = torch.autograd.grad(loss.sum(), grey)
+    assert torch.isfinite(grad).all()
 
 
 @pytest.mark.parametrize("make,exc,arg", [

@@ -179,3 +179,23 @@ def test_mi_distance_is_one_for_delta():
     x = np.full((1, 1, 4, 4), 0.55)
     d = oracle.mi_distance(x, x, 10, (0.0, 1.0), 1e-4)
     assert d[0, 0] == 1.0
+
+
+def test_rgb_to_hsv_is_colorsys_in_turns():
+    import colorsys
+
+    rgb = np.concatenate([_rand((1, 3, 40), seed=7), np.array([[[1, 0, 0, 1, .5], [1, 1, 0, 0, .5], [0, 1, 1, 0, .5]]])], 2)
+    hsv = oracle.rgb_to_hsv(rgb)
+    want = np.array([colorsys.rgb_to_hsv(*rgb[0, :, i]) for i in range(rgb.shape[2])]).T[None]
+    np.testing.assert_allclose(hsv, want, atol=1e-15)
+
+
+def test_channel_ranges_are_the_extremes_over_the_rgb_cube():
+    corners = np.array(list(np.ndindex(2, 2, 2)), dtype=np.float64).T.reshape(1, 3, 8)
+    inside = _rand((1, 3, 500), seed=8)
+    for space, channels in oracle.CHANNELS.items():
+        at_corners, anywhere = oracle.convert(corners, space), oracle.convert(inside, space)
+        for c, (_, (lo, hi), periodic) in enumerate(channels):
+            if not periodic:  # hue takes values up to (not including) 1 turn
+                np.testing.assert_allclose([at_corners[0, c].min(), at_corners[0, c].max()], [lo, hi], atol=1e-15)
+            assert lo <= anywhere[0, c].min() and anywhere[0, c].max() <= hi

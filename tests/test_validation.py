@@ -141,8 +141,10 @@ def test_weight_bad_shape(op, wshape):
 
 @pytest.mark.parametrize("op", IMAGE_OPS)
 def test_weight_good_shapes_accepted(op):
-    call(op, weight=torch.ones(2, 3, 4, 5, dtype=torch.float64))
-    call(op, weight=torch.ones(2, 1, 4, 5, dtype=torch.float64))
+    w = rand((2, 1, 4, 5), 0.1, 2.0, seed=3)
+    want = _oracle_op(op, X, Y, w, "reflect")
+    _close(call(op, weight=w.expand(2, 3, 4, 5).contiguous()), want)
+    _close(call(op, weight=w), want)
 
 
 @pytest.mark.parametrize("op", IMAGE_OPS)
@@ -205,8 +207,9 @@ def test_bad_bandwidth(op, bw):
 
 @pytest.mark.parametrize("op", IMAGE_OPS)
 def test_good_bandwidth(op):
-    call(op, bandwidth=1)  # an int is a number
-    call(op, bandwidth=np.float32(0.4))
+    _close(call(op, bandwidth=1), _oracle_op(op, X, Y, None, "reflect", bandwidth=1.0))  # an int is a number
+    bw = np.float32(0.4)
+    _close(call(op, bandwidth=bw), _oracle_op(op, X, Y, None, "reflect", bandwidth=float(bw)))
 
 
 @pytest.mark.parametrize("op", IMAGE_OPS)
@@ -248,8 +251,9 @@ def test_bad_range(op, rng):
 
 @pytest.mark.parametrize("op", IMAGE_OPS)
 def test_good_ranges(op):
-    call(op, range=[-1, 1])  # a list and ints are fine
-    call(op, range=(np.float64(-0.615), 0.615))
+    _close(call(op, range=[-1, 1]), _oracle_op(op, X, Y, None, "reflect", rng=(-1.0, 1.0)))  # a list, ints
+    rng = (np.float64(-0.615), 0.615)
+    _close(call(op, range=rng), _oracle_op(op, X, Y, None, "reflect", rng=(-0.615, 0.615)))
 
 
 @pytest.mark.parametrize("op", IMAGE_OPS)
@@ -373,10 +377,14 @@ def _poison(t, b, c, value):
     return t
 
 
-def _oracle_op(op, x, y, w, boundary):
+def _oracle_op(op, x, y, w, boundary, bandwidth=0.4, rng=(0.0, 1.0)):
     if op == "soft_histogram":
-        return oracle.soft_histogram(x, 8, (0.0, 1.0), 0.4, boundary, w)
-    return getattr(oracle, op)(x, y, 8, (0.0, 1.0), 0.4, boundary, w)
+        return oracle.soft_histogram(x, 8, rng, bandwidth, boundary, w)
+    return getattr(oracle, op)(x, y, 8, rng, bandwidth, boundary, w)
+
+
+def _close(got, want):
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-12)
 
 
 def _rows_nan_elsewhere_correct(got, want, bad_rows, dtype):
