@@ -42,31 +42,36 @@ def _hue_weight(img, hue_weight, const=None):
     return (sat if hue_weight == "saturation" else sat * hsv[:, 2:3]) + HUE_FLOOR
 
 
-def _oracle_hist(img, space, ch, bins, hue_weight, const=None):
+def _oracle_hist(img, space, ch, bins, hue_weight, const=None, pixel_weight=None):
     values, value_range, periodic = _channel(img, space, ch)
     weight = _hue_weight(img, hue_weight, const) if periodic else None
+    if pixel_weight is not None:
+        weight = pixel_weight if weight is None else weight * pixel_weight
     return oracle.soft_histogram(values, bins, value_range, BANDWIDTH, "circular" if periodic else "reflect",
                                  weight)[:, 0]
 
 
-def _oracle_channel_emd(inp, tgt, space, ch, bins, order, hue_weight):
+def _oracle_channel_emd(inp, tgt, space, ch, bins, order, hue_weight, inp_weight=None, tgt_weight=None):
     """EMD of one colour channel's soft histograms, per sample, from the oracle."""
     periodic = _channel(inp, space, ch)[2]
-    return oracle.emd(_oracle_hist(inp, space, ch, bins, hue_weight), _oracle_hist(tgt, space, ch, bins, hue_weight),
-                      order, periodic)
+    return oracle.emd(_oracle_hist(inp, space, ch, bins, hue_weight, pixel_weight=inp_weight),
+                      _oracle_hist(tgt, space, ch, bins, hue_weight, pixel_weight=tgt_weight), order, periodic)
 
 
-def _oracle_mi(out, src, space, ch, bins):
+def _oracle_mi(out, src, space, ch, bins, weight=None):
     x, value_range, periodic = _channel(out, space, ch)
     y = _channel(src, space, ch)[0]
-    return oracle.mi_distance(x, y, bins, value_range, BANDWIDTH, "circular" if periodic else "reflect")[:, 0]
+    return oracle.mi_distance(x, y, bins, value_range, BANDWIDTH, "circular" if periodic else "reflect",
+                              weight)[:, 0]
 
 
-def _oracle_huenet(out, src, tgt, space, bins):
-    """Hue-Net's per-sample terms with the default channels and saturation hue weights."""
+def _oracle_huenet(out, src, tgt, space, bins, src_weight=None, tgt_weight=None):
+    """Hue-Net's per-sample terms with the default channels and saturation hue weights; the source's pixel
+    weights apply to the output too (it is the source repainted)."""
     hist_channels, mi_channels = HUENET_CHANNELS[space]
-    hist = np.mean([_oracle_channel_emd(out, tgt, space, ch, bins, 1, "saturation") for ch in hist_channels], 0)
-    return hist, np.mean([_oracle_mi(out, src, space, ch, bins) for ch in mi_channels], 0)
+    hist = np.mean([_oracle_channel_emd(out, tgt, space, ch, bins, 1, "saturation", src_weight, tgt_weight)
+                    for ch in hist_channels], 0)
+    return hist, np.mean([_oracle_mi(out, src, space, ch, bins, src_weight) for ch in mi_channels], 0)
 
 
 def test_oracle_helpers_see_the_documented_channels():
@@ -146,6 +151,23 @@ def test_huenet_loss_combines_the_terms(space, backend):
     np.testing.assert_allclose(terms["hist"].numpy(), want_hist, atol=1e-12, rtol=0)
     np.testing.assert_allclose(terms["mi"].numpy(), want_mi, atol=1e-12, rtol=0)
     np.testing.assert_allclose(loss(out, src, tgt).numpy(), 7.0 * want_hist + 0.5 * want_mi, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("space", ["hsv", "yuv"])
+def test_pixel_weights_match_oracle_and_transparent_pixels_take_no_part(space, backend):
+    out, src, tgt = _rgb(18), _rgb(19), _rgb(20, (2, 3, 5, 8))
+    src_w = (_rgb(21, (2, 1, 6, 5)) > 0.3).double()  # an alpha mask: 0 transparent, 1 opaque
+    tgt_w = _rgb(22, (2, 1, 5, 8)) + 0.1
+    terms = HueNetLoss(space, bins=16, reduction="none", backend=backend).terms(out, src, tgt, src_w, tgt_w)
+    want_hist, want_mi = _oracle_huenet(out, src, tgt, space, 16, src_w.numpy(), tgt_w.numpy())
+    np.testing.assert_allclose(terms["hist"].numpy(), want_hist, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(terms["mi"].numpy(), want_mi, atol=1e-12, rtol=0)
+    # Whatever colour the transparent pixels have, the terms stay the same.
+    repainted = [torch.where(src_w.bool(), img, _rgb(23)) for img in (out, src)]
+    again = HueNetLoss(space, bins=16, reduction="none", backend=backend).terms(*repainted, tgt, src_w, tgt_w)
+    for key in ("hist", "mi"):
+        torch.testing.assert_close(again[key], terms[key], atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
