@@ -7,6 +7,8 @@ grey pixels, whose hue is undefined, do not vote for one.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -20,6 +22,10 @@ HUE_WEIGHTS = ("saturation", "chroma", None)
 # Added to the hue weights so that an entirely grey image still has a positive total weight; it is far
 # below one saturated pixel's vote, so it only decides the (spike at hue 0) histogram of such images.
 HUE_WEIGHT_FLOOR = 1e-6
+# A target whose mean HSV saturation is below this has no hue to give: grey photos (JPEG chroma noise keeps
+# them at about 0.01) and scans. Its hue histogram is the floor's spike at red, so matching it would paint the
+# output red; the hue term takes no weight from such a sample instead (with a warning).
+GREY_TARGET_SATURATION = 0.03
 
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -130,7 +136,20 @@ class HistogramEMDLoss(nn.Module):
             _checks.fail(type(self).__name__, "target", f"a batch of {input.shape[0]} images like `input`",
                          f"shape {tuple(target.shape)}")
         pairs = zip(hist_in, hist_tgt, self.channels.periodic)
-        return torch.stack([emd(p, q, self.order, cyclic) for p, q, cyclic in pairs], 1)
+        loss = torch.stack([emd(p, q, self.order, cyclic) for p, q, cyclic in pairs], 1)
+        if any(self.channels.periodic):
+            loss = self._drop_grey_targets(loss, target)
+        return loss
+
+    def _drop_grey_targets(self, loss: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Zero the hue columns of the samples whose target has (almost) no saturation, with a warning."""
+        grey = color.rgb_to_hsv(target.detach())[:, 1].flatten(1).mean(1) < GREY_TARGET_SATURATION
+        if not bool(grey.any()):
+            return loss
+        warnings.warn(f"{type(self).__name__}: {int(grey.sum())} target(s) have no hue (mean saturation < "
+                      f"{GREY_TARGET_SATURATION}); the hue term takes no weight from them", stacklevel=3)
+        hue = torch.tensor(self.channels.periodic, device=loss.device)
+        return torch.where(grey[:, None] & hue[None], torch.zeros_like(loss), loss)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return _reduce(self.per_channel(input, target), self.reduction)

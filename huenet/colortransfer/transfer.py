@@ -1,107 +1,272 @@
-"""Repaint images with another image's colours using a trained Hue-Net generator.
+"""Repaint images with another image's colours: a fitted colour LUT (no training), a trained Hue-Net, or a
+classical baseline.
 
-``python -m huenet.transfer --checkpoint RUN_OR_FILE --source a.jpg --target b.jpg --out out.png``
+``python -m huenet.transfer --source a.jpg --target b.jpg --out c.png`` fits a colour LUT for the pair
+(:func:`huenet.recolor.fit`) and applies it at full resolution. Other methods: ``--method reinhard``,
+``histogram-matching`` or ``mkl``, and ``gan`` with ``--checkpoint RUN_OR_FILE`` (the default when a
+checkpoint is given). ``--cube`` also writes the fitted LUT as a .cube file; ``--lut in.cube`` applies a saved
+one without fitting.
 
-Images of any size work (the generator pads to its depth's multiple and crops back); the output has the
-source's size. ``--source`` and ``--target`` may also be folders: the sources, in sorted order, are paired
-with the targets in sorted order (cycling through the targets when there are fewer), and ``--out`` is then
-a folder receiving ``<source>__<target>.png`` for each pair.
+With ``--source DIR`` and one ``--target`` image, ONE LUT is fitted on all the folder's images together and
+applied to each (flicker-free for video frames); ``--per-image`` fits each on its own. ``--out`` is then a
+folder. 16-bit sources give 16-bit PNG/TIFF outputs; an alpha channel is kept, and its transparent pixels take
+no part in the fit. Every input is read and checked before anything is written, and each output file appears
+complete or not at all.
 """
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 from pathlib import Path
 
 import torch
-from PIL import Image
+import torch.nn.functional as F
+from tqdm import tqdm
 
-from . import runtime
-from .checkpoint import load_generator
-from .data import UNREADABLE_ERRORS, find_images, load_rgb, pil_to_tensor, tensor_to_pil
+from .. import recolor
+from . import baselines, runtime
+from .images import UNREADABLE_ERRORS, Picture, check_writable, read_image, write_image
+
+METHODS = ("fit", "gan", "reinhard", "histogram-matching", "mkl")
+_CLASSICAL = {"reinhard": baselines.reinhard, "histogram-matching": baselines.histogram_matching,
+              "mkl": baselines.mkl}
+PROG = "huenet.transfer"
+
+
+class RunError(Exception):
+    """A run-time failure with a message that names the file (exit 1)."""
 
 
 @torch.no_grad()
-def transfer(generator, source: Image.Image, target: Image.Image, max_side: int | None = None,
-             device: str | torch.device = "cpu") -> Image.Image:
-    """Paint ``source`` with ``target``'s colours; returns an RGB image of the source's size.
+def transfer(generator, source: torch.Tensor, target: torch.Tensor, max_side: int | None = None) -> torch.Tensor:
+    """Paint ``source`` (3, H, W) with ``target``'s colours using a trained generator; (3, H, W) in [0, 1].
 
-    Args:
-        generator: a :class:`~huenet.models.HueNetGenerator` (in eval mode).
-        source, target: RGB PIL images of any sizes.
-        max_side: if given, the source is processed at most this long on its longer side (for speed and
-            memory) and the output is resized back to the source's size.
+    Images of any size work (the generator pads to its depth's multiple and crops back). With ``max_side``, the
+    source is processed at most this long on its longer side and the output resized back.
     """
-    size = source.size
+    size = source.shape[1:]
+    src = source[None]
     if max_side is not None and max(size) > max_side:
         scale = max_side / max(size)
-        source = source.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.BICUBIC)
-    src = pil_to_tensor(source)[None].to(device)
-    tgt = pil_to_tensor(target)[None].to(device)
-    out = tensor_to_pil(generator(src, generator.histograms(tgt))[0])
-    return out if out.size == size else out.resize(size, Image.BICUBIC)
+        src = F.interpolate(src, size=(max(1, round(size[0] * scale)), max(1, round(size[1] * scale))),
+                            mode="area")
+    out = generator(src, generator.histograms(target[None])).clamp(0, 1)
+    if out.shape[2:] != size:
+        out = F.interpolate(out, size=tuple(size), mode="bicubic", align_corners=False).clamp(0, 1)
+    return out[0]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m huenet.transfer",
+        description="Repaint source images with a target image's colours: fit a colour LUT against huenet's "
+                    "histogram losses (default, no training), apply a saved .cube LUT, use a trained Hue-Net "
+                    "(--checkpoint) or a classical method.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--source", required=True, help="the image (or folder of images) to repaint")
+    parser.add_argument("--target", default=None,
+                        help="the image whose colours to use (a folder only with --method gan)")
+    parser.add_argument("--out", required=True,
+                        help="output image file for one source; a folder when --source is a folder")
+    parser.add_argument("--method", choices=METHODS, default=None,
+                        help="default: gan with --checkpoint, else fit")
+    parser.add_argument("--checkpoint", default=None, metavar="RUN_OR_FILE",
+                        help="a trained run folder (its checkpoint.pt) or checkpoint file, for --method gan")
+    parser.add_argument("--cube", default=None, metavar="OUT.cube", help="also write the fitted LUT here")
+    parser.add_argument("--lut", default=None, metavar="IN.cube", help="apply this saved LUT instead of fitting")
+    parser.add_argument("--mask", default=None, metavar="IMAGE",
+                        help="greyscale image of the source's size: white pixels count in the fit")
+    parser.add_argument("--target-mask", default=None, metavar="IMAGE",
+                        help="greyscale image of the target's size: white pixels count in the fit")
+    parser.add_argument("--strength", type=float, default=1.0, help="0 = the source unchanged, 1 = full transfer")
+    parser.add_argument("--per-image", action="store_true",
+                        help="with a source folder: fit one LUT per image instead of one for the whole folder")
+    parser.add_argument("--steps", type=int, default=recolor.DEFAULTS["steps"], help="fit: optimisation steps")
+    parser.add_argument("--lut-size", type=int, default=recolor.DEFAULTS["size"], help="fit: LUT resolution N")
+    parser.add_argument("--max-side", type=int, default=None,
+                        help="gan: process sources at most this many pixels on their longer side")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    return parser
+
+
+def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Combinations of flags that cannot work (exit 2); fills in the default method."""
+    if args.method is None:
+        args.method = "gan" if args.checkpoint else "fit"
+    error = parser.error
+    if args.method == "gan" and not args.checkpoint:
+        error("--method gan needs --checkpoint RUN_OR_FILE (a trained run)")
+    if args.checkpoint and args.method != "gan":
+        error(f"--checkpoint is only used by --method gan; got --method {args.method}")
+    if args.lut and args.method != "fit":
+        error(f"--lut applies a saved LUT; it cannot be combined with --method {args.method}")
+    if args.lut and args.target:
+        error("--lut applies a saved LUT; --target is not used with it")
+    if not args.lut and not args.target:
+        error("--target is required (or give --lut IN.cube)")
+    fit_only = [flag for flag, value in (("--cube", args.cube), ("--mask", args.mask),
+                                         ("--target-mask", args.target_mask)) if value]
+    if args.method != "fit" and fit_only:
+        error(f"{fit_only[0]} only works with --method fit; got --method {args.method}")
+    if args.lut and (args.cube or args.target_mask or args.mask):
+        error("--lut applies a saved LUT; --cube, --mask and --target-mask belong to fitting one")
+    if args.cube and Path(args.cube).suffix.lower() != ".cube":
+        error(f"--cube: {args.cube!r} must end in .cube")
+    if not 0 <= args.strength <= 1:
+        error(f"--strength must be in [0, 1]; got {args.strength}")
+    for flag, value, low in (("--steps", args.steps, 0), ("--lut-size", args.lut_size, 2),
+                             ("--max-side", args.max_side, 8)):
+        if value is not None and value < low:
+            error(f"{flag} must be >= {low}; got {value}")
+    if args.max_side is not None and args.method != "gan":
+        error(f"--max-side only works with --method gan; got --method {args.method}")
+    source = Path(args.source)
+    many = source.is_dir()
+    if args.per_image and not many:
+        error("--per-image needs --source to be a folder")
+    if args.per_image and args.cube:
+        error("--cube writes one LUT; it cannot be combined with --per-image")
+    if args.target and Path(args.target).is_dir() and args.method != "gan":
+        error(f"--target: {args.target!r} is a folder; give one image (its colours are fitted)")
+    out = Path(args.out)
+    if many and out.exists() and not out.is_dir():
+        error(f"--out: {args.out!r} is an existing file, but --source is a folder (give a folder)")
+    if not many:
+        try:
+            check_writable(out, "--out")
+        except ValueError as err:
+            error(str(err))
 
 
 def _inputs(path: str, flag: str) -> list[Path]:
+    from .data import find_images
+
     p = Path(path)
     if p.is_dir():
         try:
             return find_images(p)
         except ValueError as err:
-            raise ValueError(f"{flag}: {err}") from err
+            raise RunError(f"{flag}: {err}") from err
     if not p.is_file():
-        raise FileNotFoundError(f"{flag}: no file or folder at {path!r}")
+        raise RunError(f"{flag}: no file or folder at {path!r}")
     return [p]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m huenet.transfer",
-        description="Repaint source images with target images' colours using a trained Hue-Net generator.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, metavar="RUN_OR_FILE",
-                        help="a run folder (its checkpoint.pt) or a checkpoint file")
-    parser.add_argument("--source", required=True, help="the image (or folder of images) to repaint")
-    parser.add_argument("--target", required=True, help="the image (or folder) whose colours to use")
-    parser.add_argument("--out", required=True,
-                        help="output image file for one source; a folder when --source is a folder")
-    parser.add_argument("--max-side", type=int, default=None,
-                        help="process sources at most this many pixels on their longer side")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    args = parser.parse_args(argv)
-    if args.max_side is not None and args.max_side < 8:
-        parser.error(f"--max-side must be >= 8; got {args.max_side}")
+def _read(path: Path, flag: str) -> Picture:
     try:
-        device = runtime.resolve_device(args.device)
-        runtime.configure_threads(None)
-        sources, targets = _inputs(args.source, "--source"), _inputs(args.target, "--target")
+        return read_image(path)
+    except UNREADABLE_ERRORS as err:
+        raise RunError(f"{flag}: cannot read {str(path)!r} as an image ({err})") from None
+
+
+def _read_mask(path: str | None, flag: str, picture: Picture | None, image_path: Path | None) -> torch.Tensor | None:
+    """The fit weights of one image: the mask's grey level times the image's alpha (transparent = 0)."""
+    weight = None
+    if path is not None:
+        weight = _read(Path(path), flag).rgb.mean(0, keepdim=True)
+        if picture is not None and weight.shape[1:] != picture.rgb.shape[1:]:
+            h, w = picture.rgb.shape[1:]
+            raise RunError(f"{flag}: {path!r} is {weight.shape[2]}x{weight.shape[1]} but {str(image_path)!r} is "
+                           f"{w}x{h}; the mask must have its image's size")
+    if picture is not None and picture.alpha is not None:
+        weight = picture.alpha if weight is None else weight * picture.alpha
+    return weight
+
+
+def _fit(sources: list[Picture], source_masks, target: Picture, target_mask, args, device, label: str):
+    bar = tqdm(total=args.steps, desc=f"fitting {label}", unit="step", disable=None, leave=False)
+    try:
+        return recolor.fit([p.rgb for p in sources], target.rgb, size=args.lut_size, steps=args.steps,
+                           strength=args.strength, mask=source_masks, target_mask=target_mask, device=device,
+                           callback=lambda step: bar.update(1))
+    except ValueError as err:
+        message = str(err).replace("`mask`", "--mask").replace("`target_mask`", "--target-mask")
+        raise RunError(message.replace("fit: ", "", 1)) from None
+    finally:
+        bar.close()
+
+
+def _masks_or_none(masks: list):
+    return None if all(m is None for m in masks) else [m if m is not None else torch.ones(1, *shape)
+                                                       for m, shape in masks]
+
+
+def _run(args) -> None:
+    device = runtime.resolve_device(args.device)
+    runtime.configure_threads(None)
+    sources = _inputs(args.source, "--source")
+    many = Path(args.source).is_dir()
+    out = Path(args.out)
+    dests = [out / f"{p.stem}.png" if many else out for p in sources]
+
+    # Read and check everything first, so that a bad input stops the run before any file is written.
+    pictures = [_read(p, "--source") for p in sources]
+    source_weights = [(_read_mask(args.mask, "--mask", pic, p), pic.rgb.shape[1:]) for pic, p in zip(pictures, sources)]
+    target = target_weight = generator = lut = None
+    if args.method == "gan":
+        from .checkpoint import load_generator
+
+        targets = _inputs(args.target, "--target")
+        target_pictures = [_read(p, "--target") for p in targets]
+        if many and len(targets) > 1:
+            # Sources pair with the targets in sorted order, cycling through the targets.
+            dests = [out / f"{p.stem}__{targets[i % len(targets)].stem}.png" for i, p in enumerate(sources)]
         try:
             generator, _ = load_generator(args.checkpoint, device)
         except (OSError, ValueError) as err:
-            raise ValueError(f"--checkpoint: {err}") from err
-    except (OSError, ValueError) as err:
-        sys.exit(f"huenet.transfer: error: {err}")
+            message = str(err)
+            raise RunError(message if message.startswith("--checkpoint") else f"--checkpoint: {message}") from None
+    elif args.lut:
+        try:
+            lut = recolor.ColorLUT.load_cube(args.lut)
+        except OSError as err:
+            raise RunError(f"--lut: cannot read {args.lut!r} ({err.strerror or err})") from None
+        except ValueError as err:
+            raise RunError(f"--lut: {err}") from None
+        lut = lut.blend(args.strength)
+    else:
+        target = _read(Path(_inputs(args.target, "--target")[0]), "--target")
+        target_weight = _read_mask(args.target_mask, "--target-mask", target, Path(args.target))
+    if args.method == "fit" and not args.lut and not args.per_image:
+        lut = _fit(pictures, _masks_or_none(source_weights), target, target_weight, args, device,
+                   f"one LUT on {len(pictures)} image(s)")
+        if args.cube:
+            lut.save_cube(args.cube)
+            print(args.cube)
 
-    many = Path(args.source).is_dir()
-    out = Path(args.out)
     if many:
         out.mkdir(parents=True, exist_ok=True)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for src_path, tgt_path in zip(sources, itertools.cycle(targets)):
-        dest = out / f"{src_path.stem}__{tgt_path.stem}.png" if many else out
-        try:
-            result = transfer(generator, load_rgb(src_path), load_rgb(tgt_path), args.max_side, device)
-        except UNREADABLE_ERRORS as err:
-            failed += 1
-            print(f"huenet.transfer: skipping {src_path} with {tgt_path}: {err}", file=sys.stderr)
-            continue
-        result.save(dest)
-        print(dest)
-    if failed:
-        sys.exit(f"huenet.transfer: {failed} of {len(sources)} pair(s) could not be read")
+    frames = tqdm(list(zip(sources, pictures, source_weights, dests)), desc="transfer", unit="image",
+                  disable=None if many else True)
+    for i, (path, picture, weight, dest) in enumerate(frames):
+        rgb = picture.rgb.to(device)
+        if args.method == "gan":
+            result = transfer(generator, rgb, target_pictures[i % len(target_pictures)].rgb.to(device),
+                              args.max_side)
+            result = torch.lerp(rgb, result, args.strength)
+        elif args.method == "fit":
+            image_lut = lut if lut is not None else _fit([picture], _masks_or_none([weight]), target,
+                                                         target_weight, args, device, path.name)
+            result = image_lut(rgb)
+        else:
+            result = _CLASSICAL[args.method](rgb[None], target.rgb[None].to(device))[0]
+            result = torch.lerp(rgb, result, args.strength)
+        write_image(dest, result.cpu(), picture.alpha, picture.bits)
+        tqdm.write(str(dest))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_usage(parser, args)
+    try:
+        _run(args)
+    except RunError as err:
+        sys.exit(f"{PROG}: error: {err}")
+    except (OSError, ValueError) as err:
+        sys.exit(f"{PROG}: error: {err}")
 
 
 if __name__ == "__main__":
