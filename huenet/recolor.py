@@ -340,7 +340,8 @@ class _Objective:
         self.hue_on = mean_sat >= GREY_TARGET_SATURATION
         if not self.hue_on:
             warnings.warn(f"fit: the target has no hue (mean saturation {mean_sat:.3f} < {GREY_TARGET_SATURATION});"
-                          " hue is left alone (no hue or a*b* term) and only saturation and value are matched", stacklevel=3)
+                          " hue is left alone (no hue or a*b* term) and only saturation and value are matched",
+                          stacklevel=3)
         with torch.no_grad():
             self.target_hists = self._hists(tgt_hsv, target_weight)
             self.target_ab = self._ab_hists(target, target_weight)
@@ -393,7 +394,8 @@ class _Objective:
 def fit(source, target, *, size: int = DEFAULTS["size"], steps: int = DEFAULTS["steps"], strength: float = 1.0,
         mask=None, target_mask=None, hue_weight: float = DEFAULTS["hue_weight"],
         saturation_weight: float = DEFAULTS["saturation_weight"], value_weight: float = DEFAULTS["value_weight"],
-        mi_weight: float = DEFAULTS["mi_weight"], chroma_weight: float = DEFAULTS["chroma_weight"], smoothness: float = DEFAULTS["smoothness"],
+        mi_weight: float = DEFAULTS["mi_weight"], chroma_weight: float = DEFAULTS["chroma_weight"],
+        smoothness: float = DEFAULTS["smoothness"],
         bins: int = DEFAULTS["bins"], bandwidth: float = DEFAULTS["bandwidth"], lr: float = DEFAULTS["lr"],
         fit_size: int = DEFAULTS["fit_size"], device=None, backend: str = "auto",
         callback=None) -> ColorLUT:

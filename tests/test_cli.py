@@ -1,11 +1,11 @@
-"""The transfer, evaluate and plots command lines, on a tiny trained run."""
+"""The evaluate and plots command lines, on a tiny trained run (transfer: test_transfer_cli.py)."""
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from huenet.colortransfer import evaluate, plots, runlog, transfer
+from huenet.colortransfer import evaluate, plots, runlog
 from huenet.colortransfer.options import TrainConfig
 from huenet.colortransfer.train import train
 
@@ -24,46 +24,6 @@ def _image(path, size, colour):
     array[size[1] // 3: size[1] // 2] //= 3  # a dark band: structure to keep
     Image.fromarray(array).save(path)
     return path
-
-
-def test_transfer_non_square_image(run_dir, tmp_path, capsys):
-    source = _image(tmp_path / "source.png", (75, 41), (40, 180, 40))
-    target = _image(tmp_path / "target.jpg", (30, 50), (200, 40, 40))
-    out = tmp_path / "sub" / "out.png"
-    transfer.main(["--checkpoint", str(run_dir), "--source", str(source), "--target", str(target),
-                   "--out", str(out)])
-    assert capsys.readouterr().out.strip() == str(out)
-    result = Image.open(out)
-    assert result.size == (75, 41) and result.mode == "RGB"
-    # The checkpoint file works as well as the run folder, and --max-side gives the same size back.
-    out2 = tmp_path / "out2.png"
-    transfer.main(["--checkpoint", str(run_dir / "checkpoint.pt"), "--source", str(source), "--target",
-                   str(target), "--out", str(out2), "--max-side", "40"])
-    assert Image.open(out2).size == (75, 41)
-
-
-def test_transfer_folders(run_dir, tmp_path):
-    (tmp_path / "src").mkdir()
-    (tmp_path / "tgt").mkdir()
-    for i, size in enumerate([(40, 40), (64, 36), (33, 70)]):
-        _image(tmp_path / "src" / f"s{i}.png", size, (30, 30, 200))
-    for i in range(2):
-        _image(tmp_path / "tgt" / f"t{i}.png", (32, 32), (220, 200, 30))
-    transfer.main(["--checkpoint", str(run_dir), "--source", str(tmp_path / "src"), "--target",
-                   str(tmp_path / "tgt"), "--out", str(tmp_path / "out")])
-    names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["s0__t0.png", "s1__t1.png", "s2__t0.png"]  # targets cycle in sorted order
-    assert Image.open(tmp_path / "out" / "s1__t1.png").size == (64, 36)
-
-
-def test_transfer_errors(run_dir, tmp_path):
-    source = _image(tmp_path / "s.png", (32, 32), (0, 0, 255))
-    with pytest.raises(SystemExit, match="--source: no file or folder"):
-        transfer.main(["--checkpoint", str(run_dir), "--source", str(tmp_path / "nope.png"), "--target",
-                       str(source), "--out", str(tmp_path / "o.png")])
-    with pytest.raises(SystemExit, match="no checkpoint at"):
-        transfer.main(["--checkpoint", str(tmp_path), "--source", str(source), "--target", str(source),
-                       "--out", str(tmp_path / "o.png")])
 
 
 def test_evaluate_against_baselines(run_dir, tmp_path, capsys):
