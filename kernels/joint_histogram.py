@@ -25,9 +25,25 @@ import torch
 import triton
 import triton.language as tl
 
-from .soft_histogram import (BOUNDARY_CODES, NONE, autotune, bandwidth_constants, check_grid, dense_memberships,
-                             fold, image_flags, launch, load_constants, load_pixels, membership, n_bucket,
-                             partial_splits, pixel_grid, sanitize, weight_sums)
+from .soft_histogram import (
+    BOUNDARY_CODES,
+    NONE,
+    autotune,
+    bandwidth_constants,
+    check_grid,
+    dense_memberships,
+    fold,
+    image_flags,
+    launch,
+    load_constants,
+    load_pixels,
+    membership,
+    n_bucket,
+    partial_splits,
+    pixel_grid,
+    sanitize,
+    weight_sums,
+)
 
 DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
 
