@@ -457,7 +457,8 @@ def _count_step(huenet_loss, out, src, tgt, device):
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                torch.autograd.grad(huenet_loss(out.clone().requires_grad_(), src, tgt), o)
+                o = out.clone().requires_grad_()
+                torch.autograd.grad(huenet_loss(o, src, tgt), o)
             finally:
                 torch.cuda.set_sync_debug_mode(previous)
         counts["host_syncs"] = sum("synchroniz" in str(w.message) for w in caught)
