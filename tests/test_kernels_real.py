@@ -176,8 +176,9 @@ def test_flat_image_accumulates_exactly(backend):
     x = torch.full((1, 1, side, side), 0.3013, dtype=torch.float32, device=DEVICE)
     got = huenet.soft_histogram(x, bins=64, backend=backend).cpu().double().numpy()
     want = oracle.soft_histogram(x[..., :1, :1], 64)  # the histogram of a constant image is that of one pixel
-    top = want > 1e-3
-    assert np.abs(got[top] / want[top] - 1).max() <= 1e-5
+    # ‖err‖/‖want‖: the sigmoid differences of the eager backend are only about 1e-7 absolute in fp32, which
+    # is 3e-5 relative in a tail bin of 0.003; lost accumulation shifts every bin alike.
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) <= 1e-5
 
 
 @pytest.mark.slow
@@ -186,8 +187,7 @@ def test_flat_1024_image_accumulates_exactly_eager():
     x = torch.full((1, 1, 1024, 1024), 0.7071, dtype=torch.float32, device=DEVICE)
     got = huenet.soft_histogram(x, bins=256, backend="eager").cpu().double().numpy()
     want = oracle.soft_histogram(x[..., :1, :1], 256)
-    top = want > 1e-3
-    assert np.abs(got[top] / want[top] - 1).max() <= 1e-5
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) <= 1e-5
 
 
 class _FakeTuned:
