@@ -539,7 +539,7 @@ def section_e(check, huenet, kernels, size, device, results):
             if row["op"] == "joint fwd+bwd":  # a dense A_xᵀ A_y product: 2·N·K² flops per row
                 row["fraction_of_tf32_peak"] = 2 * pixels * bins * bins / (ceil["tf32_TFLOPs"] * 1e9) / row["gpu_ms"]
     results["bench"] = rows
-    src, tgt = sets[0][1], sets[1][1]
+    src, tgt = sets[0][1], sets[-1][0].detach()
     counts = check.run("counts", _count_step, criterion["triton"], sets[0][0].detach(), src, tgt, device)
     if counts is not None:
         results["HueNetLoss_step_counts"] = counts
