@@ -4,7 +4,7 @@
 
 Compiles each variant of ``huenet.kernels.aot`` for the target without a GPU, runs the ``ptxas -v`` bundled with
 Triton on its PTX (registers, spill bytes; shared memory from Triton's metadata) and counts tensor-core (HGMMA/HMMA/DMMA) and
-special-function (MUFU) instructions in its SASS with the bundled ``cuobjdump``. Zero spills is the goal.
+special-function (MUFU) instructions, and all static instructions but NOPs, in its SASS with the bundled ``cuobjdump``. Zero spills is the goal.
 Needs TRITON_INTERPRET unset.
 """
 from __future__ import annotations
@@ -57,7 +57,9 @@ def _sass_counts(cubin: bytes) -> dict:
         sass = subprocess.run([os.path.join(_BIN, "cuobjdump"), "--dump-sass", f.name], capture_output=True,
                               text=True, check=True).stdout
     opcodes = re.findall(r"/\*[0-9a-f]{4}\*/\s+(?:@!?U?P\w+\s+)?([A-Z0-9_]+)", sass)
-    return {op: sum(1 for o in opcodes if o.startswith(op)) for op in _SASS_OPS}
+    counts = {op: sum(1 for o in opcodes if o.startswith(op)) for op in _SASS_OPS}
+    counts["all"] = sum(1 for o in opcodes if o != "NOP")
+    return counts
 
 
 def main(argv=None) -> int:
@@ -67,7 +69,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET") == "1":
         parser.error("unset TRITON_INTERPRET: interpreted kernels cannot be compiled")
-    header = ["kernel [config]", "regs", "spill st/ld B", "smem B", *_SASS_OPS]
+    header = ["kernel [config]", "regs", "spill st/ld B", "smem B", "SASS instr", *_SASS_OPS]
     print(f"sm_{args.arch}, {args.dtype}, triton {triton.__version__}\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -77,7 +79,7 @@ def main(argv=None) -> int:
         stats = _ptxas_stats(compiled.asm["ptx"], args.arch)
         sass = _sass_counts(compiled.asm["cubin"])
         spills += stats["spill_st"] + stats["spill_ld"]
-        print(f"| {variant.name} | {stats['regs']} | {stats['spill_st']}/{stats['spill_ld']} | {compiled.metadata.shared} | "
+        print(f"| {variant.name} | {stats['regs']} | {stats['spill_st']}/{stats['spill_ld']} | {compiled.metadata.shared} | {sass['all']} | "
               + " | ".join(str(sass[op]) for op in _SASS_OPS) + " |", flush=True)
     print(f"\ntotal spill bytes: {spills}")
     return 0

@@ -43,11 +43,12 @@ def check_same(op: str, arg: str, t: torch.Tensor, ref_arg: str, ref: torch.Tens
         fail(op, arg, f"on the same device as `{ref_arg}` ({ref.device})", f"device {t.device}")
 
 
-def check_weight(op: str, weight: object, x: torch.Tensor) -> torch.Tensor:
+def check_weight(op: str, weight: object, x: torch.Tensor, validate: bool = False) -> torch.Tensor:
     """Check a per-pixel weight of shape (B, C, *spatial) or (B, 1, *spatial) and expand it to x's shape.
 
-    Negative weights and weights summing to zero raise; this costs one device sync, which is why the check is
-    made only when a weight is given.
+    Negative weights and weights summing to zero raise on the CPU, or anywhere with ``validate=True``. On a GPU
+    that check would cost a host sync per call (and forbid CUDA-graph capture), so by default it is left to
+    the device: the caller turns the rows that ``weight_faults`` marks into NaN, never a wrong finite number.
     """
     check_float_tensor(op, "weight", weight)
     if weight.device != x.device:
@@ -57,8 +58,15 @@ def check_weight(op: str, weight: object, x: torch.Tensor) -> torch.Tensor:
     if not ok_shape:
         expected = f"of shape (B, C, *spatial) = {tuple(x.shape)} or (B, 1, *spatial)"
         fail(op, "weight", expected, f"shape {tuple(weight.shape)}")
-    _check_weight_values(weight, op)
+    if validate or weight.device.type == "cpu":
+        _check_weight_values(weight, op)
     return weight.expand_as(x)
+
+
+def weight_faults(weight: torch.Tensor) -> torch.Tensor:
+    """(B, C) bool on the weight's device, without a host sync: rows with a negative weight or a zero sum."""
+    flat = weight.flatten(2)
+    return (flat < 0).any(-1) | (flat.sum(-1) == 0)
 
 
 # A custom op so that torch.compile keeps the data-dependent check inside the graph as one opaque call,

@@ -39,9 +39,9 @@ def emd(p: torch.Tensor, q: torch.Tensor, order: int = 1, cyclic: bool = False) 
         _checks.fail("emd", "cyclic", "a bool", repr(cyclic), TypeError)
     dtype = compute_dtype(p, q)
     with torch.autocast(device_type=p.device.type, enabled=False):
-        d = torch.cumsum(p.to(dtype), -1) - torch.cumsum(q.to(dtype), -1)
+        d = cumulative_sum(p.to(dtype) - q.to(dtype))
         if cyclic:
-            shift = d.median(-1, keepdim=True).values if order == 1 else d.mean(-1, keepdim=True)
+            shift = lower_median(d) if order == 1 else d.mean(-1, keepdim=True)
             d = d - shift
         if order == 1:
             return d.abs().mean(-1)
@@ -50,3 +50,41 @@ def emd(p: torch.Tensor, q: torch.Tensor, order: int = 1, cyclic: bool = False) 
         # Only an exact zero is special-cased, so NaN still propagates.
         zero = mean_square == 0
         return torch.where(zero, 0.0, torch.sqrt(torch.where(zero, 1.0, mean_square)))
+
+
+def _deterministic_cuda(t: torch.Tensor) -> bool:
+    return t.is_cuda and torch.are_deterministic_algorithms_enabled()
+
+
+def cumulative_sum(t: torch.Tensor) -> torch.Tensor:
+    """``torch.cumsum`` over the last dimension, or, on CUDA under ``torch.use_deterministic_algorithms``
+    (where CUDA's floating-point cumsum raises), a Hillis-Steele scan: log2(K) shifted adds in a fixed order.
+
+    Example:
+        >>> scan(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]))
+        tensor([ 1.,  3.,  6., 10., 15.])
+    """
+    return scan(t) if _deterministic_cuda(t) else torch.cumsum(t, -1)
+
+
+def scan(t: torch.Tensor) -> torch.Tensor:
+    """Inclusive prefix sum over the last dimension by doubling shifts, deterministic on every device."""
+    shift = 1
+    while shift < t.shape[-1]:
+        t = t + torch.nn.functional.pad(t[..., :-shift], (shift, 0))
+        shift *= 2
+    return t
+
+
+def lower_median(d: torch.Tensor) -> torch.Tensor:
+    """The lower median over the last dimension, keepdim, as ``median(-1)`` gives it; through a sort on CUDA
+    under ``torch.use_deterministic_algorithms``, where ``median`` with indices raises.
+
+    Example:
+        >>> lower_median(torch.tensor([3.0, 1.0, 4.0, 2.0]))
+        tensor([2.])
+    """
+    if _deterministic_cuda(d):
+        middle = (d.shape[-1] - 1) // 2
+        return d.sort(-1).values[..., middle:middle + 1]
+    return d.median(-1, keepdim=True).values

@@ -42,7 +42,7 @@ def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning:
         _checks.check_same(op, name, images[name], names[0], first)
     tensors = list(images.values())
     if weight is not None:
-        tensors.append(_checks.check_weight(op, weight, first))
+        tensors.append(_checks.check_weight(op, weight, first, validate))
     if validate:
         for name, t in zip(names + ["weight"], tensors):
             _checks.check_finite(op, name, t)
@@ -56,6 +56,8 @@ def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning:
         out = getattr(impl, fn)(*units, flat[len(names)] if weight is not None else None, binning.in_bin_units())
     out = out.reshape(b, c, *out.shape[1:])
     bad = torch.stack([~torch.isfinite(t).flatten(2).all(-1) for t in tensors]).any(0)
+    if weight is not None:
+        bad = bad | _checks.weight_faults(tensors[-1])
     bad = bad.reshape(b, c, *([1] * (out.ndim - 2)))
     return torch.where(bad, torch.full((), float("nan"), dtype=out.dtype, device=out.device), out), impl
 
@@ -83,7 +85,9 @@ def soft_histogram(x: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth
         weight: optional non-negative per-pixel weights, (B, C, *spatial) or (B, 1, *spatial), with a positive
             sum per (b, c); e.g. saturation, so that grey pixels do not vote for a hue.
         backend: "auto", "eager", "reference" or "triton"; ``HUENET_BACKEND`` overrides "auto".
-        validate: raise ValueError on NaN/inf inputs instead of returning NaN rows.
+        validate: raise ValueError on NaN/inf inputs instead of returning NaN rows, and on negative or
+            zero-sum weights on a GPU too (on the CPU these always raise; on a GPU they give NaN rows by
+            default, because the check costs a host sync).
 
     Returns:
         (B, C, bins), each row summing to 1 for "reflect" and "circular"; float32 for half inputs.

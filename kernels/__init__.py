@@ -7,12 +7,8 @@ for CUDA tensors.
 ``TRITON_INTERPRET=1`` must be set before this package is imported to run the kernels on CPU tensors (slow;
 for tests): Triton reads it when the kernels are decorated.
 """
-import os
-
 from . import entropy, joint_histogram, soft_histogram
 from .joint_histogram import DOT_PRECISIONS
+from .soft_histogram import INTERPRETED, pinned
 
-#: Whether the kernels were decorated under the Triton interpreter, so that they run on CPU tensors.
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-
-__all__ = ["DOT_PRECISIONS", "INTERPRETED", "entropy", "joint_histogram", "soft_histogram"]
+__all__ = ["DOT_PRECISIONS", "INTERPRETED", "entropy", "joint_histogram", "pinned", "soft_histogram"]

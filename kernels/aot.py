@@ -53,24 +53,24 @@ def variants(dtype: str = "fp32"):
     p = f"*{dtype}"
     common = {"RADIUS": 7, "BOUNDARY": 0, "HAS_W": True}
     yield from _variants_of("soft_histogram.forward_atomic", soft_histogram._forward_atomic_kernel,
-                            {"u_ptr": p, "w_ptr": p, "out_ptr": p, "N": "i32", "K": "i32", "inv_bw": "fp32",
+                            {"u_ptr": p, "w_ptr": p, "out_ptr": "*fp64", "consts_ptr": p, "N": "i32", "K": "i32",
                              "FIRST": "i32", "LAST": "i32", "WIN": "i32", "N_BUCKET": "i32"}, common)
     yield from _variants_of("soft_histogram.forward_partials", soft_histogram._forward_partials_kernel,
-                            {"u_ptr": p, "w_ptr": p, "partial_ptr": p, "M": "i32", "N": "i32", "K": "i32",
-                             "inv_bw": "fp32", "N_BUCKET": "i32"}, common)
+                            {"u_ptr": p, "w_ptr": p, "partial_ptr": "*fp64", "consts_ptr": p, "M": "i32",
+                             "N": "i32", "K": "i32", "N_BUCKET": "i32"}, common)
     yield from _variants_of("soft_histogram.backward", soft_histogram._backward_kernel,
                             {"u_ptr": p, "w_ptr": p, "g_ptr": p, "gp_ptr": p, "grad_u_ptr": p, "grad_w_ptr": p,
-                             "N": "i32", "K": "i32", "inv_bw": "fp32", "FIRST": "i32", "LAST": "i32",
+                             "consts_ptr": p, "N": "i32", "K": "i32", "FIRST": "i32", "LAST": "i32",
                              "WIN": "i32", "N_BUCKET": "i32"}, {**common, "NEED_U": True, "NEED_W": True})
     precisions = ["ieee"] if dtype == "fp64" else list(joint_histogram.DOT_PRECISIONS)
     for precision in precisions:
         yield from _variants_of(f"joint_histogram.forward({precision})", joint_histogram._forward_kernel,
-                                {"x_ptr": p, "y_ptr": p, "w_ptr": p, "partial_ptr": p, "M": "i32", "N": "i32",
-                                 "K": "i32", "inv_bw": "fp32", "N_BUCKET": "i32"},
+                                {"x_ptr": p, "y_ptr": p, "w_ptr": p, "partial_ptr": p, "consts_ptr": p, "M": "i32",
+                                 "N": "i32", "K": "i32", "N_BUCKET": "i32"},
                                 {**common, "PRECISION": precision})
     yield from _variants_of("joint_histogram.backward", joint_histogram._backward_kernel,
                             {"x_ptr": p, "y_ptr": p, "w_ptr": p, "g_ptr": p, "gj_ptr": p, "grad_x_ptr": p,
-                             "grad_y_ptr": p, "grad_w_ptr": p, "N": "i32", "K": "i32", "inv_bw": "fp32",
+                             "grad_y_ptr": p, "grad_w_ptr": p, "consts_ptr": p, "N": "i32", "K": "i32",
                              "FIRST": "i32", "LAST": "i32", "WIN": "i32", "N_BUCKET": "i32"},
                             {**common, "NEED_X": True, "NEED_Y": True, "NEED_W": True, "WIN_TILE": 16})
     yield from _variants_of("entropy.entropies", entropy._entropies_kernel,

@@ -10,6 +10,8 @@ with 0 log 0 = 0, reading J in tiles twice (rows, then columns). MI and D_MI fol
 Backward: dH(X,Y)/dJ = -(log J + 1), dH(X)/dJ_ab = -(log p_a + 1), dH(Y)/dJ_ab = -(log q_b + 1), each taken as
 0 where its argument is 0 (no mass, no gradient).
 """
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
@@ -27,7 +29,7 @@ def _load_tile(base, rows, cols, K):
 
 @triton.jit
 def _entropies_kernel(j_ptr, out_ptr, K, BLOCK: tl.constexpr):
-    row = tl.program_id(0)
+    row = tl.program_id(0).to(tl.int64)
     base = j_ptr + row * K * K
     offs = tl.arange(0, BLOCK)
     h_xy = tl.zeros((BLOCK,), dtype=j_ptr.dtype.element_ty)
@@ -59,7 +61,8 @@ def forward(joint):
     """(M, 3) entropies H(X,Y), H(X), H(Y) of joint histograms (M, K, K), contiguous."""
     rows, k, _ = joint.shape
     out = joint.new_empty(rows, 3)
-    _entropies_kernel[(rows,)](joint, out, k, BLOCK=min(32, triton.next_power_of_2(k)))
+    with torch.cuda.device(joint.device) if joint.is_cuda else contextlib.nullcontext():
+        _entropies_kernel[(rows,)](joint, out, k, BLOCK=min(32, triton.next_power_of_2(k)))
     return out
 
 

@@ -15,7 +15,7 @@ fly, images included only near a boundary, and accumulate A_xᵀ diag(w) A_y wit
 no pixel of a block reaches is skipped. Nothing of size N × K reaches global memory; per-split partials
 (splits × M × K × K) are summed in a fixed order, so the result is deterministic.
 
-Backward: programs over (row, pixel block) gather G over each pixel's (2R+1)² window pair; no atomics.
+Backward: programs over (pixel block, row) gather G over each pixel's (2R+1)² window pair; no atomics.
 
 ``tl.dot`` precision is an argument: "ieee" (exact fp32 FMA), "tf32x3" (default: three TF32 products, about
 fp32 accuracy on tensor cores) or "tf32" (fastest; about 1e-3 relative error per product). fp64 inputs use
@@ -25,8 +25,25 @@ import torch
 import triton
 import triton.language as tl
 
-from .soft_histogram import (BOUNDARY_CODES, NONE, autotune, dense_memberships, fold, load_pixels, membership,
-                             n_bucket, partial_splits, sanitize, weight_sums)
+from .soft_histogram import (
+    BOUNDARY_CODES,
+    NONE,
+    autotune,
+    bandwidth_constants,
+    check_grid,
+    dense_memberships,
+    fold,
+    image_flags,
+    launch,
+    load_constants,
+    load_pixels,
+    membership,
+    n_bucket,
+    partial_splits,
+    pixel_grid,
+    sanitize,
+    weight_sums,
+)
 
 DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
 
@@ -50,21 +67,25 @@ _WINDOW_CONFIGS = [
 
 @triton.jit
 def _reaches(u, k_first, BLOCK_K: tl.constexpr, K, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr):
-    """Whether any value of the block has a membership above tolerance in bins [k_first, k_first+BLOCK_K)."""
+    """Whether any value of the block has a membership above tolerance in bins [k_first, k_first+BLOCK_K),
+    directly or through the one image (``image_flags``) that lands in the tile: a value near one end forces
+    only the tiles at the end its image reaches, not every tile."""
     lo = tl.min(u, axis=0)
     hi = tl.max(u, axis=0)
-    direct = (hi + RADIUS + 1.0 >= k_first) & (lo - RADIUS - 1.0 <= k_first + BLOCK_K)
+    reach = (hi + RADIUS + 1.0 >= k_first) & (lo - RADIUS - 1.0 <= k_first + BLOCK_K)
     if BOUNDARY != NONE:
-        direct = direct | (lo < RADIUS + 1.0) | (hi > K - RADIUS - 1.0)
-    return direct
+        low_image, high_image = image_flags(lo, hi, k_first, K, RADIUS, BOUNDARY, BLOCK_K)
+        reach = reach | low_image | high_image
+    return reach
 
 
 @autotune(_DOT_CONFIGS, key=["K", "N_BUCKET", "BOUNDARY", "HAS_W", "PRECISION"])
 @triton.jit
-def _forward_kernel(x_ptr, y_ptr, w_ptr, partial_ptr, M, N, K, inv_bw, N_BUCKET,
+def _forward_kernel(x_ptr, y_ptr, w_ptr, partial_ptr, consts_ptr, M, N, K, N_BUCKET,
                     RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, HAS_W: tl.constexpr, PRECISION: tl.constexpr,
                     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    row = tl.program_id(0)
+    row = tl.program_id(0).to(tl.int64)
+    inv_bw, one_minus_g2 = load_constants(consts_ptr)
     tiles = tl.cdiv(K, BLOCK_K)
     k1_first = (tl.program_id(1) // tiles) * BLOCK_K
     k2_first = (tl.program_id(1) % tiles) * BLOCK_K
@@ -79,8 +100,8 @@ def _forward_kernel(x_ptr, y_ptr, w_ptr, partial_ptr, M, N, K, inv_bw, N_BUCKET,
         x, w, inside = load_pixels(x_ptr, w_ptr, row, offs, N, HAS_W)
         y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
         if _reaches(x, k1_first, BLOCK_K, K, RADIUS, BOUNDARY) & _reaches(y, k2_first, BLOCK_K, K, RADIUS, BOUNDARY):
-            a = dense_memberships(x, k1, K, inv_bw, RADIUS, BOUNDARY, BLOCK_K) * w[:, None]
-            b = dense_memberships(y, k2, K, inv_bw, RADIUS, BOUNDARY, BLOCK_K)
+            a = dense_memberships(x, k1, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K) * w[:, None]
+            b = dense_memberships(y, k2, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K)
             acc = tl.dot(tl.trans(a), b, acc, input_precision=PRECISION, out_dtype=acc_type)
     out = partial_ptr + ((split * M + row) * K + k1[:, None]) * K + k2[None, :]
     tl.store(out, acc, mask=(k1[:, None] < K) & (k2[None, :] < K))
@@ -88,12 +109,13 @@ def _forward_kernel(x_ptr, y_ptr, w_ptr, partial_ptr, M, N, K, inv_bw, N_BUCKET,
 
 @autotune(_WINDOW_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
 @triton.jit
-def _backward_kernel(x_ptr, y_ptr, w_ptr, g_ptr, gj_ptr, grad_x_ptr, grad_y_ptr, grad_w_ptr, N, K, inv_bw,
+def _backward_kernel(x_ptr, y_ptr, w_ptr, g_ptr, gj_ptr, grad_x_ptr, grad_y_ptr, grad_w_ptr, consts_ptr, N, K,
                      FIRST, LAST, WIN, N_BUCKET, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr,
                      HAS_W: tl.constexpr, NEED_X: tl.constexpr, NEED_Y: tl.constexpr, NEED_W: tl.constexpr,
                      WIN_TILE: tl.constexpr, BLOCK_N: tl.constexpr):
-    row = tl.program_id(0)
-    offs = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row = tl.program_id(1).to(tl.int64)
+    offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    inv_bw, one_minus_g2 = load_constants(consts_ptr)
     inside = offs < N
     x = sanitize(tl.load(x_ptr + row * N + offs, mask=inside, other=0.0))
     y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
@@ -109,13 +131,13 @@ def _backward_kernel(x_ptr, y_ptr, w_ptr, g_ptr, gj_ptr, grad_x_ptr, grad_y_ptr,
         j2 = base_y[:, None] + r2[None, :]
         real2, valid2 = fold(j2, K, BOUNDARY)
         valid2 = valid2 & (r2[None, :] < WIN) & inside[:, None]
-        b, db = membership(y[:, None], j2.to(y.dtype), inv_bw)
+        b, db = membership(y[:, None], j2.to(y.dtype), inv_bw, one_minus_g2)
         b = tl.where(valid2, b, 0.0)
         g_dot_a = tl.zeros_like(b)  # sum_j1 a_j1 G[j1, j2] for this tile's j2
         for r1 in range(WIN):
             j1 = base_x + r1
             real1, valid1 = fold(j1, K, BOUNDARY)
-            a, da = membership(x, j1.to(x.dtype), inv_bw)
+            a, da = membership(x, j1.to(x.dtype), inv_bw, one_minus_g2)
             a = tl.where(valid1, a, 0.0)
             g = tl.load(g_row + real1[:, None] * K + real2, mask=valid1[:, None] & valid2, other=0.0)
             g_dot_b = tl.sum(g * b, axis=1)
@@ -135,16 +157,22 @@ def _backward_kernel(x_ptr, y_ptr, w_ptr, g_ptr, gj_ptr, grad_x_ptr, grad_y_ptr,
         tl.store(grad_w_ptr + row * N + offs, grad_w - tl.load(gj_ptr + row), mask=inside)
 
 
+def forward_grid(rows: int, bins: int, splits: int):
+    """Grid of the forward: rows, K1 × K2 tile pairs, pixel splits."""
+    return lambda meta: check_grid("joint_histogram", (rows, triton.cdiv(bins, meta["BLOCK_K"]) ** 2, splits))
+
+
 def forward(x, y, w, bins, bandwidth, boundary, window, precision):
     """Joint histogram J (M, K, K) of values x, y (M, N) in bin units with optional weights w (M, N)."""
     rows, n = x.shape
     has_w = w is not None
     splits = partial_splits(rows, n, triton.cdiv(bins, 64) ** 2)
     partials = x.new_empty(splits, rows, bins, bins)
-    grid = lambda meta: (rows, triton.cdiv(bins, meta["BLOCK_K"]) ** 2, splits)  # noqa: E731
-    _forward_kernel[grid](x, y, w if has_w else x, partials, rows, n, bins, 1.0 / bandwidth, n_bucket(n),
-                          RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary], HAS_W=has_w,
-                          PRECISION=precision if x.dtype != torch.float64 else "ieee")
+    launch(_forward_kernel, forward_grid(rows, bins, splits), x.device,
+           x, y, w if has_w else x, partials, bandwidth_constants(bandwidth, x), rows, n, bins, n_bucket(n),
+           RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary], HAS_W=has_w,
+           PRECISION=precision if x.dtype != torch.float64 else "ieee",
+           fixed=torch.are_deterministic_algorithms_enabled())
     return partials.sum(0) / weight_sums(x, w)[:, None, None]
 
 
@@ -156,10 +184,9 @@ def backward(g, x, y, w, joint, bins, bandwidth, boundary, window, need_x, need_
     gj = ((g * joint).sum((1, 2)) / total).contiguous()
     grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
     placeholder = [t if t is not None else x for t in grads]
-    grid = lambda meta: (rows, triton.cdiv(n, meta["BLOCK_N"]))  # noqa: E731
-    _backward_kernel[grid](x, y, w if w is not None else x, g_scaled, gj, *placeholder, n, bins,
-                           1.0 / bandwidth, window.first, window.last, window.size, n_bucket(n),
-                           RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary], HAS_W=w is not None,
-                           NEED_X=need_x, NEED_Y=need_y, NEED_W=need_w,
-                           WIN_TILE=min(16, triton.next_power_of_2(window.size)))
+    launch(_backward_kernel, pixel_grid("joint_histogram backward", rows, n), x.device,
+           x, y, w if w is not None else x, g_scaled, gj, *placeholder, bandwidth_constants(bandwidth, x), n,
+           bins, window.first, window.last, window.size, n_bucket(n), RADIUS=window.radius,
+           BOUNDARY=BOUNDARY_CODES[boundary], HAS_W=w is not None, NEED_X=need_x, NEED_Y=need_y, NEED_W=need_w,
+           WIN_TILE=min(16, triton.next_power_of_2(window.size)))
     return tuple(grads)

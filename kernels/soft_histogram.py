@@ -14,15 +14,22 @@ where j runs over the pixel's window of virtual bins (2R+1 of them; R from the b
 
 Forward, two reductions across programs:
 
-* atomic (default): programs over (row, pixel block); each evaluates its pixels' windows, one sigmoid pair
-  per virtual bin, and adds them into the row's bins with relaxed atomics;
+* atomic (default): programs over (pixel block, row); each evaluates its pixels' windows and adds them into
+  the row's bins with relaxed atomics, in float64 (an fp32 word per bin loses about 1e-3 relative on a flat
+  512² image, where every pixel lands in the same few bins);
 * deterministic (``torch.are_deterministic_algorithms_enabled()``): programs over (row, bin tile, pixel
   split) evaluate the exact dense memberships of their tile, images included only where a pixel is near a
   boundary, and write per-split partials that a fixed-order sum reduces.
 
-Backward: programs over (row, pixel block) gather dL/dp over each pixel's window; no atomics.
+Backward: programs over (pixel block, row) gather dL/dp over each pixel's window; no atomics.
+
+Pixel blocks sit on grid axis 0 (up to 2^31 - 1 programs; axes 1 and 2 stop at 65535), and row offsets are
+int64, so any image that fits in memory launches.
 """
+import contextlib
+import functools
 import inspect
+import math
 import os
 
 import torch
@@ -50,8 +57,8 @@ def sanitize(u):
 
 @triton.jit
 def load_pixels(u_ptr, w_ptr, row, offs, N, HAS_W: tl.constexpr):
-    """Values (sanitized) and weights of pixels ``offs`` of a row, and which of them exist; missing pixels
-    and unweighted calls get weight 0 and 1."""
+    """Values (sanitized) and weights of pixels ``offs`` of a row (int64), and which of them exist; missing
+    pixels and unweighted calls get weight 0 and 1."""
     inside = offs < N
     u = sanitize(tl.load(u_ptr + row * N + offs, mask=inside, other=0.0))
     if HAS_W:
@@ -61,29 +68,52 @@ def load_pixels(u_ptr, w_ptr, row, offs, N, HAS_W: tl.constexpr):
     return u, w, inside
 
 
+def bandwidth_constants(bandwidth: float, like: torch.Tensor) -> torch.Tensor:
+    """(1/b, 1 - exp(-1/b)) for bandwidth b, computed in float64 and stored in ``like``'s dtype and device.
+
+    They reach the kernels as a tensor because a Python float argument reaches a compiled kernel as fp32
+    whatever the input dtype (the interpreter keeps fp64, so only a GPU would show the loss).
+    """
+    return _constants(float(bandwidth), like.dtype, like.device)
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(bandwidth: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    # Cached: one host-to-device copy per bandwidth, and a fixed address that CUDA graphs can capture.
+    inv_bw = 1.0 / bandwidth
+    return torch.tensor([inv_bw, -math.expm1(-inv_bw)], dtype=dtype, device=device)
+
+
 @triton.jit
-def membership(u, j, inv_bw):
+def load_constants(consts_ptr):
+    """(1/b, 1 - exp(-1/b)) from ``bandwidth_constants``."""
+    return tl.load(consts_ptr), tl.load(consts_ptr + 1)
+
+
+@triton.jit
+def membership(u, j, inv_bw, one_minus_g2):
     """pi_j(u) for virtual bin j (any integer, as a float of u's dtype) and its derivative d pi_j / du.
 
-    The kernel is symmetric about the bin centre, so with d = |u - j - 1/2| / b, E = exp(-d) and
-    G = exp(-1/(2b)), both in (0, 1],
+    The kernel is symmetric about the bin centre. With d = |u - j - 1/2| / b, c = 1/(2b), A = exp(-|d - c|),
+    Q = exp(-(d + c)) and G2 = exp(-2c), all in (0, 1],
 
-        pi = sigmoid(d + 1/(2b)) - sigmoid(d - 1/(2b)) = E (1 - G^2) / ((1 + E G)(G + E)),
-        d pi / dd = -E G (1 - G^2)(1 - E^2) / ((1 + E G)(G + E))^2,
+        pi = sigmoid(c - d) - sigmoid(-c - d) = (1 - G2) [A if d >= c else 1] / ((1 + A)(1 + Q)),
+        d pi / dd = Q / (1 + Q)^2 - A / (1 + A)^2,
 
-    one exponential and one reciprocal per bin instead of two sigmoids (half the special-function work),
-    without overflow at any bandwidth and without the cancellation of a sigmoid difference in the tails.
-    The casts keep the arithmetic in u's dtype: a Python-float argument is fp64 under the interpreter but
-    fp32 on a GPU.
+    two exponentials and one reciprocal per bin, no cancellation of a sigmoid difference in the tails, and no
+    0/0 or 0·inf at any bandwidth: both exponentials may underflow (tiny bandwidths) without a NaN, and a
+    pixel inside its bin keeps pi = 1 - G2 even when A underflows.
     """
-    offset = ((u - j - 0.5) * inv_bw).to(u.dtype)
-    e = tl.exp(-tl.abs(offset))
-    g = tl.exp(tl.zeros_like(offset) - (0.5 * inv_bw)).to(u.dtype)
-    one_minus_g2 = 1.0 - g * g
-    r = 1.0 / ((1.0 + e * g) * (g + e))
-    value = e * one_minus_g2 * r
-    slope = -e * g * one_minus_g2 * (1.0 - e * e) * r * r
-    return value, (tl.where(offset < 0, -slope, slope) * inv_bw).to(u.dtype)
+    d = tl.abs(u - j - 0.5) * inv_bw
+    c = 0.5 * inv_bw
+    a = tl.exp(-tl.abs(d - c))
+    q = tl.exp(-(d + c))
+    a1 = 1.0 + a
+    q1 = 1.0 + q
+    r = 1.0 / (a1 * q1)
+    value = one_minus_g2 * tl.where(d >= c, a, 1.0) * r
+    slope = q * (a1 * r) * (a1 * r) - a * (q1 * r) * (q1 * r)
+    return value, tl.where(u - j < 0.5, -slope, slope) * inv_bw
 
 
 @triton.jit
@@ -104,12 +134,56 @@ def fold(j, K, BOUNDARY: tl.constexpr):
 
 def autotune(configs, key, **kwargs):
     """``triton.autotune`` with the tuning results cached on disk per GPU where the Triton version can
-    (``cache_results``, newer than 3.6), and a single config under the interpreter, which fails on several."""
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        configs = configs[:1]
+    (``cache_results``, newer than 3.6). ``launch`` decides when the tuner is bypassed."""
     if "cache_results" in inspect.signature(triton.autotune).parameters:
         kwargs["cache_results"] = True
     return triton.autotune(configs=configs, key=key, **kwargs)
+
+
+#: Whether the kernels were decorated under the Triton interpreter (TRITON_INTERPRET=1), which runs them on
+#: CPU tensors but cannot autotune (it fails on several configs).
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+_PINNED: dict[object, int] = {}
+# CUDA's grid limits: axis 0 up to 2^31 - 1 programs, axes 1 and 2 up to 65535.
+GRID_LIMITS = (2**31 - 1, 65535, 65535)
+
+
+@contextlib.contextmanager
+def pinned(kernel, index: int):
+    """Inside the block, launch autotuned ``kernel`` with its config ``configs[index]`` only.
+
+    Tests use it to run every config under the interpreter; gpu_check uses it to check each config on a GPU.
+    """
+    _PINNED[kernel] = index
+    try:
+        yield kernel.configs[index]
+    finally:
+        del _PINNED[kernel]
+
+
+def check_grid(op: str, grid: tuple) -> tuple:
+    """``grid`` if every axis is within CUDA's limits; a clear error instead of a failed launch otherwise."""
+    for axis, (size, limit) in enumerate(zip(grid, GRID_LIMITS)):
+        if size > limit:
+            raise ValueError(f"{op}: the launch needs {size} programs on grid axis {axis}, over CUDA's limit of "
+                             f"{limit}; split the batch (rows are B·C)")
+    return grid
+
+
+def launch(kernel, grid, device: torch.device, *args, fixed: bool = False, **kwargs):
+    """Launch autotuned ``kernel`` on ``device`` (not the current device), autotuned unless a config is pinned
+    (``pinned``), the kernels are interpreted, or ``fixed`` (block sizes group the partial sums, so under
+    ``torch.use_deterministic_algorithms`` a tuned choice could change the bits): then with that config or
+    the first."""
+    index = _PINNED.get(kernel)
+    if index is None and (fixed or INTERPRETED):
+        index = 0
+    guard = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    with guard:
+        if index is None:
+            kernel[grid](*args, **kwargs)
+        else:
+            kernel.fn[grid](*args, **kwargs, **kernel.configs[index].all_kwargs())
 
 
 def weight_sums(values: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
@@ -139,87 +213,99 @@ _TILE_CONFIGS = [
 
 
 @autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"],
-                 reset_to_zero=["out_ptr"])
+          reset_to_zero=["out_ptr"])
 @triton.jit
-def _forward_atomic_kernel(u_ptr, w_ptr, out_ptr, N, K, inv_bw, FIRST, LAST, WIN, N_BUCKET,
+def _forward_atomic_kernel(u_ptr, w_ptr, out_ptr, consts_ptr, N, K, FIRST, LAST, WIN, N_BUCKET,
                            RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, HAS_W: tl.constexpr,
                            BLOCK_N: tl.constexpr):
-    row = tl.program_id(0)
-    offs = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row = tl.program_id(1).to(tl.int64)
+    offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    inv_bw, one_minus_g2 = load_constants(consts_ptr)
     u, w, inside = load_pixels(u_ptr, w_ptr, row, offs, N, HAS_W)
     base = tl.minimum(tl.maximum(tl.floor(u).to(tl.int32) - RADIUS, FIRST), LAST)
     for r in range(WIN):
         j = base + r
-        value, _ = membership(u, j.to(u.dtype), inv_bw)
+        value, _ = membership(u, j.to(u.dtype), inv_bw, one_minus_g2)
         real, valid = fold(j, K, BOUNDARY)
-        tl.atomic_add(out_ptr + row * K + real, value * w, mask=inside & valid, sem="relaxed")
+        tl.atomic_add(out_ptr + row * K + real, (value * w).to(tl.float64), mask=inside & valid, sem="relaxed")
 
 
 @triton.jit
-def dense_memberships(u, k, K, inv_bw, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, BLOCK_K: tl.constexpr):
-    """Exact memberships (BLOCK_N, BLOCK_K) of values u in real bins k, mirror or periodic images included.
+def image_flags(lo, hi, k_first, K, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Whether the bin tile [k_first, k_first + BLOCK_K) can receive the low-end and the high-end images of
+    values spanning [lo, hi]: only if some value lies within RADIUS + 1 bins of that boundary and the tile
+    holds bins that close to the end the image lands at (the same end under reflect, the other one under
+    circular); beyond that every image membership is below the truncation tolerance."""
+    near_lo = lo < RADIUS + 1.0
+    near_hi = hi > K - RADIUS - 1.0
+    low_tile = k_first <= RADIUS + 1
+    high_tile = k_first + BLOCK_K >= K - RADIUS - 1
+    if BOUNDARY == REFLECT:
+        return near_lo & low_tile, near_hi & high_tile
+    elif BOUNDARY == CIRCULAR:
+        return near_lo & high_tile, near_hi & low_tile
+    else:
+        tl.static_assert(False, "no images without a boundary")
 
-    An image adds nothing above the truncation tolerance unless some value lies within RADIUS + 1 bins of the
-    boundary it mirrors and the tile holds bins that close to the matching end, so it is evaluated only then.
-    """
+
+@triton.jit
+def dense_memberships(u, k, K, inv_bw, one_minus_g2, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr,
+                      BLOCK_K: tl.constexpr):
+    """Exact memberships (BLOCK_N, BLOCK_K) of values u in real bins k, mirror or periodic images included
+    where ``image_flags`` says they can reach the tile."""
     uu = u[:, None]
     kk = k[None, :].to(u.dtype)
-    total, _ = membership(uu, kk, inv_bw)
+    total, _ = membership(uu, kk, inv_bw, one_minus_g2)
     if BOUNDARY != NONE:
-        k_first = tl.min(k, axis=0)
-        near_lo = tl.min(u, axis=0) < RADIUS + 1.0
-        near_hi = tl.max(u, axis=0) > K - RADIUS - 1.0
-        low_tile = k_first <= RADIUS + 1
-        high_tile = k_first + BLOCK_K >= K - RADIUS - 1
-        if BOUNDARY == REFLECT:
-            if near_lo & low_tile:
-                image, _ = membership(uu, -kk - 1.0, inv_bw)
-                total += image
-            if near_hi & high_tile:
-                image, _ = membership(uu, 2.0 * K - 1.0 - kk, inv_bw)
-                total += image
-        else:
-            if near_lo & high_tile:
-                image, _ = membership(uu, kk - K, inv_bw)
-                total += image
-            if near_hi & low_tile:
-                image, _ = membership(uu, kk + K, inv_bw)
-                total += image
+        low_image, high_image = image_flags(tl.min(u, axis=0), tl.max(u, axis=0), tl.min(k, axis=0), K, RADIUS,
+                                            BOUNDARY, BLOCK_K)
+        if low_image:
+            # reflect: bin k receives virtual bin -k-1; circular: k - K.
+            image, _ = membership(uu, -kk - 1.0 if BOUNDARY == REFLECT else kk - K, inv_bw, one_minus_g2)
+            total += image
+        if high_image:
+            # reflect: bin k receives virtual bin 2K-1-k; circular: k + K.
+            image, _ = membership(uu, 2.0 * K - 1.0 - kk if BOUNDARY == REFLECT else kk + K, inv_bw,
+                                  one_minus_g2)
+            total += image
     return tl.where(k[None, :] < K, total, 0.0)
 
 
 @autotune(_TILE_CONFIGS, key=["K", "N_BUCKET", "BOUNDARY", "HAS_W"])
 @triton.jit
-def _forward_partials_kernel(u_ptr, w_ptr, partial_ptr, M, N, K, inv_bw, N_BUCKET,
+def _forward_partials_kernel(u_ptr, w_ptr, partial_ptr, consts_ptr, M, N, K, N_BUCKET,
                              RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, HAS_W: tl.constexpr,
                              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    row = tl.program_id(0)
+    row = tl.program_id(0).to(tl.int64)
     k = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
     split = tl.program_id(2)
     splits = tl.num_programs(2)
-    acc = tl.zeros((BLOCK_K,), dtype=tl.float32 if partial_ptr.dtype.element_ty != tl.float64 else tl.float64)
+    inv_bw, one_minus_g2 = load_constants(consts_ptr)
+    # float64 partials: a split's blocks add up sequentially, as the atomics do.
+    acc = tl.zeros((BLOCK_K,), dtype=tl.float64)
     for start in range(split * BLOCK_N, N, splits * BLOCK_N):
         u, w, _ = load_pixels(u_ptr, w_ptr, row, start + tl.arange(0, BLOCK_N), N, HAS_W)
-        m = dense_memberships(u, k, K, inv_bw, RADIUS, BOUNDARY, BLOCK_K)
-        acc += tl.sum(m * w[:, None], axis=0)
+        m = dense_memberships(u, k, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K)
+        acc += tl.sum(m * w[:, None], axis=0).to(tl.float64)
     tl.store(partial_ptr + (split * M + row) * K + k, acc, mask=k < K)
 
 
 @autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
 @triton.jit
-def _backward_kernel(u_ptr, w_ptr, g_ptr, gp_ptr, grad_u_ptr, grad_w_ptr, N, K, inv_bw, FIRST, LAST, WIN,
+def _backward_kernel(u_ptr, w_ptr, g_ptr, gp_ptr, grad_u_ptr, grad_w_ptr, consts_ptr, N, K, FIRST, LAST, WIN,
                      N_BUCKET, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, HAS_W: tl.constexpr,
                      NEED_U: tl.constexpr, NEED_W: tl.constexpr, BLOCK_N: tl.constexpr):
-    row = tl.program_id(0)
-    offs = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row = tl.program_id(1).to(tl.int64)
+    offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     inside = offs < N
+    inv_bw, one_minus_g2 = load_constants(consts_ptr)
     u = sanitize(tl.load(u_ptr + row * N + offs, mask=inside, other=0.0))
     base = tl.minimum(tl.maximum(tl.floor(u).to(tl.int32) - RADIUS, FIRST), LAST)
     grad_u = tl.zeros_like(u)
     grad_w = tl.zeros_like(u)
     for r in range(WIN):
         j = base + r
-        value, slope = membership(u, j.to(u.dtype), inv_bw)
+        value, slope = membership(u, j.to(u.dtype), inv_bw, one_minus_g2)
         real, valid = fold(j, K, BOUNDARY)
         g = tl.load(g_ptr + row * K + real, mask=inside & valid, other=0.0)
         grad_u += g * slope
@@ -242,25 +328,36 @@ def partial_splits(rows: int, n: int, tiles: int) -> int:
     return max(1, min(n // 2048, 2048 // max(1, rows * tiles)))
 
 
+def pixel_grid(op: str, rows: int, n: int):
+    """Grid of the per-pixel kernels: pixel blocks on axis 0, rows on axis 1."""
+    return lambda meta: check_grid(op, (triton.cdiv(n, meta["BLOCK_N"]), rows))
+
+
+def partials_grid(op: str, rows: int, bins: int, splits: int):
+    """Grid of the soft-histogram partials kernel: rows, bin tiles, pixel splits."""
+    return lambda meta: check_grid(op, (rows, triton.cdiv(bins, meta["BLOCK_K"]), splits))
+
+
 def forward(u, w, bins, bandwidth, boundary, window):
     """Soft histogram (M, K) of values u (M, N) in bin units with optional weights w (M, N)."""
     rows, n = u.shape
     code = BOUNDARY_CODES[boundary]
     has_w = w is not None
     w_arg = w if has_w else u
+    consts = bandwidth_constants(bandwidth, u)
     if torch.are_deterministic_algorithms_enabled():
         splits = partial_splits(rows, n, triton.cdiv(bins, 32))
-        partials = u.new_empty(splits, rows, bins)
-        grid = lambda meta: (rows, triton.cdiv(bins, meta["BLOCK_K"]), splits)  # noqa: E731
-        _forward_partials_kernel[grid](u, w_arg, partials, rows, n, bins, 1.0 / bandwidth, n_bucket(n),
-                                       RADIUS=window.radius, BOUNDARY=code, HAS_W=has_w)
+        partials = u.new_empty(splits, rows, bins, dtype=torch.float64)
+        launch(_forward_partials_kernel, partials_grid("soft_histogram", rows, bins, splits), u.device,
+               u, w_arg, partials, consts, rows, n, bins, n_bucket(n), RADIUS=window.radius, BOUNDARY=code,
+               HAS_W=has_w, fixed=True)
         hist = partials.sum(0)
     else:
-        hist = u.new_zeros(rows, bins)
-        grid = lambda meta: (rows, triton.cdiv(n, meta["BLOCK_N"]))  # noqa: E731
-        _forward_atomic_kernel[grid](u, w_arg, hist, n, bins, 1.0 / bandwidth, window.first, window.last,
-                                     window.size, n_bucket(n), RADIUS=window.radius, BOUNDARY=code, HAS_W=has_w)
-    return hist / weight_sums(u, w)[:, None]
+        hist = u.new_zeros(rows, bins, dtype=torch.float64)
+        launch(_forward_atomic_kernel, pixel_grid("soft_histogram", rows, n), u.device,
+               u, w_arg, hist, consts, n, bins, window.first, window.last, window.size, n_bucket(n),
+               RADIUS=window.radius, BOUNDARY=code, HAS_W=has_w)
+    return (hist / weight_sums(u, w).to(torch.float64)[:, None]).to(u.dtype)
 
 
 def backward(g, u, w, p, bins, bandwidth, boundary, window, need_u, need_w):
@@ -271,9 +368,9 @@ def backward(g, u, w, p, bins, bandwidth, boundary, window, need_u, need_w):
     gp = ((g * p).sum(1, keepdim=True) / total).contiguous()
     grad_u = torch.empty_like(u) if need_u else None
     grad_w = torch.empty_like(u) if need_w else None
-    grid = lambda meta: (rows, triton.cdiv(n, meta["BLOCK_N"]))  # noqa: E731
-    _backward_kernel[grid](u, w if w is not None else u, g_scaled, gp, grad_u if need_u else u,
-                           grad_w if need_w else u, n, bins, 1.0 / bandwidth, window.first, window.last,
-                           window.size, n_bucket(n), RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary],
-                           HAS_W=w is not None, NEED_U=need_u, NEED_W=need_w)
+    launch(_backward_kernel, pixel_grid("soft_histogram backward", rows, n), u.device,
+           u, w if w is not None else u, g_scaled, gp, grad_u if need_u else u, grad_w if need_w else u,
+           bandwidth_constants(bandwidth, u), n, bins, window.first, window.last, window.size, n_bucket(n),
+           RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary], HAS_W=w is not None, NEED_U=need_u,
+           NEED_W=need_w)
     return grad_u, grad_w

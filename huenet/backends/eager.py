@@ -81,14 +81,16 @@ def soft_histogram_forward(u: torch.Tensor, w: torch.Tensor | None, binning: Bin
     """p[m, k] = sum_x w[m, x] m_k(u[m, x]) / S_m with S_m = sum_x w[m, x], for u (M, N); returns (M, K)."""
     layout = _Layout(binning, u.dtype, u.device)
     rows, n = u.shape
-    hist = u.new_zeros(rows, binning.bins + 1)
-    for sl in _chunks(n, rows, 4 * (layout.size + 1)):
+    # float64 sums: scatter_add_ adds pixel after pixel into one word per bin, and in fp32 a flat 512² image
+    # (every pixel in the same few bins) comes out about 1e-3 too small.
+    hist = u.new_zeros(rows, binning.bins + 1, dtype=torch.float64)
+    for sl in _chunks(n, rows, 6 * (layout.size + 1)):
         sig, index = layout.window(u[:, sl])
         vals = _memberships(sig)
         if w is not None:
             vals = vals * w[:, sl].unsqueeze(-1)
-        hist.scatter_add_(1, index.flatten(1), vals.flatten(1))
-    return hist[:, :-1] / _weight_sums(u, w).unsqueeze(-1)
+        hist.scatter_add_(1, index.flatten(1), vals.flatten(1).to(torch.float64))
+    return (hist[:, :-1] / _weight_sums(u, w).unsqueeze(-1).to(torch.float64)).to(u.dtype)
 
 
 def soft_histogram_backward(g: torch.Tensor, u: torch.Tensor, w: torch.Tensor | None, p: torch.Tensor,
@@ -142,19 +144,21 @@ def joint_histogram_forward(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | 
     rows, n = x.shape
     k1 = binning.bins + 1
     dense = _dense_rows(layout, k1)
-    joint = x.new_zeros(rows, k1, k1)
-    for sl in _chunks(n, rows, 4 * (k1 + layout.size) if dense else 4 * layout.size * layout.size):
+    # float64 sums across chunks, and for the pixel-by-pixel scatter (see soft_histogram_forward).
+    joint = x.new_zeros(rows, k1, k1, dtype=torch.float64)
+    for sl in _chunks(n, rows, 4 * (k1 + layout.size) if dense else 6 * layout.size * layout.size):
         sig_x, idx_x = layout.window(x[:, sl])
         sig_y, idx_y = layout.window(y[:, sl])
         a, b = _memberships(sig_x), _memberships(sig_y)
         if w is not None:
             b = b * w[:, sl].unsqueeze(-1)
         if dense:
-            joint.baddbmm_(_rows(a, idx_x, k1).transpose(1, 2), _rows(b, idx_y, k1))
+            joint += torch.bmm(_rows(a, idx_x, k1).transpose(1, 2), _rows(b, idx_y, k1))
         else:
             flat = (idx_x.unsqueeze(-1) * k1 + idx_y.unsqueeze(-2)).flatten(1)
-            joint.view(rows, -1).scatter_add_(1, flat, (a.unsqueeze(-1) * b.unsqueeze(-2)).flatten(1))
-    return joint[:, :-1, :-1] / _weight_sums(x, w)[:, None, None]
+            products = (a.unsqueeze(-1) * b.unsqueeze(-2)).flatten(1).to(torch.float64)
+            joint.view(rows, -1).scatter_add_(1, flat, products)
+    return (joint[:, :-1, :-1] / _weight_sums(x, w).to(torch.float64)[:, None, None]).to(x.dtype)
 
 
 def joint_histogram_backward(g: torch.Tensor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
