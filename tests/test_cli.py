@@ -137,6 +137,7 @@ def test_evaluate_json_into_a_new_folder_and_self_pairs(run_dir, tmp_path, capsy
     out = tmp_path / "new" / "deeper" / "eval.json"
     evaluate.main(["--checkpoint", str(run_dir), "--json", str(out), "--limit", "2"])
     assert json.loads(out.read_text())["pairs"] == 2
+    capsys.readouterr()
     code, err = _exit(evaluate.main, ["--checkpoint", str(run_dir), "--json", str(tmp_path)], capsys)
     assert code == 2 and "is a folder" in err
     (tmp_path / "file").write_text("")

@@ -140,8 +140,9 @@ def _run(args) -> None:
     _, val_idx = split_indices(len(images), config["val_fraction"], config["seed"])
     pairs = UnpairedPairs(images, val_idx[:args.limit], image_size, train=False, seed=config["seed"])
     if len(pairs) < FEW_PAIRS:
-        warnings.warn(f"only {len(pairs)} validation pair(s): the means below are rough (use a larger --data "
-                      f"folder; its validation split is {config['val_fraction']:.0%} of it)", stacklevel=2)
+        hint = "" if args.limit is not None and args.limit < len(val_idx) else \
+            f" (the validation split is {config['val_fraction']:.0%} of the images; use a larger folder)"
+        warnings.warn(f"only {len(pairs)} validation pair(s): the means below are rough{hint}", stacklevel=2)
     skipped = set(skipped_images(images))
     result = evaluate(generator, pairs, args.batch_size, device, skipped)
 
