@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from helpers import bad_checkpoints
 from PIL import Image
 
@@ -127,6 +128,12 @@ def test_evaluate_with_a_bad_checkpoint_names_the_file(run_dir, tmp_path, capsys
     for kind, path in bad_checkpoints(tmp_path, run_dir / "checkpoint.pt").items():
         code, err = _exit(evaluate.main, ["--checkpoint", str(path)], capsys)
         assert code == 1 and err.startswith(f"huenet.evaluate: error: --checkpoint: {str(path)!r} is not a"), err
+    # A checkpoint whose weights do not fit its generator settings.
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    state["generator_config"]["ngf"] = 4
+    torch.save(state, tmp_path / "mismatched.pt")
+    code, err = _exit(evaluate.main, ["--checkpoint", str(tmp_path / "mismatched.pt")], capsys)
+    assert code == 1 and "holds a generator that cannot be rebuilt" in err, err
     code, err = _exit(evaluate.main, ["--checkpoint", str(tmp_path / "none")], capsys)
     assert code == 1 and "--checkpoint: no checkpoint at" in err
     code, err = _exit(evaluate.main, ["--checkpoint", str(run_dir), "--device", "tpu"], capsys)

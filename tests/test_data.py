@@ -7,8 +7,15 @@ import torch
 from PIL import Image
 
 from huenet.color import rgb_to_hsv
-from huenet.colortransfer.data import (ImageFolder, UnpairedPairs, find_images, make_image_set, pil_to_tensor,
-                                      skipped_images, split_indices)
+from huenet.colortransfer.data import (
+    ImageFolder,
+    UnpairedPairs,
+    find_images,
+    make_image_set,
+    pil_to_tensor,
+    skipped_images,
+    split_indices,
+)
 from huenet.colortransfer.synthetic import HUE_FAMILIES, SyntheticImages
 
 

@@ -114,8 +114,17 @@ def load_generator(run_or_file: str | os.PathLike, device: str | torch.device = 
 
     Returns:
         ``(generator, config)``.
+
+    Raises:
+        FileNotFoundError, CheckpointError: see :func:`load_checkpoint`; also a CheckpointError when the stored
+            weights do not fit the stored generator settings.
     """
     state = load_checkpoint(run_or_file, device)
-    generator = HueNetGenerator(**state["generator_config"]).to(device)
-    generator.load_state_dict(state["generator"])
+    try:
+        generator = HueNetGenerator(**state["generator_config"]).to(device)
+        generator.load_state_dict(state["generator"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0][:120]
+        raise CheckpointError(f"{str(checkpoint_path(run_or_file))!r} holds a generator that cannot be rebuilt "
+                              f"({reason})") from err
     return generator.eval(), state["config"]
