@@ -116,6 +116,14 @@ def _json_path(args, ckpt: Path) -> Path:
         raise UsageError(f"--json {str(out)!r} is the run's own evaluation; with --data choose another file")
     if out.is_dir():
         raise UsageError(f"--json {str(out)!r} is a folder; give a file name")
+    # Create the folder now, before the evaluation, so that a path that cannot be written fails at once.
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise RunError(f"--json: cannot write {str(out)!r}: {str(blocking)!r} is a file, not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"--json: cannot create the folder {str(out.parent)!r} ({err.strerror or err})") from err
     return out
 
 
@@ -151,7 +159,6 @@ def _run(args) -> None:
           f"checkpoint {ckpt}" + (f"; {len(skipped)} unreadable image(s) skipped" if skipped else "") + "\n")
     print(format_table(result))
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         runlog.write_json(out, {"checkpoint": str(ckpt), "data": data, "image_size": image_size,
                                 "pairs": len(pairs), "unreadable": sorted(skipped),
                                 "metrics": {k: {"label": label, "lower_is_better": lower}
