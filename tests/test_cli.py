@@ -3,6 +3,8 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from helpers import bad_checkpoints
 from PIL import Image
 
 from huenet.colortransfer import evaluate, plots, runlog
@@ -54,11 +56,70 @@ def test_evaluate_on_another_folder(run_dir, tmp_path, capsys):
     data.mkdir()
     for i in range(12):
         _image(data / f"{i}.png", (48, 40), [(200, 30, 30), (30, 200, 30), (30, 30, 200)][i % 3])
+    own = run_dir / runlog.EVALUATION_NAME
+    evaluate.main(["--checkpoint", str(run_dir)])
+    before = own.read_text()
+    capsys.readouterr()
     evaluate.main(["--checkpoint", str(run_dir), "--data", str(data), "--limit", "1"])
-    assert "1 validation pairs of " + str(data) in capsys.readouterr().out
-    assert json.loads((run_dir / runlog.EVALUATION_NAME).read_text())["data"] == str(data)
-    with pytest.raises(SystemExit, match="does not exist"):
-        evaluate.main(["--checkpoint", str(run_dir), "--data", str(tmp_path / "missing")])
+    captured = capsys.readouterr()
+    assert "1 validation pairs of " + str(data) in captured.out
+    # The run's own evaluation is kept; this one goes beside it, named after the folder.
+    assert own.read_text() == before
+    assert json.loads((run_dir / "evaluation-data.json").read_text())["data"] == str(data)
+    # Too few pairs for the means to mean much: one clean warning line.
+    assert captured.err.startswith("huenet.evaluate: warning: only 1 validation pair(s)"), captured.err
+    code, err = _exit(evaluate.main, ["--checkpoint", str(run_dir), "--data", str(data), "--json", str(own)], capsys)
+    assert code == 2 and "--json" in err and "own evaluation" in err and own.read_text() == before
+    code, err = _exit(evaluate.main, ["--checkpoint", str(run_dir), "--data", str(tmp_path / "missing")], capsys)
+    assert code == 1 and err.startswith("huenet.evaluate: error: --data: the folder") and "does not exist" in err
+
+
+def _exit(main, argv, capsys):
+    """Run a CLI's main in this process, expecting it to exit; returns (status, stderr) after checking that
+    stderr is one line without a traceback."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return info.value.code, err
+
+
+def test_evaluate_with_a_bad_checkpoint_names_the_file(run_dir, tmp_path, capsys):
+    for kind, path in bad_checkpoints(tmp_path, run_dir / "checkpoint.pt").items():
+        code, err = _exit(evaluate.main, ["--checkpoint", str(path)], capsys)
+        assert code == 1 and err.startswith(f"huenet.evaluate: error: --checkpoint: {str(path)!r} is not a"), err
+    # A checkpoint whose weights do not fit its generator settings.
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    state["generator_config"]["ngf"] = 4
+    torch.save(state, tmp_path / "mismatched.pt")
+    code, err = _exit(evaluate.main, ["--checkpoint", str(tmp_path / "mismatched.pt")], capsys)
+    assert code == 1 and "holds a generator that cannot be rebuilt" in err, err
+    code, err = _exit(evaluate.main, ["--checkpoint", str(tmp_path / "none")], capsys)
+    assert code == 1 and "--checkpoint: no checkpoint at" in err
+    code, err = _exit(evaluate.main, ["--checkpoint", str(run_dir), "--device", "tpu"], capsys)
+    assert code == 2 and err.startswith("huenet.evaluate: error: --device must be one of"), err
+
+
+def test_evaluate_json_into_a_new_folder_and_self_pairs(run_dir, tmp_path, capsys):
+    out = tmp_path / "new" / "deeper" / "eval.json"
+    evaluate.main(["--checkpoint", str(run_dir), "--json", str(out), "--limit", "2"])
+    assert json.loads(out.read_text())["pairs"] == 2
+    capsys.readouterr()
+    code, err = _exit(evaluate.main, ["--checkpoint", str(run_dir), "--json", str(tmp_path)], capsys)
+    assert code == 2 and "is a folder" in err
+    (tmp_path / "file").write_text("")
+    code, err = _exit(evaluate.main, ["--checkpoint", str(run_dir), "--json", str(tmp_path / "file" / "e.json")],
+                      capsys)
+    assert code == 1 and err.startswith("huenet.evaluate: error: --json: cannot write") and "is a file" in err, err
+    # Two images: a validation split of one image, paired with itself.
+    data = tmp_path / "two"
+    data.mkdir()
+    for i in range(2):
+        _image(data / f"{i}.png", (40, 40), (200, 30, 30))
+    evaluate.main(["--checkpoint", str(run_dir), "--data", str(data)])
+    err = capsys.readouterr().err
+    assert "huenet.evaluate: warning: validation pair 0 ('0.png'): its source and target are the same image" in err \
+        or "('1.png'): its source and target are the same image" in err, err
 
 
 def test_plots_regenerate_from_the_log(run_dir, capsys):

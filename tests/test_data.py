@@ -7,8 +7,15 @@ import torch
 from PIL import Image
 
 from huenet.color import rgb_to_hsv
-from huenet.colortransfer.data import (ImageFolder, UnpairedPairs, find_images, make_image_set, pil_to_tensor,
-                                      skipped_images, split_indices)
+from huenet.colortransfer.data import (
+    ImageFolder,
+    UnpairedPairs,
+    find_images,
+    make_image_set,
+    pil_to_tensor,
+    skipped_images,
+    split_indices,
+)
 from huenet.colortransfer.synthetic import HUE_FAMILIES, SyntheticImages
 
 
@@ -174,3 +181,34 @@ def test_missing_empty_and_wrong_paths_give_clear_errors(tmp_path):
         ImageFolder(tmp_path / "one.png")
     with pytest.raises(ValueError, match="at least 2 readable images"):
         ImageFolder(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------- bit depth, alpha
+def test_16_bit_and_rgba_images_keep_their_range_and_alpha(tmp_path):
+    # Values a 16-bit file holds that 8 bits cannot: mid-grey 0.5 of the 16-bit range and a dark 0.0123.
+    # Clipping them at 255 (the old bug) reads them as white.
+    from huenet.colortransfer.images import write_image
+
+    grey = torch.full((3, 40, 48), 0.5)
+    grey[:, :20] = 0.0123
+    write_image(tmp_path / "rgb16.png", grey, bits=16)
+    write_image(tmp_path / "rgb16.tif", grey, bits=16)
+    Image.fromarray((grey[0].numpy() * 65535 + 0.5).astype(np.uint16)).save(tmp_path / "grey16.png")
+    colour = torch.tensor([0.8, 0.2, 0.1])[:, None, None].expand(3, 40, 48)
+    alpha = torch.zeros(1, 40, 48)
+    alpha[..., 24:] = 1.0  # the right half is opaque
+    write_image(tmp_path / "rgba.png", colour, alpha)
+    folder = ImageFolder(tmp_path)
+    pairs = UnpairedPairs(folder, range(len(folder)), 32, train=False)
+    for i in range(len(folder)):
+        pair = pairs[i]
+        name = folder.name(i)
+        if name == "rgba.png":
+            # The colours are kept under the transparent pixels too; the alpha travels beside them.
+            assert torch.allclose(pair.source, colour[:, :32, :32], atol=1 / 255)
+            assert pair.source_alpha[0, :, :8].max() < 0.01 and pair.source_alpha[0, :, -8:].min() > 0.99
+        else:
+            # Centre crop of the 40x48 image after resizing its short side to 32: rows 0..15 dark, 16..31 grey.
+            assert pair.source[:, -8:].mean().item() == pytest.approx(0.5, abs=1e-3), name
+            assert pair.source[:, :8].mean().item() == pytest.approx(0.0123, abs=1e-3), name
+            assert pair.source_alpha.min() == 1, name

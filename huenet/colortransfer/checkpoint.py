@@ -83,7 +83,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
         # weights_only=False: the state holds RNG states and plain config dicts, all written by this package.
         state = torch.load(path, map_location=device, weights_only=False)
     except Exception as err:  # noqa: BLE001 -- a foreign or torn file fails in the unpickler, zip reader or torch
-        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        # The first sentence of torch's message (its later ones are advice for torch's own developers).
+        reason = str(err).strip().splitlines()[0].split(". ")[0][:120] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{str(path)!r} is not a readable checkpoint ({reason})") from err
     missing = [k for k in keys if k not in state] if isinstance(state, dict) else list(keys)
     if missing:
@@ -113,8 +114,17 @@ def load_generator(run_or_file: str | os.PathLike, device: str | torch.device = 
 
     Returns:
         ``(generator, config)``.
+
+    Raises:
+        FileNotFoundError, CheckpointError: see :func:`load_checkpoint`; also a CheckpointError when the stored
+            weights do not fit the stored generator settings.
     """
     state = load_checkpoint(run_or_file, device)
-    generator = HueNetGenerator(**state["generator_config"]).to(device)
-    generator.load_state_dict(state["generator"])
+    try:
+        generator = HueNetGenerator(**state["generator_config"]).to(device)
+        generator.load_state_dict(state["generator"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0][:120]
+        raise CheckpointError(f"{str(checkpoint_path(run_or_file))!r} holds a generator that cannot be rebuilt "
+                              f"({reason})") from err
     return generator.eval(), state["config"]

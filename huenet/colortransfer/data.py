@@ -222,7 +222,7 @@ class UnpairedPairs(Dataset):
         return (i + random.Random(f"pair:{self.seed}:{self.epoch}:{i}").randrange(1, n)) % n
 
     def _load(self, position: int, skipped: list[str]) -> torch.Tensor:
-        """Image ``indices[position]`` (or the next one that decodes) as (4, H, W): RGB and alpha."""
+        """Image ``indices[position]`` (or the next one that decodes) as (3, H, W) RGB, or (4, H, W) with alpha."""
         n = len(self.indices)
         for k in range(n):
             index = self.indices[(position + k) % n]
@@ -231,8 +231,7 @@ class UnpairedPairs(Dataset):
             except UNREADABLE_ERRORS as err:
                 skipped.append(f"{self.images.name(index)}\t{err}".replace("\n", " "))
                 continue
-            alpha = picture.alpha if picture.alpha is not None else torch.ones_like(picture.rgb[:1])
-            return torch.cat([picture.rgb, alpha])
+            return picture.rgb if picture.alpha is None else torch.cat([picture.rgb, picture.alpha])
         raise RuntimeError("UnpairedPairs: none of the images could be decoded")
 
     def _crop(self, image: torch.Tensor, rng: random.Random) -> torch.Tensor:
@@ -257,4 +256,6 @@ class UnpairedPairs(Dataset):
         skipped: list[str] = []
         source = self._crop(self._load(i, skipped), rng)
         target = self._crop(self._load(self.target_position(i), skipped), rng)
-        return Pair(source[:3], target[:3], source[3:], target[3:], "\n".join(skipped))
+        source_alpha, target_alpha = (image[3:] if len(image) == 4 else torch.ones_like(image[:1])
+                                      for image in (source, target))
+        return Pair(source[:3], target[:3], source_alpha, target_alpha, "\n".join(skipped))

@@ -116,6 +116,14 @@ def _json_path(args, ckpt: Path) -> Path:
         raise UsageError(f"--json {str(out)!r} is the run's own evaluation; with --data choose another file")
     if out.is_dir():
         raise UsageError(f"--json {str(out)!r} is a folder; give a file name")
+    # Create the folder now, before the evaluation, so that a path that cannot be written fails at once.
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise RunError(f"--json: cannot write {str(out)!r}: {str(blocking)!r} is a file, not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"--json: cannot create the folder {str(out.parent)!r} ({err.strerror or err})") from err
     return out
 
 
@@ -140,8 +148,9 @@ def _run(args) -> None:
     _, val_idx = split_indices(len(images), config["val_fraction"], config["seed"])
     pairs = UnpairedPairs(images, val_idx[:args.limit], image_size, train=False, seed=config["seed"])
     if len(pairs) < FEW_PAIRS:
-        warnings.warn(f"only {len(pairs)} validation pair(s): the means below are rough (use a larger --data "
-                      f"folder; its validation split is {config['val_fraction']:.0%} of it)", stacklevel=2)
+        hint = "" if args.limit is not None and args.limit < len(val_idx) else \
+            f" (the validation split is {config['val_fraction']:.0%} of the images; use a larger folder)"
+        warnings.warn(f"only {len(pairs)} validation pair(s): the means below are rough{hint}", stacklevel=2)
     skipped = set(skipped_images(images))
     result = evaluate(generator, pairs, args.batch_size, device, skipped)
 
@@ -150,7 +159,6 @@ def _run(args) -> None:
           f"checkpoint {ckpt}" + (f"; {len(skipped)} unreadable image(s) skipped" if skipped else "") + "\n")
     print(format_table(result))
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         runlog.write_json(out, {"checkpoint": str(ckpt), "data": data, "image_size": image_size,
                                 "pairs": len(pairs), "unreadable": sorted(skipped),
                                 "metrics": {k: {"label": label, "lower_is_better": lower}

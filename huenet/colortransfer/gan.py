@@ -197,9 +197,11 @@ class HueNetGAN:
 def step_bytes(batch: int, image_size: int, ngf: int, ndf: int, cond_bins: int, bins: int) -> int:
     """An estimate of the memory one training step needs at ``batch`` x ``image_size``², in bytes.
 
-    G and D run on the ``meta`` device, which allocates nothing, so any size can be measured: the outputs of
-    every layer of one forward each, times :data:`_STEP_ACTIVATION_FACTOR`, plus the histogram losses' per-pixel
-    work (a few values per pixel and bin in the support of the kernel, and one (bins, bins) joint histogram).
+    Counts the outputs of every layer of one forward of G and D on one small image (the smallest side that G's
+    depth at ``image_size`` allows), scales them to the batch and size -- activations grow with the pixels --
+    and multiplies by :data:`_STEP_ACTIVATION_FACTOR`; adds the histogram losses' per-pixel work (a few values
+    per pixel and bin in the support of the kernel) and one (bins, bins) joint histogram per channel. Nothing
+    of the real size is allocated.
     """
     total = 0
 
@@ -208,16 +210,16 @@ def step_bytes(batch: int, image_size: int, ngf: int, ndf: int, cond_bins: int, 
         if isinstance(output, torch.Tensor) and not list(module.children()):
             total += output.numel()
 
-    with torch.device("meta"):
-        G, D = HueNetGenerator(image_size, ngf, cond_bins), PatchDiscriminator(ndf)
+    # eval(): BatchNorm cannot train on a batch of one image with a 1x1 bottleneck; the shapes are the same.
+    G, D = HueNetGenerator(image_size, ngf, cond_bins).eval(), PatchDiscriminator(ndf).eval()
+    side = max(32, 2 ** G.depth)
     hooks = [m.register_forward_hook(count) for net in (G, D) for m in net.modules()]
     try:
         with torch.no_grad():
-            source = torch.empty(batch, 3, image_size, image_size, device="meta")
-            D(G(source, torch.empty(batch, 3 * cond_bins, device="meta")))
+            D(G(torch.rand(1, 3, side, side), torch.zeros(1, 3 * cond_bins)))
     finally:
         for hook in hooks:
             hook.remove()
-    pixels = batch * image_size ** 2
-    histogram_values = pixels * 3 * 8 + batch * 3 * bins * bins
-    return (_STEP_ACTIVATION_FACTOR * total + histogram_values) * _FLOAT_BYTES
+    scale = batch * (image_size / side) ** 2
+    histogram_values = batch * image_size ** 2 * 3 * 8 + batch * 3 * bins * bins
+    return int((_STEP_ACTIVATION_FACTOR * total * scale + histogram_values) * _FLOAT_BYTES)
