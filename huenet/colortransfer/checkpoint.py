@@ -121,7 +121,8 @@ def load_generator(run_or_file: str | os.PathLike, device: str | torch.device = 
     """
     state = load_checkpoint(run_or_file, device)
     try:
-        generator = HueNetGenerator(**state["generator_config"]).to(device)
+        # Checkpoints written before the global curves existed have no such key; they had no curves.
+        generator = HueNetGenerator(**{"global_mapping": "none", **state["generator_config"]}).to(device)
         generator.load_state_dict(state["generator"])
     except (TypeError, ValueError, RuntimeError) as err:
         reason = str(err).strip().splitlines()[0][:120]

@@ -20,9 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses import HistogramEMDLoss
+from ..color import hsv_to_rgb, rgb_to_hsv
+from ..losses import HUE_WEIGHT_FLOOR, HistogramEMDLoss
 
 GAN_MODES = ("bce", "lsgan")
+GLOBAL_MAPPINGS = ("curves", "none")
+# Bins of the hard hue and saturation histograms the global curves are matched on, and the steepest slope a
+# curve may have where the source has pixels: unbounded quantile matching stretches a narrow source peak (a blue box)
+# over the target's whole spread, which paints noise as a rainbow; Reinhard's affine map never does.
+CURVE_BINS = 128
+CURVE_MAX_SLOPE = 8.0
 # Source values are clamped to [eps, 1 - eps] before the logit: 8-bit black and white (exact 0 and 1) stay
 # within reach, at logits of -/+5.5, instead of at -/+inf.
 _LOGIT_EPS = 1 / 255
@@ -65,6 +72,70 @@ def _up(in_ch: int, out_ch: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _hard_histograms(hsv: torch.Tensor, bins: int) -> torch.Tensor:
+    """Hard histograms of hue (saturation-weighted, as the loss) and saturation: (B, 3, H, W) -> (B, 2, bins)."""
+    hue, sat = hsv[:, 0].flatten(1), hsv[:, 1].flatten(1)
+    index = torch.stack([hue, sat], 1).mul(bins).long().clamp_(0, bins - 1)
+    weight = torch.stack([sat + HUE_WEIGHT_FLOOR, torch.ones_like(sat)], 1)
+    hist = torch.zeros(*index.shape[:2], bins, device=hsv.device, dtype=hsv.dtype).scatter_add_(2, index, weight)
+    return hist / hist.sum(2, keepdim=True)
+
+
+def matching_curves(source_hist: torch.Tensor, target_hist: torch.Tensor, cyclic: bool,
+                    max_slope: float = CURVE_MAX_SLOPE):
+    r"""Slope-limited histogram-matching curves: (M, K) histograms on [0, 1] -> ((M, K + 1) curves, (M, 1) cut).
+
+    The curve is :math:`g = F_t^{-1} \circ F_s` sampled at the bin edges ``k / K`` (the classical quantile
+    match, which sends the source's histogram to the target's). Its steps are then capped at ``max_slope``
+    and the rise cut off is spent where the source has (almost) no pixels, so the curve keeps its ends, its
+    shift is kept, and no narrow range of source values is stretched over a wide one. ``cyclic`` (hue): the circle is cut at the bin ``cut`` where source and target
+    are together emptiest; the curve maps the cut circle onto itself (see :func:`apply_curves`).
+    """
+    m, k = source_hist.shape
+    cut = source_hist.new_zeros(m, 1, dtype=torch.long)
+    if cyclic:
+        cut = (source_hist + target_hist).argmin(1, keepdim=True)
+        rows = (torch.arange(k, device=cut.device) + cut) % k
+        source_hist, target_hist = source_hist.gather(1, rows), target_hist.gather(1, rows)
+    zero = source_hist.new_zeros(m, 1)
+    cdf_s = torch.cat([zero, source_hist.cumsum(1)], 1).clamp(max=1)
+    cdf_t = torch.cat([zero, target_hist.cumsum(1)], 1).clamp(max=1)
+    # The target's inverse CDF, interpolated linearly between the edges that bracket each level (the first
+    # edge above it: level 0 goes to where the target's pixels begin, not to 0).
+    upper = torch.searchsorted(cdf_t.contiguous(), cdf_s.contiguous(), right=True).clamp(1, k)
+    c0, c1 = cdf_t.gather(1, upper - 1), cdf_t.gather(1, upper)
+    curve = (upper - 1 + ((cdf_s - c0) / (c1 - c0).clamp(min=1e-12)).clamp(0, 1)) / k
+    if cyclic:  # the cut point maps onto itself
+        curve = torch.cat([zero, curve[:, 1:-1], zero + 1], 1)
+    steps = curve.diff(dim=1)
+    occupied = source_hist >= 1 / k  # bins with at least a uniform share of the source's pixels
+    # Walk the bins: an occupied bin rises at most max_slope / k, and the rise it gives up is paid back in the
+    # next bin without (many) pixels, so the curve returns to the matched values after each stretch.
+    owed = zero
+    capped = []
+    for j in range(k):
+        if j == k - 1:  # the last bin pays whatever is still owed
+            capped.append(steps[:, j:j + 1] + owed)
+            break
+        step = steps[:, j:j + 1]
+        keep = torch.where(occupied[:, j:j + 1], step.clamp(max=max_slope / k), step + owed)
+        owed = torch.where(occupied[:, j:j + 1], owed + step - keep, zero)
+        capped.append(keep)
+    steps = torch.cat(capped, 1)
+    return curve[:, :1] + torch.cat([zero, steps.cumsum(1)], 1), cut
+
+
+def apply_curves(values: torch.Tensor, curves: torch.Tensor, cut: torch.Tensor, cyclic: bool) -> torch.Tensor:
+    """Evaluate :func:`matching_curves` at values in [0, 1] (a hue in turns if ``cyclic``): (M, N) -> (M, N)."""
+    k = curves.shape[1] - 1
+    position = (values * k - cut) % k if cyclic else values * k
+    lo = position.floor().clamp(0, k - 1)
+    frac = position - lo
+    lo = lo.long()
+    out = curves.gather(1, lo) * (1 - frac) + curves.gather(1, lo + 1) * frac
+    return (out + cut / k) % 1 if cyclic else out
+
+
 class HueNetGenerator(nn.Module):
     r"""pix2pix U-Net conditioned on the target's colour histograms through an MLP at the bottleneck.
 
@@ -103,7 +174,7 @@ class HueNetGenerator(nn.Module):
     """
 
     def __init__(self, image_size: int = 256, ngf: int = 64, cond_bins: int = 32, colorspace: str = "hsv",
-                 bandwidth: float = 0.4, dropout: float = 0.0, backend: str = "auto"):
+                 bandwidth: float = 0.4, dropout: float = 0.0, backend: str = "auto", global_mapping: str = "curves"):
         super().__init__()
         op = "HueNetGenerator"
         _check_int(op, "image_size", image_size, 8)
@@ -113,8 +184,14 @@ class HueNetGenerator(nn.Module):
             raise ValueError(f"{op}: `dropout` must be in [0, 1); got {dropout!r}")
         if colorspace not in ("hsv", "yuv"):
             raise ValueError(f"{op}: `colorspace` must be 'hsv' or 'yuv'; got {colorspace!r}")
+        if global_mapping not in GLOBAL_MAPPINGS:
+            raise ValueError(f"{op}: `global_mapping` must be one of {GLOBAL_MAPPINGS}; got {global_mapping!r}")
         self.config = dict(image_size=image_size, ngf=ngf, cond_bins=cond_bins, colorspace=colorspace,
-                           bandwidth=bandwidth, dropout=dropout, backend=backend)
+                           bandwidth=bandwidth, dropout=dropout, backend=backend, global_mapping=global_mapping)
+        self.curves = global_mapping == "curves"
+        # The conditioning vector: soft histograms of the target for the MLP, then (curves) its hard hue and
+        # saturation histograms for the matching curves.
+        self.cond_size = 3 * cond_bins + (2 * CURVE_BINS if self.curves else 0)
         self.depth = generator_depth(image_size)
         self.cond_bins = cond_bins
         self._hist = HistogramEMDLoss(colorspace, colorspace, cond_bins, bandwidth, backend=backend)
@@ -127,7 +204,8 @@ class HueNetGenerator(nn.Module):
         bottleneck = widths[-1]
         self.mlp = nn.Sequential(nn.Linear(3 * cond_bins, 2 * bottleneck), nn.ReLU(True),
                                  nn.Linear(2 * bottleneck, bottleneck), nn.ReLU(True))
-        self.global_coef = nn.Linear(2 * bottleneck, 12)
+        # 12 global affine coefficients, then (curves) how far to follow the hue and the saturation curve.
+        self.global_coef = nn.Linear(2 * bottleneck, 14 if self.curves else 12)
         self.fuse = nn.Sequential(nn.Conv2d(2 * bottleneck, bottleneck, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(bottleneck), nn.ReLU(True))
         # Decoder level i takes level i+1's output concatenated with encoder level i+1's skip (the deepest
@@ -148,16 +226,22 @@ class HueNetGenerator(nn.Module):
         nn.init.zeros_(self.global_coef.bias)
         with torch.no_grad():
             self.head[-1].bias.copy_(torch.cat([torch.eye(3).flatten(), torch.zeros(3)]))
+            # The curves start almost fully followed (sigmoid(2) = 0.88); training decides how far.
+            self.global_coef.bias[12:] = 2.0
 
     @torch.no_grad()
     def histograms(self, target: torch.Tensor) -> torch.Tensor:
-        """The conditioning input for ``target``: its soft histograms, (B, 3, H', W') -> (B, 3 * cond_bins)."""
-        return torch.cat(self._hist.histograms(target.float(), "target"), 1)
+        """The conditioning input for ``target``, (B, 3, H', W') -> (B, cond_size): its soft histograms, and
+        with ``global_mapping="curves"`` its hard hue (saturation-weighted) and saturation histograms."""
+        parts = list(self._hist.histograms(target.float(), "target"))
+        if self.curves:
+            parts.append(_hard_histograms(rgb_to_hsv(target.float()), CURVE_BINS).flatten(1))
+        return torch.cat(parts, 1)
 
     def forward(self, source: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
         if source.ndim != 4 or source.shape[1] != 3:
             raise ValueError(f"HueNetGenerator: `source` must be of shape (B, 3, H, W); got {tuple(source.shape)}")
-        expected = (source.shape[0], 3 * self.cond_bins)
+        expected = (source.shape[0], self.cond_size)
         if hist.shape != expected:
             raise ValueError(f"HueNetGenerator: `hist` must be of shape {expected} (from .histograms(target)); "
                              f"got {tuple(hist.shape)}")
@@ -173,16 +257,37 @@ class HueNetGenerator(nn.Module):
             x = layer(x)
             skips.append(x)
         # Histograms sum to 1 over their bins; times the bin count they average 1, a better MLP input scale.
-        code = self.mlp(hist.to(x.dtype) * self.cond_bins)
+        code = self.mlp(hist[:, :3 * self.cond_bins].to(x.dtype) * self.cond_bins)
         glob = self.global_coef(torch.cat([code, x.mean((2, 3))], 1))
         x = self.fuse(torch.cat([x, code[:, :, None, None].expand_as(x)], 1))
         for k, layer in enumerate(self.up):
             x = layer(x if k == 0 else torch.cat([x, skips[-1 - k]], 1))
         coef = self.head(torch.cat([self.upsample(torch.cat([x, skips[0]], 1)), padded], 1))[..., :h, :w]
-        coef = coef + glob[:, :, None, None]
+        coef = coef + glob[:, :12, None, None]
         matrix = coef[:, :9].unflatten(1, (3, 3))
-        logits = torch.logit(source, _LOGIT_EPS).to(coef.dtype)
+        base = self._follow_curves(source, hist[:, 3 * self.cond_bins:], glob[:, 12:]) if self.curves else source
+        logits = torch.logit(base, _LOGIT_EPS).to(coef.dtype)
         return torch.sigmoid(torch.einsum("bijhw,bjhw->bihw", matrix, logits) + coef[:, 9:])
+
+
+    def _follow_curves(self, source: torch.Tensor, target_hist: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        """The global mapping: move the source's hue and saturation a learnt fraction along the matching curves
+        (:func:`matching_curves`) from its histograms to the target's; V is kept, so is the structure."""
+        b, _, h, w = source.shape
+        hsv = rgb_to_hsv(source.float())
+        with torch.no_grad():
+            source_hist = _hard_histograms(hsv, CURVE_BINS)
+            target_hist = target_hist.float().view(b, 2, CURVE_BINS)
+            hue, sat = hsv[:, 0].flatten(1), hsv[:, 1].flatten(1)
+            curves, cut = matching_curves(source_hist[:, 0], target_hist[:, 0], cyclic=True)
+            # The hue's way along the curve, taken the short way round the circle.
+            hue_step = (apply_curves(hue, curves, cut, cyclic=True) - hue + 0.5) % 1 - 0.5
+            curves, cut = matching_curves(source_hist[:, 1], target_hist[:, 1], cyclic=False)
+            sat_step = apply_curves(sat, curves, cut, cyclic=False) - sat
+        follow = torch.sigmoid(strength.float())
+        hue = (hue + follow[:, :1] * hue_step) % 1
+        sat = (sat + follow[:, 1:] * sat_step).clamp(0, 1)
+        return hsv_to_rgb(torch.stack([hue, sat, hsv[:, 2].flatten(1)], 1).view(b, 3, h, w)).to(source.dtype)
 
 
 class PatchDiscriminator(nn.Module):
