@@ -25,14 +25,24 @@ def identity(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return source
 
 
+def lab_moments(lab: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean and standard deviation of Lab images: (B, 3, H, W) -> (B, 6) (means, then stds)."""
+    return torch.cat([lab.mean((2, 3)), lab.std((2, 3))], 1)
+
+
+def match_moments(lab: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Move each Lab channel from the ``source`` moments to the ``target`` ones (both (B, 6), :func:`lab_moments`)."""
+    src_mean, src_std = source[:, :3, None, None], source[:, 3:, None, None]
+    tgt_mean, tgt_std = target[:, :3, None, None], target[:, 3:, None, None]
+    # A flat source channel has no spread to scale: it only moves to the target's mean.
+    scale = torch.where(src_std > 1e-6, tgt_std / src_std.clamp(min=1e-6), torch.zeros_like(src_std))
+    return (lab - src_mean) * scale + tgt_mean
+
+
 def reinhard(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Match each Lab channel's mean and standard deviation to the target's (Reinhard et al., 2001)."""
     src, tgt = rgb_to_lab(source.float()), rgb_to_lab(target.float())
-    src_mean, src_std = src.mean((2, 3), keepdim=True), src.std((2, 3), keepdim=True)
-    tgt_mean, tgt_std = tgt.mean((2, 3), keepdim=True), tgt.std((2, 3), keepdim=True)
-    # A flat source channel has no spread to scale: it only moves to the target's mean.
-    scale = torch.where(src_std > 1e-6, tgt_std / src_std.clamp(min=1e-6), torch.zeros_like(src_std))
-    return lab_to_rgb((src - src_mean) * scale + tgt_mean).to(source.dtype)
+    return lab_to_rgb(match_moments(src, lab_moments(src), lab_moments(tgt))).to(source.dtype)
 
 
 def histogram_matching(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -216,7 +216,7 @@ def step_bytes(batch: int, image_size: int, ngf: int, ndf: int, cond_bins: int, 
     hooks = [m.register_forward_hook(count) for net in (G, D) for m in net.modules()]
     try:
         with torch.no_grad():
-            D(G(torch.rand(1, 3, side, side), torch.zeros(1, 3 * cond_bins)))
+            D(G(torch.rand(1, 3, side, side), torch.zeros(1, G.cond_size)))
     finally:
         for hook in hooks:
             hook.remove()

@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..color import hsv_to_rgb, rgb_to_hsv
+from ..color import hsv_to_rgb, lab_to_rgb, rgb_to_hsv, rgb_to_lab
 from ..losses import HUE_WEIGHT_FLOOR, HistogramEMDLoss
+from .baselines import lab_moments, match_moments
 
 GAN_MODES = ("bce", "lsgan")
 GLOBAL_MAPPINGS = ("curves", "none")
@@ -29,7 +30,7 @@ GLOBAL_MAPPINGS = ("curves", "none")
 # curve may have where the source has pixels: unbounded quantile matching stretches a narrow source peak (a blue box)
 # over the target's whole spread, which paints noise as a rainbow; Reinhard's affine map never does.
 CURVE_BINS = 128
-CURVE_MAX_SLOPE = 8.0
+CURVE_MAX_SLOPE = 3.0
 # Source values are clamped to [eps, 1 - eps] before the logit: 8-bit black and white (exact 0 and 1) stay
 # within reach, at logits of -/+5.5, instead of at -/+inf.
 _LOGIT_EPS = 1 / 255
@@ -72,68 +73,87 @@ def _up(in_ch: int, out_ch: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _hard_histograms(hsv: torch.Tensor, bins: int) -> torch.Tensor:
-    """Hard histograms of hue (saturation-weighted, as the loss) and saturation: (B, 3, H, W) -> (B, 2, bins)."""
-    hue, sat = hsv[:, 0].flatten(1), hsv[:, 1].flatten(1)
-    index = torch.stack([hue, sat], 1).mul(bins).long().clamp_(0, bins - 1)
-    weight = torch.stack([sat + HUE_WEIGHT_FLOOR, torch.ones_like(sat)], 1)
-    hist = torch.zeros(*index.shape[:2], bins, device=hsv.device, dtype=hsv.dtype).scatter_add_(2, index, weight)
-    return hist / hist.sum(2, keepdim=True)
+def hue_histograms(image: torch.Tensor, bins: int = CURVE_BINS) -> torch.Tensor:
+    """Hard hue histograms weighted by saturation (as the loss's): RGB (B, 3, H, W) -> (B, bins), each sums to 1."""
+    hsv = rgb_to_hsv(image.float())
+    index = hsv[:, 0].flatten(1).mul(bins).long().clamp_(0, bins - 1)
+    weight = hsv[:, 1].flatten(1) + HUE_WEIGHT_FLOOR
+    hist = torch.zeros(index.shape[0], bins, device=image.device).scatter_add_(1, index, weight)
+    return hist / hist.sum(1, keepdim=True)
 
 
 def matching_curves(source_hist: torch.Tensor, target_hist: torch.Tensor, cyclic: bool,
-                    max_slope: float = CURVE_MAX_SLOPE):
-    r"""Slope-limited histogram-matching curves: (M, K) histograms on [0, 1] -> ((M, K + 1) curves, (M, 1) cut).
+                    max_slope: float = CURVE_MAX_SLOPE) -> torch.Tensor:
+    r"""Slope-limited histogram-matching curves: (M, K) histograms on [0, 1] -> curves (M, K) at the bin centres
+    (cyclic: (M, K + 1), the first knot repeated one turn up).
 
-    The curve is :math:`g = F_t^{-1} \circ F_s` sampled at the bin edges ``k / K`` (the classical quantile
-    match, which sends the source's histogram to the target's). Its steps are then capped at ``max_slope``
-    and the rise cut off is spent where the source has (almost) no pixels, so the curve keeps its ends, its
-    shift is kept, and no narrow range of source values is stretched over a wide one. ``cyclic`` (hue): the circle is cut at the bin ``cut`` where source and target
-    are together emptiest; the curve maps the cut circle onto itself (see :func:`apply_curves`).
+    The curve is :math:`g = F_t^{-1} \circ F_s` (the classical quantile match, which sends the source's
+    histogram to the target's), taken at each bin's mid-CDF level. ``cyclic`` (hue): the optimal monotone map
+    of the circle (Rabin, Delon and Gousseau), :math:`g = F_t^{-1}((F_s - \theta) \bmod 1)` with
+    :math:`\theta` the median of :math:`F_s - F_t`, unwrapped so that it rises by exactly one turn. Then the
+    steps between knots are capped at ``max_slope`` where the source has at least a uniform share of pixels,
+    and the rise cut off is paid back at the next step with fewer: no narrow range of source values is
+    stretched over a wide one (quantile matching would paint a flat blue box's noise as the target's whole
+    rainbow), and the curve returns to the matched values after each stretch.
     """
     m, k = source_hist.shape
-    cut = source_hist.new_zeros(m, 1, dtype=torch.long)
-    if cyclic:
-        cut = (source_hist + target_hist).argmin(1, keepdim=True)
-        rows = (torch.arange(k, device=cut.device) + cut) % k
-        source_hist, target_hist = source_hist.gather(1, rows), target_hist.gather(1, rows)
     zero = source_hist.new_zeros(m, 1)
-    cdf_s = torch.cat([zero, source_hist.cumsum(1)], 1).clamp(max=1)
     cdf_t = torch.cat([zero, target_hist.cumsum(1)], 1).clamp(max=1)
-    # The target's inverse CDF, interpolated linearly between the edges that bracket each level (the first
-    # edge above it: level 0 goes to where the target's pixels begin, not to 0).
-    upper = torch.searchsorted(cdf_t.contiguous(), cdf_s.contiguous(), right=True).clamp(1, k)
+    cdf_s = source_hist.cumsum(1).clamp(max=1)
+    level, turns = cdf_s - source_hist / 2, zero
+    if cyclic:
+        theta = (torch.cat([zero, cdf_s[:, :-1]], 1) - cdf_t[:, :k]).median(1, keepdim=True).values
+        turns = (level - theta).floor()
+        level = level - theta - turns
+    # The target's inverse CDF, interpolated linearly between the edges that bracket each level.
+    upper = torch.searchsorted(cdf_t.contiguous(), level.contiguous(), right=True).clamp(1, k)
     c0, c1 = cdf_t.gather(1, upper - 1), cdf_t.gather(1, upper)
-    curve = (upper - 1 + ((cdf_s - c0) / (c1 - c0).clamp(min=1e-12)).clamp(0, 1)) / k
-    if cyclic:  # the cut point maps onto itself
-        curve = torch.cat([zero, curve[:, 1:-1], zero + 1], 1)
+    curve = (upper - 1 + ((level - c0) / (c1 - c0).clamp(min=1e-12)).clamp(0, 1)) / k + turns
+    curve = _fill_empty(curve, source_hist > 1e-4 / k, cyclic)
+    busy = source_hist >= 1 / k
+    if cyclic:
+        curve = torch.cat([curve, curve[:, :1] + 1], 1)
+        busy = busy | busy.roll(-1, 1)
+    else:
+        busy = busy[:, :-1] | busy[:, 1:]
     steps = curve.diff(dim=1)
-    occupied = source_hist >= 1 / k  # bins with at least a uniform share of the source's pixels
-    # Walk the bins: an occupied bin rises at most max_slope / k, and the rise it gives up is paid back in the
-    # next bin without (many) pixels, so the curve returns to the matched values after each stretch.
-    owed = zero
-    capped = []
-    for j in range(k):
-        if j == k - 1:  # the last bin pays whatever is still owed
-            capped.append(steps[:, j:j + 1] + owed)
-            break
+    owed, capped = zero, []
+    for j in range(steps.shape[1] - 1):
         step = steps[:, j:j + 1]
-        keep = torch.where(occupied[:, j:j + 1], step.clamp(max=max_slope / k), step + owed)
-        owed = torch.where(occupied[:, j:j + 1], owed + step - keep, zero)
+        keep = torch.where(busy[:, j:j + 1], step.clamp(max=max_slope / k), step + owed)
+        owed = torch.where(busy[:, j:j + 1], owed + step - keep, zero)
         capped.append(keep)
-    steps = torch.cat(capped, 1)
-    return curve[:, :1] + torch.cat([zero, steps.cumsum(1)], 1), cut
+    capped.append(steps[:, -1:] + owed)  # the last step pays whatever is still owed
+    return curve[:, :1] + torch.cat([zero, torch.cat(capped, 1).cumsum(1)], 1)
 
 
-def apply_curves(values: torch.Tensor, curves: torch.Tensor, cut: torch.Tensor, cyclic: bool) -> torch.Tensor:
+def _fill_empty(curve: torch.Tensor, valid: torch.Tensor, cyclic: bool) -> torch.Tensor:
+    """Replace the knots of bins without source pixels, whose levels sit on a CDF plateau and so could map to
+    either end of a gap in the target, by linear interpolation between the nearest valid knots (around the
+    circle if ``cyclic``, where the curve gains one turn per lap)."""
+    m, k = curve.shape
+    laps = 3 if cyclic else 1
+    index = torch.arange(laps * k, device=curve.device).expand(m, -1)
+    ok = valid.repeat(1, laps)
+    values = torch.cat([curve + lap for lap in range(laps)], 1) if cyclic else curve
+    prev = torch.where(ok, index, torch.zeros_like(index)).cummax(1).values
+    after = torch.where(ok, index, torch.full_like(index, laps * k - 1)).flip(1).cummin(1).values.flip(1)
+    v0, v1 = values.gather(1, prev), values.gather(1, after)
+    frac = (index - prev) / (after - prev).clamp(min=1)
+    filled = (v0 + (v1 - v0) * frac)[:, (laps // 2) * k:(laps // 2 + 1) * k] - (laps // 2)
+    # A row with no valid bin (an empty image) keeps its curve.
+    return torch.where(valid.any(1, keepdim=True), filled, curve)
+
+
+def apply_curves(values: torch.Tensor, curves: torch.Tensor, cyclic: bool) -> torch.Tensor:
     """Evaluate :func:`matching_curves` at values in [0, 1] (a hue in turns if ``cyclic``): (M, N) -> (M, N)."""
-    k = curves.shape[1] - 1
-    position = (values * k - cut) % k if cyclic else values * k
-    lo = position.floor().clamp(0, k - 1)
+    k = curves.shape[1] - 1 if cyclic else curves.shape[1]
+    position = (values * k - 0.5) % k if cyclic else (values * k - 0.5).clamp(0, k - 1)
+    lo = position.floor().clamp(0, curves.shape[1] - 2)
     frac = position - lo
     lo = lo.long()
     out = curves.gather(1, lo) * (1 - frac) + curves.gather(1, lo + 1) * frac
-    return (out + cut / k) % 1 if cyclic else out
+    return out % 1 if cyclic else out
 
 
 class HueNetGenerator(nn.Module):
@@ -189,9 +209,9 @@ class HueNetGenerator(nn.Module):
         self.config = dict(image_size=image_size, ngf=ngf, cond_bins=cond_bins, colorspace=colorspace,
                            bandwidth=bandwidth, dropout=dropout, backend=backend, global_mapping=global_mapping)
         self.curves = global_mapping == "curves"
-        # The conditioning vector: soft histograms of the target for the MLP, then (curves) its hard hue and
-        # saturation histograms for the matching curves.
-        self.cond_size = 3 * cond_bins + (2 * CURVE_BINS if self.curves else 0)
+        # The conditioning vector: soft histograms of the target for the MLP, then (curves) its Lab moments
+        # and its hard hue histogram for the global mapping.
+        self.cond_size = 3 * cond_bins + (6 + CURVE_BINS if self.curves else 0)
         self.depth = generator_depth(image_size)
         self.cond_bins = cond_bins
         self._hist = HistogramEMDLoss(colorspace, colorspace, cond_bins, bandwidth, backend=backend)
@@ -204,8 +224,8 @@ class HueNetGenerator(nn.Module):
         bottleneck = widths[-1]
         self.mlp = nn.Sequential(nn.Linear(3 * cond_bins, 2 * bottleneck), nn.ReLU(True),
                                  nn.Linear(2 * bottleneck, bottleneck), nn.ReLU(True))
-        # 12 global affine coefficients, then (curves) how far to follow the hue and the saturation curve.
-        self.global_coef = nn.Linear(2 * bottleneck, 14 if self.curves else 12)
+        # 12 global affine coefficients, then (curves) how far to follow the L, a, b moment match and the hue curve.
+        self.global_coef = nn.Linear(2 * bottleneck, 16 if self.curves else 12)
         self.fuse = nn.Sequential(nn.Conv2d(2 * bottleneck, bottleneck, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(bottleneck), nn.ReLU(True))
         # Decoder level i takes level i+1's output concatenated with encoder level i+1's skip (the deepest
@@ -226,16 +246,16 @@ class HueNetGenerator(nn.Module):
         nn.init.zeros_(self.global_coef.bias)
         with torch.no_grad():
             self.head[-1].bias.copy_(torch.cat([torch.eye(3).flatten(), torch.zeros(3)]))
-            # The curves start almost fully followed (sigmoid(2) = 0.88); training decides how far.
-            self.global_coef.bias[12:] = 2.0
+            # The global mapping starts almost fully followed (sigmoid(3) = 0.95); training decides how far.
+            self.global_coef.bias[12:] = 3.0
 
     @torch.no_grad()
     def histograms(self, target: torch.Tensor) -> torch.Tensor:
         """The conditioning input for ``target``, (B, 3, H', W') -> (B, cond_size): its soft histograms, and
-        with ``global_mapping="curves"`` its hard hue (saturation-weighted) and saturation histograms."""
+        with ``global_mapping="curves"`` its Lab moments and hard hue histogram (:func:`hue_histograms`)."""
         parts = list(self._hist.histograms(target.float(), "target"))
         if self.curves:
-            parts.append(_hard_histograms(rgb_to_hsv(target.float()), CURVE_BINS).flatten(1))
+            parts += [lab_moments(rgb_to_lab(target.float())), hue_histograms(target)]
         return torch.cat(parts, 1)
 
     def forward(self, source: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
@@ -270,24 +290,23 @@ class HueNetGenerator(nn.Module):
         return torch.sigmoid(torch.einsum("bijhw,bjhw->bihw", matrix, logits) + coef[:, 9:])
 
 
-    def _follow_curves(self, source: torch.Tensor, target_hist: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
-        """The global mapping: move the source's hue and saturation a learnt fraction along the matching curves
-        (:func:`matching_curves`) from its histograms to the target's; V is kept, so is the structure."""
-        b, _, h, w = source.shape
-        hsv = rgb_to_hsv(source.float())
-        with torch.no_grad():
-            source_hist = _hard_histograms(hsv, CURVE_BINS)
-            target_hist = target_hist.float().view(b, 2, CURVE_BINS)
-            hue, sat = hsv[:, 0].flatten(1), hsv[:, 1].flatten(1)
-            curves, cut = matching_curves(source_hist[:, 0], target_hist[:, 0], cyclic=True)
-            # The hue's way along the curve, taken the short way round the circle.
-            hue_step = (apply_curves(hue, curves, cut, cyclic=True) - hue + 0.5) % 1 - 0.5
-            curves, cut = matching_curves(source_hist[:, 1], target_hist[:, 1], cyclic=False)
-            sat_step = apply_curves(sat, curves, cut, cyclic=False) - sat
+    def _follow_curves(self, source: torch.Tensor, target_stats: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        """The global mapping, each stage followed a learnt fraction of the way: Reinhard's match of the Lab
+        channels' means and deviations, then a rotation-dominant hue curve (:func:`matching_curves`) from the
+        result's hue histogram to the target's. V is not touched by the curve, so the structure is kept."""
         follow = torch.sigmoid(strength.float())
-        hue = (hue + follow[:, :1] * hue_step) % 1
-        sat = (sat + follow[:, 1:] * sat_step).clamp(0, 1)
-        return hsv_to_rgb(torch.stack([hue, sat, hsv[:, 2].flatten(1)], 1).view(b, 3, h, w)).to(source.dtype)
+        lab = rgb_to_lab(source.float())
+        moved = match_moments(lab, lab_moments(lab), target_stats[:, :6].float())
+        base = lab_to_rgb(lab + follow[:, :3, None, None] * (moved - lab))
+        b, _, h, w = source.shape
+        hsv = rgb_to_hsv(base)
+        hue = hsv[:, 0].flatten(1)
+        with torch.no_grad():
+            curves = matching_curves(hue_histograms(base), target_stats[:, 6:].float(), cyclic=True)
+            # The hue's way along the curve, taken the short way round the circle.
+            hue_step = (apply_curves(hue, curves, cyclic=True) - hue + 0.5) % 1 - 0.5
+        hue = (hue + follow[:, 3:] * hue_step) % 1
+        return hsv_to_rgb(torch.cat([hue.view(b, 1, h, w), hsv[:, 1:]], 1)).to(source.dtype)
 
 
 class PatchDiscriminator(nn.Module):

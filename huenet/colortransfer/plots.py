@@ -1,6 +1,7 @@
 """Figures of a training run, all drawn from what the run folder records.
 
-- ``samples/step_XXXXXXX.png``: rows of source | target | output (from the ``.npz`` saved next to it);
+- ``samples/step_XXXXXXX.png``: rows of source | target | output under a header naming the columns, each tile
+  at least :data:`MIN_TILE` pixels (from the ``.npz`` saved next to it; training writes one at step 0 too);
 - ``plots/losses.png``: the loss curves from ``metrics.jsonl``;
 - ``plots/hue_histograms.png``: hue histograms of output against target (and source) for the latest samples;
 - ``plots/joint_histograms.png``: 2D joint histograms of source against output (V and hue) for them.
@@ -19,7 +20,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from . import runlog  # noqa: E402
 from ..color import hsv_to_rgb, rgb_to_hsv  # noqa: E402
@@ -27,22 +28,46 @@ from .metrics import hue_histogram  # noqa: E402
 
 _GAP = 2  # pixels between the images of a grid
 _PLOT_BINS = 64
+# Sample tiles are enlarged (by a whole factor, nearest neighbour: no invented detail) to at least this side,
+# so a 64x64 training crop is big enough to judge.
+MIN_TILE = 128
+_HEADER = 22  # pixels of the column-label row
+SAMPLE_COLUMNS = ("source", "target (colours)", "output")
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
 
 
-def sample_grid(source: np.ndarray, target: np.ndarray, output: np.ndarray) -> Image.Image:
-    """One row per sample, columns source | target | output; inputs uint8 (N, 3, H, W), the target any H, W."""
+def _font(size: int):
+    try:  # Pillow >= 10.1 scales its built-in font; older ones only have a small bitmap font
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def sample_grid(source: np.ndarray, target: np.ndarray, output: np.ndarray, step: int | None = None) -> Image.Image:
+    """One row per sample under labelled columns: source | target | output (uint8 (N, 3, H, W); the target may
+    have another size). Tiles are enlarged to at least :data:`MIN_TILE` pixels; ``step`` is named in the header."""
     n, _, h, w = source.shape
-    tgt = [np.asarray(Image.fromarray(t.transpose(1, 2, 0)).resize((w, h), Image.BICUBIC)) for t in target]
-    canvas = np.full((n * h + (n - 1) * _GAP, 3 * w + 2 * _GAP, 3), 255, np.uint8)
+    scale = max(1, -(-MIN_TILE // min(h, w)))
+    th, tw = h * scale, w * scale
+
+    def tile(image: np.ndarray, resample) -> np.ndarray:
+        return np.asarray(Image.fromarray(image.transpose(1, 2, 0)).resize((tw, th), resample))
+
+    canvas = np.full((_HEADER + n * th + (n - 1) * _GAP, 3 * tw + 2 * _GAP, 3), 255, np.uint8)
     for i in range(n):
-        top = i * (h + _GAP)
-        for j, image in enumerate((source[i].transpose(1, 2, 0), tgt[i], output[i].transpose(1, 2, 0))):
-            canvas[top:top + h, j * (w + _GAP):j * (w + _GAP) + w] = image
-    return Image.fromarray(canvas)
+        top = _HEADER + i * (th + _GAP)
+        row = (tile(source[i], Image.NEAREST), tile(target[i], Image.BICUBIC), tile(output[i], Image.NEAREST))
+        for j, image in enumerate(row):
+            canvas[top:top + th, j * (tw + _GAP):j * (tw + _GAP) + tw] = image
+    grid = Image.fromarray(canvas)
+    draw, font = ImageDraw.Draw(grid), _font(14)
+    for j, label in enumerate(SAMPLE_COLUMNS):
+        text = f"{label} (step {step})" if step is not None and j == 2 else label
+        draw.text((j * (tw + _GAP) + 4, 3), text, fill=(0, 0, 0), font=font)
+    return grid
 
 
 def save_samples(run_dir: str | os.PathLike, step: int, source: torch.Tensor, target: torch.Tensor,
@@ -57,7 +82,7 @@ def save_samples(run_dir: str | os.PathLike, step: int, source: torch.Tensor, ta
     with open(tmp, "wb") as f:
         np.savez_compressed(f, step=step, **arrays)
     os.replace(tmp, stem.with_suffix(".npz"))
-    sample_grid(**arrays).save(stem.with_suffix(".png"))
+    sample_grid(**arrays, step=step).save(stem.with_suffix(".png"))
     return stem.with_suffix(".png")
 
 
@@ -72,9 +97,13 @@ def plot_losses(records: list[dict], path: str | os.PathLike) -> None:
     """Loss curves of the step records (raw, faint, and a moving average) with the per-epoch validation."""
     steps = [r for r in records if r["kind"] == "step"]
     epochs = [r for r in records if r["kind"] == "epoch"]
-    panels = [("loss_g", "generator total"), ("loss_d", "discriminator"), ("adv", "adversarial (G)"),
-              ("hist", "hue EMD to target"), ("mi", "D_MI to source")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
+    # What each curve should do in a healthy run: a reader must not take D_MI's rise for a failure.
+    panels = [("loss_g", "generator total\n(should fall, noisily)"),
+              ("loss_d", "discriminator\n(no trend expected: G and D compete)"),
+              ("adv", "adversarial (G)\n(no trend expected: G and D compete)"),
+              ("hist", "hue EMD to target\n(should fall: the colours move to the target's)"),
+              ("mi", "D_MI to source\n(may rise: recoloured pixels share less with the source)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8))
     x = np.array([r["step"] for r in steps])
     window = max(1, len(steps) // 30)
     for ax, (key, title) in zip(axes, panels):
@@ -86,9 +115,11 @@ def plot_losses(records: list[dict], path: str | os.PathLike) -> None:
         if any(val_key in r for r in epochs):
             ax.plot([r["step"] for r in epochs], [r[val_key] for r in epochs], "o-", color="C3", label="val")
             ax.legend()
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
+    fig.suptitle("Training losses. The hue EMD falling is the goal; D_MI rising meanwhile is expected, as long as "
+                 "the structure in the sample grids stays intact.", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -141,6 +172,9 @@ def plot_joint_histograms(source: np.ndarray, output: np.ndarray, path: str | os
                       cmap="magma")
             ax.set_xlabel(f"source {label}")
             ax.set_ylabel(f"output {label}")
+            ax.set_title(f"sample {i}: {label}, source vs output", fontsize=9)
+    fig.suptitle("Joint histograms of source (x) and output (y): a thin curve means the output keeps the "
+                 "source's structure", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -165,7 +199,8 @@ def regenerate(run_dir: str | os.PathLike, redraw_samples: bool = True) -> list[
     samples = sorted((run_dir / runlog.SAMPLES_DIR).glob("step_*.npz"))
     for npz in samples if redraw_samples else ():
         with np.load(npz) as data:
-            sample_grid(data["source"], data["target"], data["output"]).save(npz.with_suffix(".png"))
+            sample_grid(data["source"], data["target"], data["output"], int(data["step"])).save(
+                npz.with_suffix(".png"))
         written.append(npz.with_suffix(".png"))
     if samples:
         with np.load(samples[-1]) as data:

@@ -42,7 +42,8 @@ from .checkpoint import (
 from .cli import RunError, clean_warnings, exit_with, flag_message
 from .data import UnpairedPairs, make_image_set, skipped_images, split_indices
 from .gan import LOSS_KEYS, HueNetGAN, pixel_weight
-from .metrics import hue_emd
+from .evaluate import MODEL_NAME, evaluate
+from .metrics import METRICS, hue_emd
 from .options import RESUMABLE_CHANGES, TrainConfig, check_config, config_from_args, flag, library_flags
 
 PROG = "huenet.train"
@@ -118,6 +119,8 @@ class Trainer:
         train_idx, val_idx = split_indices(len(images), cfg.val_fraction, cfg.seed)
         self.train_set = UnpairedPairs(images, train_idx, cfg.image_size, True, cfg.seed)
         val_set = UnpairedPairs(images, val_idx[:VAL_PAIRS], cfg.image_size, False, cfg.seed)
+        # The end-of-run score uses every validation pair, as python -m huenet.evaluate does.
+        self.eval_pairs = UnpairedPairs(images, val_idx, cfg.image_size, False, cfg.seed)
         val = [val_set[i] for i in range(len(val_set))]
         self._note_unreadable(val)
         self.val_source, self.val_target, val_alpha_s, val_alpha_t = (
@@ -270,6 +273,8 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not main, unit="it", dynamic_ncols=True,
                    desc="train", file=sys.stderr)
         start, start_elapsed = time.perf_counter(), self.elapsed
+        if main and self.step == 0:
+            self.write_samples()  # the starting point, so that progress is visible
         with _stop_on_signals() as received:
             while self.step < self.total_steps and not self._stop_requested(received):
                 self.train_set.set_epoch(self.epoch)
@@ -327,6 +332,7 @@ class Trainer:
         plots.regenerate(self.out, redraw_samples=False)
         val = self.validate()
         identity = hue_emd(self.val_source, self.val_target).mean().item()
+        scores = self._score()
         epochs = [r for r in runlog.read_metrics(self.out) if r["kind"] == "epoch"]
         summary = dict(steps=self.step, epochs_completed=self.epoch, seconds=round(self.elapsed, 1),
                        it_per_s=round(self.step / self.elapsed, 3) if self.elapsed else None,
@@ -334,18 +340,29 @@ class Trainer:
                        unreadable=sorted(self.unreadable),
                        val_hue_emd=val["val_hue_emd"], val_hue_emd_identity=identity, val_mi=val["val_mi"],
                        last_epoch={k: v for k, v in epochs[-1].items() if k not in ("kind",)} if epochs else None,
-                       resumed_from=self.resumed_from, out=str(self.out))
+                       resumed_from=self.resumed_from, out=str(self.out),
+                       evaluation={"pairs": len(self.eval_pairs), "results": scores})
         runlog.write_json(self.out / runlog.SUMMARY_NAME, summary)
         minutes, seconds = divmod(self.elapsed, 60)
         print(f"{PROG}: {self.step} steps ({self.epoch} full epochs) in {int(minutes)}m{seconds:04.1f}s "
               f"({summary['it_per_s']} it/s) -> {self.out}\n"
-              f"  validation hue EMD to target (hard, 256 bins): model {val['val_hue_emd']:.4f}, "
-              f"identity {identity:.4f}; D_MI(V) to source: {val['val_mi']:.4f}\n"
+              f"  validation, all {len(self.eval_pairs)} pairs (the pairs and metrics of huenet.evaluate): "
+              + "; ".join(f"{METRICS[k][0]} {scores[MODEL_NAME][k]['mean']:.4f} (Reinhard "
+                          f"{scores['reinhard'][k]['mean']:.4f})" for k in ("hue_emd", "hue_intersection", "v_ssim"))
+              + "\n"
               f"  non-finite steps skipped: {self.nonfinite_total}; unreadable images skipped: "
               f"{len(self.unreadable)}\n"
               f"  see {self.out / runlog.PLOTS_DIR}, {self.out / runlog.SAMPLES_DIR}; "
               f"evaluate with: python -m huenet.evaluate --checkpoint {self.out}", file=sys.stderr)
         return summary
+
+    def _score(self) -> dict:
+        """:func:`huenet.evaluate.evaluate` on every validation pair, G in eval mode."""
+        self.gan.G.eval()
+        try:
+            return evaluate(self.gan.G, self.eval_pairs, device=self.device)
+        finally:
+            self.gan.G.train()
 
     def _last_sample_step(self) -> int | None:
         samples = sorted((self.out / runlog.SAMPLES_DIR).glob("step_*.npz"))
