@@ -41,8 +41,8 @@ from .checkpoint import (
 )
 from .cli import RunError, clean_warnings, exit_with, flag_message
 from .data import UnpairedPairs, make_image_set, skipped_images, split_indices
-from .gan import LOSS_KEYS, HueNetGAN, pixel_weight
 from .evaluate import MODEL_NAME, evaluate
+from .gan import LOSS_KEYS, HueNetGAN, pixel_weight
 from .metrics import METRICS, hue_emd
 from .options import RESUMABLE_CHANGES, TrainConfig, check_config, config_from_args, flag, library_flags
 
