@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from huenet.colortransfer.models import GANLoss, HueNetGenerator, PatchDiscriminator, generator_depth
+from huenet.colortransfer.models import CURVE_BINS, GANLoss, HueNetGenerator, PatchDiscriminator, generator_depth
 
 torch.set_num_threads(1)
 
@@ -66,8 +66,10 @@ def test_generator_depends_on_the_target_histograms():
 
 def test_generator_histograms_are_normalised(generator):
     hist = generator.histograms(torch.rand(3, 3, 20, 30))
-    assert hist.shape == (3, 3 * 16)
-    torch.testing.assert_close(hist.view(3, 3, 16).sum(-1), torch.ones(3, 3))
+    # The soft histograms, then (global curves) 6 Lab moments and a hard hue histogram.
+    assert hist.shape == (3, generator.cond_size) and generator.cond_size == 3 * 16 + 6 + CURVE_BINS
+    torch.testing.assert_close(hist[:, :48].view(3, 3, 16).sum(-1), torch.ones(3, 3))
+    torch.testing.assert_close(hist[:, 54:].sum(-1), torch.ones(3))
     assert not hist.requires_grad
 
 

@@ -93,7 +93,7 @@ class HueNetGAN:
         """The GAN of a :class:`~huenet.colortransfer.options.TrainConfig`, seeded by ``cfg.seed``."""
         torch.manual_seed(cfg.seed)  # identical initial weights in every process
         generator = HueNetGenerator(cfg.image_size, cfg.ngf, cfg.cond_bins, cfg.colorspace, cfg.bandwidth,
-                                    cfg.dropout, cfg.backend).to(ctx.device)
+                                    cfg.dropout, cfg.backend, cfg.global_mapping).to(ctx.device)
         discriminator = PatchDiscriminator(cfg.ndf or cfg.ngf).to(ctx.device)
         loss = HueNetLoss(cfg.colorspace, cfg.bins, cfg.bandwidth, cfg.lambda_hist, cfg.lambda_mi,
                           cfg.hist_channels, cfg.mi_channels, cfg.emd_order, cfg.hue_weight, "none", cfg.backend,

@@ -18,7 +18,7 @@ from . import runtime
 from .cli import UsageError, flag_message
 from .data import split_indices
 from .gan import step_bytes
-from .models import GAN_MODES, HueNetGenerator
+from .models import GAN_MODES, GLOBAL_MAPPINGS, HueNetGenerator
 
 
 @dataclass
@@ -49,6 +49,7 @@ class TrainConfig:
     ngf: int = 16
     ndf: int | None = None
     dropout: float = 0.0
+    global_mapping: str = "curves"
     device: str = "auto"
     amp: bool = False
     seed: int = 0
@@ -132,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bins per channel of the target histograms G is conditioned on")
     g.add_argument("--dropout", type=float, default=d.dropout,
                    help="dropout in G's first three decoder levels (pix2pix: 0.5)")
+    g.add_argument("--global-mapping", choices=GLOBAL_MAPPINGS, default=d.global_mapping,
+                   help="curves: G first applies a learnt-strength Reinhard match and hue curve to the target "
+                        "(docs/training.md); none: only its affine colour transform, starting at the identity")
     g = p.add_argument_group("running")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=d.amp,
