@@ -17,9 +17,8 @@ import sys
 import tempfile
 
 import triton
-from triton.backends.nvidia import compiler as nvidia
-
 from huenet.kernels.aot import variants
+from triton.backends.nvidia import compiler as nvidia
 
 _BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 _SASS_OPS = ("HGMMA", "HMMA", "DMMA", "MUFU", "ATOM", "RED")

@@ -44,7 +44,8 @@ def _corners(colors: torch.Tensor, n: int):
 def fit_lut(source: torch.Tensor, output: torch.Tensor, size: int = LUT_SIZE, prior: float = 1e-3) -> torch.Tensor:
     """The 3D LUT (3, size, size, size) that best maps ``source``'s colours to ``output``'s, both (1, 3, H, W).
 
-    Indexed ``[channel, blue, green, red]`` as :class:`huenet.recolor.ColorLUT`; each lattice point holds the weighted mean change of the pixels around it
+    Indexed ``[channel, blue, green, red]`` as
+    :class:`huenet.recolor.ColorLUT`; each lattice point holds the weighted mean change of the pixels around it
     (added to its own colour), shrunk towards the image's mean change by ``prior`` pixels' worth of weight.
     """
     src = source.float().flatten(2)[0].T  # (N, 3)
