@@ -17,8 +17,9 @@ import sys
 import tempfile
 
 import triton
-from huenet.kernels.aot import variants
 from triton.backends.nvidia import compiler as nvidia
+
+from huenet.kernels.aot import variants
 
 _BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 _SASS_OPS = ("HGMMA", "HMMA", "DMMA", "MUFU", "ATOM", "RED")
