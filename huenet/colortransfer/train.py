@@ -360,7 +360,11 @@ class Trainer:
         """:func:`huenet.evaluate.evaluate` on every validation pair, G in eval mode."""
         self.gan.G.eval()
         try:
-            return evaluate(self.gan.G, self.eval_pairs, device=self.device)
+            # The run has warned about its data already (unreadable, grey images); python -m huenet.evaluate
+            # repeats the per-pair warnings for whoever looks at the scores in detail.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return evaluate(self.gan.G, self.eval_pairs, device=self.device)
         finally:
             self.gan.G.train()
 
