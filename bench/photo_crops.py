@@ -8,6 +8,7 @@ Minduka_Present_Blue_Pack.png) and, if scikit-learn is installed, ``sklearn.data
 side, resized to ``size`` (so crops range from close-ups to whole-photo views), saved as PNG. The crops are
 spread over the photos evenly; the names say which photo each came from.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -8,6 +8,7 @@ sample data) enlarged to 4000x3000; the target is another 12 MP image. Measured:
 at its 512-pixel working size, the LUT fit and the full-resolution LUT pass), not the file decode and
 encode.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,7 @@ from huenet.colortransfer.transfer import transfer
 from .memory import peak_rss_delta
 
 SIZE = (4000, 3000)  # 12 MP
-MAX_SECONDS, MAX_BYTES = 10.0, 1.5 * 2 ** 30
+MAX_SECONDS, MAX_BYTES = 10.0, 1.5 * 2**30
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +49,10 @@ def test_transfer_12mp(benchmark, photos):
     extra, method = peak_rss_delta(run)
     out = benchmark.pedantic(run, rounds=2, iterations=1)
     seconds = benchmark.stats.stats.min
-    benchmark.extra_info.update(megapixels=SIZE[0] * SIZE[1] / 1e6, extra_bytes=extra, memory_method=method,
-                                threads=torch.get_num_threads())
-    print(f"\n12 MP transfer: {seconds:.2f} s (best of 2), {extra / 2 ** 20:.0f} MiB extra peak RSS ({method})")
+    benchmark.extra_info.update(
+        megapixels=SIZE[0] * SIZE[1] / 1e6, extra_bytes=extra, memory_method=method, threads=torch.get_num_threads()
+    )
+    print(f"\n12 MP transfer: {seconds:.2f} s (best of 2), {extra / 2**20:.0f} MiB extra peak RSS ({method})")
     assert out.shape == (3, SIZE[1], SIZE[0])
-    assert extra <= MAX_BYTES, f"{extra / 2 ** 30:.2f} GiB > 1.5 GiB"
+    assert extra <= MAX_BYTES, f"{extra / 2**30:.2f} GiB > 1.5 GiB"
     assert seconds <= MAX_SECONDS, f"{seconds:.1f} s > {MAX_SECONDS} s"

@@ -1,4 +1,5 @@
 """The generator's global matching curves, the full-resolution LUT carry, and readable sample grids."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ from huenet.recolor import ColorLUT
 
 def _peak(k: int, at: int, width: int = 1) -> torch.Tensor:
     h = torch.zeros(1, k)
-    h[0, at:at + width] = 1.0 / width
+    h[0, at : at + width] = 1.0 / width
     return h
 
 

@@ -8,6 +8,7 @@ with the metrics of :mod:`huenet.metrics`. Prints a table (mean over pairs) and 
 deviations and settings as JSON (default: ``evaluation.json`` in the run folder, or
 ``evaluation-<folder>.json`` for another ``--data``: the run's own evaluation is never overwritten).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,13 @@ MODEL_NAME = "huenet"
 FEW_PAIRS = 10
 
 
-def evaluate(generator, pairs: UnpairedPairs, batch_size: int = 16, device: str | torch.device = "cpu",
-             skipped: set[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
+def evaluate(
+    generator,
+    pairs: UnpairedPairs,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    skipped: set[str] | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
     """Score ``generator`` and the baselines on every pair of ``pairs``.
 
     Images that fail to decode are replaced by the next one (see :class:`UnpairedPairs`) and their names are
@@ -50,8 +56,11 @@ def evaluate(generator, pairs: UnpairedPairs, batch_size: int = 16, device: str 
             source, target = (torch.stack(t).to(device) for t in ([p.source for p in batch], [p.target for p in batch]))
             for k in (source == target).flatten(1).all(1).nonzero().flatten().tolist():
                 name = pairs.images.name(pairs.indices[start + k])
-                warnings.warn(f"validation pair {start + k} ({name!r}): its source and target are the same "
-                              "image, so it scores no colour transfer", stacklevel=2)
+                warnings.warn(
+                    f"validation pair {start + k} ({name!r}): its source and target are the same "
+                    "image, so it scores no colour transfer",
+                    stacklevel=2,
+                )
             for name, method in methods.items():
                 for key, values in transfer_metrics(method(source, target).float(), source, target).items():
                     scores[name][key].append(values.cpu())
@@ -79,20 +88,33 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m huenet.evaluate",
         description="Score a trained Hue-Net and four baselines (identity, Reinhard in Lab, per-channel "
-                    "histogram matching, MKL) on the validation pairs: hue EMD, histogram intersection and a*b* "
-                    "sliced Wasserstein distance to the target; D_MI, V-SSIM and L-SSIM to the source.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, metavar="RUN_OR_FILE",
-                        help="a run folder (its checkpoint.pt) or a checkpoint file")
-    parser.add_argument("--data", default=None, metavar="DIR",
-                        help="evaluate on this folder's validation split instead of the run's data")
+        "histogram matching, MKL) on the validation pairs: hue EMD, histogram intersection and a*b* "
+        "sliced Wasserstein distance to the target; D_MI, V-SSIM and L-SSIM to the source.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="RUN_OR_FILE",
+        help="a run folder (its checkpoint.pt) or a checkpoint file",
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="evaluate on this folder's validation split instead of the run's data",
+    )
     parser.add_argument("--image-size", type=int, default=None, help="crop size; default: the run's")
     parser.add_argument("--limit", type=int, default=None, help="score at most this many validation pairs")
     parser.add_argument("--batch-size", type=int, default=16, help="pairs per batch")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--json", default=None, metavar="PATH",
-                        help="where to write the results (its folder is created); default: evaluation.json "
-                             "next to the checkpoint, or evaluation-<folder>.json with --data")
+    parser.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="where to write the results (its folder is created); default: evaluation.json "
+        "next to the checkpoint, or evaluation-<folder>.json with --data",
+    )
     args = parser.parse_args(argv)
     for flag in ("image_size", "limit", "batch_size"):
         value = getattr(args, flag)
@@ -146,27 +168,40 @@ def _run(args) -> None:
     except (OSError, ValueError) as err:
         raise RunError(f"--data: {err}" if args.data is not None else f"the run's data: {err}") from err
     _, val_idx = split_indices(len(images), config["val_fraction"], config["seed"])
-    pairs = UnpairedPairs(images, val_idx[:args.limit], image_size, train=False, seed=config["seed"])
+    pairs = UnpairedPairs(images, val_idx[: args.limit], image_size, train=False, seed=config["seed"])
     if len(pairs) < FEW_PAIRS:
-        hint = "" if args.limit is not None and args.limit < len(val_idx) else \
-            f" (the validation split is {config['val_fraction']:.0%} of the images; use a larger folder)"
+        hint = (
+            ""
+            if args.limit is not None and args.limit < len(val_idx)
+            else f" (the validation split is {config['val_fraction']:.0%} of the images; use a larger folder)"
+        )
         warnings.warn(f"only {len(pairs)} validation pair(s): the means below are rough{hint}", stacklevel=2)
     skipped = set(skipped_images(images))
     result = evaluate(generator, pairs, args.batch_size, device, skipped)
 
     data_name = data if data is not None else f"built-in synthetic ({config['synthetic_images']} images)"
-    print(f"{PROG}: {len(pairs)} validation pairs of {data_name} at {image_size}x{image_size}, "
-          f"checkpoint {ckpt}" + (f"; {len(skipped)} unreadable image(s) skipped" if skipped else "") + "\n")
+    print(
+        f"{PROG}: {len(pairs)} validation pairs of {data_name} at {image_size}x{image_size}, "
+        f"checkpoint {ckpt}" + (f"; {len(skipped)} unreadable image(s) skipped" if skipped else "") + "\n"
+    )
     print(format_table(result))
     try:
-        runlog.write_json(out, {"checkpoint": str(ckpt), "data": data, "image_size": image_size,
-                                "pairs": len(pairs), "unreadable": sorted(skipped),
-                                "metrics": {k: {"label": label, "lower_is_better": lower}
-                                            for k, (label, lower) in METRICS.items()},
-                                "results": result})
+        runlog.write_json(
+            out,
+            {
+                "checkpoint": str(ckpt),
+                "data": data,
+                "image_size": image_size,
+                "pairs": len(pairs),
+                "unreadable": sorted(skipped),
+                "metrics": {k: {"label": label, "lower_is_better": lower} for k, (label, lower) in METRICS.items()},
+                "results": result,
+            },
+        )
     except OSError as err:
         raise RunError(f"--json: cannot write {str(out)!r} ({err.strerror or err})") from err
     print(f"\nwritten to {out}")
+
 
 if __name__ == "__main__":
     main()

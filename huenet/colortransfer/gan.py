@@ -16,6 +16,7 @@ Example:
     >>> sorted(record), record["nonfinite"]
     (['adv', 'hist', 'loss_d', 'loss_g', 'mi', 'nonfinite'], False)
 """
+
 from __future__ import annotations
 
 import inspect
@@ -30,8 +31,11 @@ from . import runtime
 from .models import GANLoss, HueNetGenerator, PatchDiscriminator
 
 # torch 2.13 renamed DDP's broadcast_buffers to forward_sync_buffers (the old name warns).
-_BUFFER_SYNC_ARG = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(
-    DistributedDataParallel.__init__).parameters else "broadcast_buffers"
+_BUFFER_SYNC_ARG = (
+    "forward_sync_buffers"
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    else "broadcast_buffers"
+)
 #: The losses of a step: G's total, D's, and G's three terms unweighted.
 LOSS_KEYS = ("loss_g", "loss_d", "adv", "hist", "mi")
 # Activations a training step keeps per element of one forward pass of G and D, as a multiple of that
@@ -66,9 +70,18 @@ class HueNetGAN:
         ctx: the process group under torchrun; None runs alone.
     """
 
-    def __init__(self, generator: HueNetGenerator, discriminator: PatchDiscriminator, loss: HueNetLoss | None,
-                 gan_mode: str = "bce", lr: float = 2e-4, beta1: float = 0.5, lambda_gan: float = 1.0,
-                 amp: bool = False, ctx: runtime.Distributed | None = None):
+    def __init__(
+        self,
+        generator: HueNetGenerator,
+        discriminator: PatchDiscriminator,
+        loss: HueNetLoss | None,
+        gan_mode: str = "bce",
+        lr: float = 2e-4,
+        beta1: float = 0.5,
+        lambda_gan: float = 1.0,
+        amp: bool = False,
+        ctx: runtime.Distributed | None = None,
+    ):
         self.G, self.D, self.loss = generator, discriminator, loss
         self.device = next(generator.parameters()).device
         self.ctx = ctx or runtime.Distributed(0, 1, self.device)
@@ -92,20 +105,43 @@ class HueNetGAN:
     def from_config(cls, cfg, ctx: runtime.Distributed) -> HueNetGAN:
         """The GAN of a :class:`~huenet.colortransfer.options.TrainConfig`, seeded by ``cfg.seed``."""
         torch.manual_seed(cfg.seed)  # identical initial weights in every process
-        generator = HueNetGenerator(cfg.image_size, cfg.ngf, cfg.cond_bins, cfg.colorspace, cfg.bandwidth,
-                                    cfg.dropout, cfg.backend, cfg.global_mapping).to(ctx.device)
+        generator = HueNetGenerator(
+            cfg.image_size,
+            cfg.ngf,
+            cfg.cond_bins,
+            cfg.colorspace,
+            cfg.bandwidth,
+            cfg.dropout,
+            cfg.backend,
+            cfg.global_mapping,
+        ).to(ctx.device)
         discriminator = PatchDiscriminator(cfg.ndf or cfg.ngf).to(ctx.device)
-        loss = HueNetLoss(cfg.colorspace, cfg.bins, cfg.bandwidth, cfg.lambda_hist, cfg.lambda_mi,
-                          cfg.hist_channels, cfg.mi_channels, cfg.emd_order, cfg.hue_weight, "none", cfg.backend,
-                          cfg.detach_hue_weight)
+        loss = HueNetLoss(
+            cfg.colorspace,
+            cfg.bins,
+            cfg.bandwidth,
+            cfg.lambda_hist,
+            cfg.lambda_mi,
+            cfg.hist_channels,
+            cfg.mi_channels,
+            cfg.emd_order,
+            cfg.hue_weight,
+            "none",
+            cfg.backend,
+            cfg.detach_hue_weight,
+        )
         amp = cfg.amp and ctx.device.type == "cuda"
         return cls(generator, discriminator, loss, cfg.gan_mode, cfg.lr, cfg.beta1, cfg.lambda_gan, amp, ctx)
 
     # ------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict:
-        return {"generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "scaler": self.scaler.state_dict()}
+        return {
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["generator"])
@@ -139,8 +175,14 @@ class HueNetGAN:
             loss_g = self.lambda_gan * adv + self.loss.lambda_mi * mi + self.loss.lambda_hist * hist
         return loss_g, adv, hist, mi
 
-    def step(self, source: torch.Tensor, target: torch.Tensor, source_alpha: torch.Tensor | None = None,
-             target_alpha: torch.Tensor | None = None, update: bool = True) -> dict:
+    def step(
+        self,
+        source: torch.Tensor,
+        target: torch.Tensor,
+        source_alpha: torch.Tensor | None = None,
+        target_alpha: torch.Tensor | None = None,
+        update: bool = True,
+    ) -> dict:
         """One D update then one G update; a loss that is not finite skips its update(s).
 
         Args:
@@ -212,7 +254,7 @@ def step_bytes(batch: int, image_size: int, ngf: int, ndf: int, cond_bins: int, 
 
     # eval(): BatchNorm cannot train on a batch of one image with a 1x1 bottleneck; the shapes are the same.
     G, D = HueNetGenerator(image_size, ngf, cond_bins).eval(), PatchDiscriminator(ndf).eval()
-    side = max(32, 2 ** G.depth)
+    side = max(32, 2**G.depth)
     hooks = [m.register_forward_hook(count) for net in (G, D) for m in net.modules()]
     try:
         with torch.no_grad():
@@ -221,5 +263,5 @@ def step_bytes(batch: int, image_size: int, ngf: int, ndf: int, cond_bins: int, 
         for hook in hooks:
             hook.remove()
     scale = batch * (image_size / side) ** 2
-    histogram_values = batch * image_size ** 2 * 3 * 8 + batch * 3 * bins * bins
+    histogram_values = batch * image_size**2 * 3 * 8 + batch * 3 * bins * bins
     return int((_STEP_ACTIVATION_FACTOR * total * scale + histogram_values) * _FLOAT_BYTES)

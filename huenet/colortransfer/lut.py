@@ -15,6 +15,7 @@ Example:
     >>> bool((lut(image) - (1 - image)).abs().mean() < 0.01)
     True
 """
+
 from __future__ import annotations
 
 import torch
@@ -49,11 +50,12 @@ def fit_lut(source: torch.Tensor, output: torch.Tensor, size: int = LUT_SIZE, pr
     (added to its own colour), shrunk towards the image's mean change by ``prior`` pixels' worth of weight.
     """
     src = source.float().flatten(2)[0].T  # (N, 3)
-    change = (output.float().flatten(2)[0].T - src)
+    change = output.float().flatten(2)[0].T - src
     index, weight = _corners(src, size)
-    total = torch.zeros(size ** 3, device=src.device).index_add_(0, index.flatten(), weight.flatten())
-    sums = torch.zeros(size ** 3, 3, device=src.device).index_add_(
-        0, index.flatten(), (weight[..., None] * change[None]).flatten(0, 1))
+    total = torch.zeros(size**3, device=src.device).index_add_(0, index.flatten(), weight.flatten())
+    sums = torch.zeros(size**3, 3, device=src.device).index_add_(
+        0, index.flatten(), (weight[..., None] * change[None]).flatten(0, 1)
+    )
     mean_change = change.mean(0)
     offset = (sums + prior * mean_change) / (total[:, None] + prior)
     axis = torch.linspace(0, 1, size, device=src.device)

@@ -12,6 +12,7 @@ Example:
     >>> out.shape, D(out).shape
     (torch.Size([2, 3, 64, 64]), torch.Size([2, 1, 6, 6]))
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,11 @@ def init_weights(module: nn.Module) -> None:
 
 def _up(in_ch: int, out_ch: int, dropout: float) -> nn.Sequential:
     # Bilinear upsampling + 3x3 conv (as the official code) instead of a transposed conv: no checkerboard.
-    layers = [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-              nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch)]
+    layers = [
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+    ]
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
     layers.append(nn.ReLU(inplace=True))
@@ -82,8 +86,9 @@ def hue_histograms(image: torch.Tensor, bins: int = CURVE_BINS) -> torch.Tensor:
     return hist / hist.sum(1, keepdim=True)
 
 
-def matching_curves(source_hist: torch.Tensor, target_hist: torch.Tensor, cyclic: bool,
-                    max_slope: float = CURVE_MAX_SLOPE) -> torch.Tensor:
+def matching_curves(
+    source_hist: torch.Tensor, target_hist: torch.Tensor, cyclic: bool, max_slope: float = CURVE_MAX_SLOPE
+) -> torch.Tensor:
     r"""Slope-limited histogram-matching curves: (M, K) histograms on [0, 1] -> curves (M, K) at the bin centres
     (cyclic: (M, K + 1), the first knot repeated one turn up).
 
@@ -119,9 +124,9 @@ def matching_curves(source_hist: torch.Tensor, target_hist: torch.Tensor, cyclic
     steps = curve.diff(dim=1)
     owed, capped = zero, []
     for j in range(steps.shape[1] - 1):
-        step = steps[:, j:j + 1]
-        keep = torch.where(busy[:, j:j + 1], step.clamp(max=max_slope / k), step + owed)
-        owed = torch.where(busy[:, j:j + 1], owed + step - keep, zero)
+        step = steps[:, j : j + 1]
+        keep = torch.where(busy[:, j : j + 1], step.clamp(max=max_slope / k), step + owed)
+        owed = torch.where(busy[:, j : j + 1], owed + step - keep, zero)
         capped.append(keep)
     capped.append(steps[:, -1:] + owed)  # the last step pays whatever is still owed
     return curve[:, :1] + torch.cat([zero, torch.cat(capped, 1).cumsum(1)], 1)
@@ -140,7 +145,7 @@ def _fill_empty(curve: torch.Tensor, valid: torch.Tensor, cyclic: bool) -> torch
     after = torch.where(ok, index, torch.full_like(index, laps * k - 1)).flip(1).cummin(1).values.flip(1)
     v0, v1 = values.gather(1, prev), values.gather(1, after)
     frac = (index - prev) / (after - prev).clamp(min=1)
-    filled = (v0 + (v1 - v0) * frac)[:, (laps // 2) * k:(laps // 2 + 1) * k] - (laps // 2)
+    filled = (v0 + (v1 - v0) * frac)[:, (laps // 2) * k : (laps // 2 + 1) * k] - (laps // 2)
     # A row with no valid bin (an empty image) keeps its curve.
     return torch.where(valid.any(1, keepdim=True), filled, curve)
 
@@ -193,8 +198,17 @@ class HueNetGenerator(nn.Module):
         source: (B, 3, H, W) RGB in [0, 1]; hist: (B, 3 * cond_bins). Output: (B, 3, H, W) in (0, 1).
     """
 
-    def __init__(self, image_size: int = 256, ngf: int = 64, cond_bins: int = 32, colorspace: str = "hsv",
-                 bandwidth: float = 0.4, dropout: float = 0.0, backend: str = "auto", global_mapping: str = "curves"):
+    def __init__(
+        self,
+        image_size: int = 256,
+        ngf: int = 64,
+        cond_bins: int = 32,
+        colorspace: str = "hsv",
+        bandwidth: float = 0.4,
+        dropout: float = 0.0,
+        backend: str = "auto",
+        global_mapping: str = "curves",
+    ):
         super().__init__()
         op = "HueNetGenerator"
         _check_int(op, "image_size", image_size, 8)
@@ -206,8 +220,16 @@ class HueNetGenerator(nn.Module):
             raise ValueError(f"{op}: `colorspace` must be 'hsv' or 'yuv'; got {colorspace!r}")
         if global_mapping not in GLOBAL_MAPPINGS:
             raise ValueError(f"{op}: `global_mapping` must be one of {GLOBAL_MAPPINGS}; got {global_mapping!r}")
-        self.config = dict(image_size=image_size, ngf=ngf, cond_bins=cond_bins, colorspace=colorspace,
-                           bandwidth=bandwidth, dropout=dropout, backend=backend, global_mapping=global_mapping)
+        self.config = dict(
+            image_size=image_size,
+            ngf=ngf,
+            cond_bins=cond_bins,
+            colorspace=colorspace,
+            bandwidth=bandwidth,
+            dropout=dropout,
+            backend=backend,
+            global_mapping=global_mapping,
+        )
         self.curves = global_mapping == "curves"
         # The conditioning vector: soft histograms of the target for the MLP, then (curves) its Lab moments
         # and its hard hue histogram for the global mapping.
@@ -216,18 +238,28 @@ class HueNetGenerator(nn.Module):
         self.cond_bins = cond_bins
         self._hist = HistogramEMDLoss(colorspace, colorspace, cond_bins, bandwidth, backend=backend)
 
-        widths = [ngf * min(2 ** i, 8) for i in range(self.depth)]
+        widths = [ngf * min(2**i, 8) for i in range(self.depth)]
         self.down = nn.ModuleList([nn.Sequential(nn.Conv2d(3, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True))])
         for i in range(1, self.depth):
-            self.down.append(nn.Sequential(nn.Conv2d(widths[i - 1], widths[i], 4, 2, 1, bias=False),
-                                           nn.BatchNorm2d(widths[i]), nn.LeakyReLU(0.2, True)))
+            self.down.append(
+                nn.Sequential(
+                    nn.Conv2d(widths[i - 1], widths[i], 4, 2, 1, bias=False),
+                    nn.BatchNorm2d(widths[i]),
+                    nn.LeakyReLU(0.2, True),
+                )
+            )
         bottleneck = widths[-1]
-        self.mlp = nn.Sequential(nn.Linear(3 * cond_bins, 2 * bottleneck), nn.ReLU(True),
-                                 nn.Linear(2 * bottleneck, bottleneck), nn.ReLU(True))
+        self.mlp = nn.Sequential(
+            nn.Linear(3 * cond_bins, 2 * bottleneck),
+            nn.ReLU(True),
+            nn.Linear(2 * bottleneck, bottleneck),
+            nn.ReLU(True),
+        )
         # 12 global affine coefficients, then (curves) how far to follow the L, a, b moment match and the hue curve.
         self.global_coef = nn.Linear(2 * bottleneck, 16 if self.curves else 12)
-        self.fuse = nn.Sequential(nn.Conv2d(2 * bottleneck, bottleneck, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(bottleneck), nn.ReLU(True))
+        self.fuse = nn.Sequential(
+            nn.Conv2d(2 * bottleneck, bottleneck, 3, padding=1, bias=False), nn.BatchNorm2d(bottleneck), nn.ReLU(True)
+        )
         # Decoder level i takes level i+1's output concatenated with encoder level i+1's skip (the deepest
         # takes the fused bottleneck alone) and produces encoder level i's width.
         self.up = nn.ModuleList()
@@ -237,8 +269,9 @@ class HueNetGenerator(nn.Module):
         self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
         # The head sees the source itself at full resolution next to the upsampled features: bilinear
         # upsampling cannot restore single-pixel detail, and colour transfer is mostly a per-pixel mapping.
-        self.head = nn.Sequential(nn.Conv2d(2 * widths[0] + 3, widths[0], 3, padding=1), nn.ReLU(True),
-                                  nn.Conv2d(widths[0], 12, 1))
+        self.head = nn.Sequential(
+            nn.Conv2d(2 * widths[0] + 3, widths[0], 3, padding=1), nn.ReLU(True), nn.Conv2d(widths[0], 12, 1)
+        )
         init_weights(self)
         # Start at the identity transform: A = I (bias), b = 0, no dependence on the features yet.
         nn.init.zeros_(self.head[-1].weight)
@@ -263,10 +296,12 @@ class HueNetGenerator(nn.Module):
             raise ValueError(f"HueNetGenerator: `source` must be of shape (B, 3, H, W); got {tuple(source.shape)}")
         expected = (source.shape[0], self.cond_size)
         if hist.shape != expected:
-            raise ValueError(f"HueNetGenerator: `hist` must be of shape {expected} (from .histograms(target)); "
-                             f"got {tuple(hist.shape)}")
+            raise ValueError(
+                f"HueNetGenerator: `hist` must be of shape {expected} (from .histograms(target)); "
+                f"got {tuple(hist.shape)}"
+            )
         h, w = source.shape[-2:]
-        multiple = 2 ** self.depth
+        multiple = 2**self.depth
         pad_h, pad_w = -h % multiple, -w % multiple
         # Reflect padding needs pad < size; tiny inputs fall back to replicating the border.
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
@@ -277,7 +312,7 @@ class HueNetGenerator(nn.Module):
             x = layer(x)
             skips.append(x)
         # Histograms sum to 1 over their bins; times the bin count they average 1, a better MLP input scale.
-        code = self.mlp(hist[:, :3 * self.cond_bins].to(x.dtype) * self.cond_bins)
+        code = self.mlp(hist[:, : 3 * self.cond_bins].to(x.dtype) * self.cond_bins)
         glob = self.global_coef(torch.cat([code, x.mean((2, 3))], 1))
         x = self.fuse(torch.cat([x, code[:, :, None, None].expand_as(x)], 1))
         for k, layer in enumerate(self.up):
@@ -285,10 +320,9 @@ class HueNetGenerator(nn.Module):
         coef = self.head(torch.cat([self.upsample(torch.cat([x, skips[0]], 1)), padded], 1))[..., :h, :w]
         coef = coef + glob[:, :12, None, None]
         matrix = coef[:, :9].unflatten(1, (3, 3))
-        base = self._follow_curves(source, hist[:, 3 * self.cond_bins:], glob[:, 12:]) if self.curves else source
+        base = self._follow_curves(source, hist[:, 3 * self.cond_bins :], glob[:, 12:]) if self.curves else source
         logits = torch.logit(base, _LOGIT_EPS).to(coef.dtype)
         return torch.sigmoid(torch.einsum("bijhw,bjhw->bihw", matrix, logits) + coef[:, 9:])
-
 
     def _follow_curves(self, source: torch.Tensor, target_stats: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         """The global mapping, each stage followed a learnt fraction of the way: Reinhard's match of the Lab
@@ -335,7 +369,7 @@ class PatchDiscriminator(nn.Module):
         ch = ndf
         layers = [nn.Conv2d(6 if conditional else 3, ch, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for i in range(1, n_layers + 1):
-            prev, ch = ch, ndf * min(2 ** i, 8)
+            prev, ch = ch, ndf * min(2**i, 8)
             stride = 2 if i < n_layers else 1
             layers += [nn.Conv2d(prev, ch, 4, stride, 1, bias=False), nn.BatchNorm2d(ch), nn.LeakyReLU(0.2, True)]
         layers.append(nn.Conv2d(ch, 1, 4, 1, 1))
@@ -344,8 +378,10 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, image: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         if self.conditional != (condition is not None):
-            raise ValueError("PatchDiscriminator: `condition` must be given exactly when conditional=True; "
-                             f"conditional={self.conditional}, condition={'given' if condition is not None else None}")
+            raise ValueError(
+                "PatchDiscriminator: `condition` must be given exactly when conditional=True; "
+                f"conditional={self.conditional}, condition={'given' if condition is not None else None}"
+            )
         x = image if condition is None else torch.cat([image, condition], 1)
         return self.net(x * 2 - 1)
 

@@ -8,6 +8,7 @@
 
 ``python -m huenet.plots RUN_DIR`` regenerates all of them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,7 +62,7 @@ def sample_grid(source: np.ndarray, target: np.ndarray, output: np.ndarray, step
         top = _HEADER + i * (th + _GAP)
         row = (tile(source[i], Image.NEAREST), tile(target[i], Image.BICUBIC), tile(output[i], Image.NEAREST))
         for j, image in enumerate(row):
-            canvas[top:top + th, j * (tw + _GAP):j * (tw + _GAP) + tw] = image
+            canvas[top : top + th, j * (tw + _GAP) : j * (tw + _GAP) + tw] = image
     grid = Image.fromarray(canvas)
     draw, font = ImageDraw.Draw(grid), _font(14)
     for j, label in enumerate(SAMPLE_COLUMNS):
@@ -70,8 +71,9 @@ def sample_grid(source: np.ndarray, target: np.ndarray, output: np.ndarray, step
     return grid
 
 
-def save_samples(run_dir: str | os.PathLike, step: int, source: torch.Tensor, target: torch.Tensor,
-                 output: torch.Tensor) -> Path:
+def save_samples(
+    run_dir: str | os.PathLike, step: int, source: torch.Tensor, target: torch.Tensor, output: torch.Tensor
+) -> Path:
     """Save a batch (B, 3, H, W) in [0, 1] as ``samples/step_XXXXXXX.npz`` and its grid ``.png``."""
     folder = Path(run_dir) / runlog.SAMPLES_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,11 +100,13 @@ def plot_losses(records: list[dict], path: str | os.PathLike) -> None:
     steps = [r for r in records if r["kind"] == "step"]
     epochs = [r for r in records if r["kind"] == "epoch"]
     # What each curve should do in a healthy run: a reader must not take D_MI's rise for a failure.
-    panels = [("loss_g", "generator total\n(should fall, noisily)"),
-              ("loss_d", "discriminator\n(no trend expected: G and D compete)"),
-              ("adv", "adversarial (G)\n(no trend expected: G and D compete)"),
-              ("hist", "hue EMD to target\n(should fall: the colours move to the target's)"),
-              ("mi", "D_MI to source\n(may rise: recoloured pixels share less with the source)")]
+    panels = [
+        ("loss_g", "generator total\n(should fall, noisily)"),
+        ("loss_d", "discriminator\n(no trend expected: G and D compete)"),
+        ("adv", "adversarial (G)\n(no trend expected: G and D compete)"),
+        ("hist", "hue EMD to target\n(should fall: the colours move to the target's)"),
+        ("mi", "D_MI to source\n(may rise: recoloured pixels share less with the source)"),
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8))
     x = np.array([r["step"] for r in steps])
     window = max(1, len(steps) // 30)
@@ -110,7 +114,7 @@ def plot_losses(records: list[dict], path: str | os.PathLike) -> None:
         y = np.array([r[key] for r in steps], dtype=float)
         if len(y):
             ax.plot(x, y, color="C0", alpha=0.25, lw=0.8)
-            ax.plot(x[window - 1:] if len(y) >= window else x, _smooth(y, window), color="C0", label="train")
+            ax.plot(x[window - 1 :] if len(y) >= window else x, _smooth(y, window), color="C0", label="train")
         val_key = "val_" + key
         if any(val_key in r for r in epochs):
             ax.plot([r["step"] for r in epochs], [r[val_key] for r in epochs], "o-", color="C3", label="val")
@@ -118,8 +122,11 @@ def plot_losses(records: list[dict], path: str | os.PathLike) -> None:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    fig.suptitle("Training losses. The hue EMD falling is the goal; D_MI rising meanwhile is expected, as long as "
-                 "the structure in the sample grids stays intact.", fontsize=10)
+    fig.suptitle(
+        "Training losses. The hue EMD falling is the goal; D_MI rising meanwhile is expected, as long as "
+        "the structure in the sample grids stays intact.",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -132,8 +139,7 @@ def _hue_strip(ax, bins: int) -> None:
     ax.imshow(strip.permute(1, 2, 0).numpy(), extent=(0, 1, -0.06, -0.01), aspect="auto")
 
 
-def plot_hue_histograms(source: np.ndarray, target: np.ndarray, output: np.ndarray,
-                        path: str | os.PathLike) -> None:
+def plot_hue_histograms(source: np.ndarray, target: np.ndarray, output: np.ndarray, path: str | os.PathLike) -> None:
     """Saturation-weighted hue histograms of output vs target (source dashed), one panel per sample."""
     to_t = [torch.from_numpy(a).float() / 255 for a in (source, target, output)]
     hists = [hue_histogram(t, _PLOT_BINS).numpy() for t in to_t]
@@ -164,17 +170,24 @@ def plot_joint_histograms(source: np.ndarray, output: np.ndarray, path: str | os
     for i in range(n):
         rows = [(2, None, "V"), (0, src[i, 1] * out[i, 1], "hue (sat-weighted)")]
         for r, (channel, weight, label) in enumerate(rows):
-            joint, _, _ = np.histogram2d(src[i, channel].ravel(), out[i, channel].ravel(), bins=_PLOT_BINS,
-                                         range=[[0, 1], [0, 1]],
-                                         weights=None if weight is None else weight.ravel())
+            joint, _, _ = np.histogram2d(
+                src[i, channel].ravel(),
+                out[i, channel].ravel(),
+                bins=_PLOT_BINS,
+                range=[[0, 1], [0, 1]],
+                weights=None if weight is None else weight.ravel(),
+            )
             ax = axes[r][i]
-            ax.imshow(np.log1p(joint.T * 1000 / max(joint.sum(), 1e-12)), origin="lower", extent=(0, 1, 0, 1),
-                      cmap="magma")
+            ax.imshow(
+                np.log1p(joint.T * 1000 / max(joint.sum(), 1e-12)), origin="lower", extent=(0, 1, 0, 1), cmap="magma"
+            )
             ax.set_xlabel(f"source {label}")
             ax.set_ylabel(f"output {label}")
             ax.set_title(f"sample {i}: {label}, source vs output", fontsize=9)
-    fig.suptitle("Joint histograms of source (x) and output (y): a thin curve means the output keeps the "
-                 "source's structure", fontsize=10)
+    fig.suptitle(
+        "Joint histograms of source (x) and output (y): a thin curve means the output keeps the source's structure",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -199,8 +212,7 @@ def regenerate(run_dir: str | os.PathLike, redraw_samples: bool = True) -> list[
     samples = sorted((run_dir / runlog.SAMPLES_DIR).glob("step_*.npz"))
     for npz in samples if redraw_samples else ():
         with np.load(npz) as data:
-            sample_grid(data["source"], data["target"], data["output"], int(data["step"])).save(
-                npz.with_suffix(".png"))
+            sample_grid(data["source"], data["target"], data["output"], int(data["step"])).save(npz.with_suffix(".png"))
         written.append(npz.with_suffix(".png"))
     if samples:
         with np.load(samples[-1]) as data:
@@ -211,8 +223,9 @@ def regenerate(run_dir: str | os.PathLike, redraw_samples: bool = True) -> list[
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m huenet.plots",
-                                     description="Regenerate all plots of a huenet training run from its log.")
+    parser = argparse.ArgumentParser(
+        prog="python -m huenet.plots", description="Regenerate all plots of a huenet training run from its log."
+    )
     parser.add_argument("run_dir", help="the run folder (the --out of huenet.train)")
     args = parser.parse_args(argv)
     try:

@@ -11,6 +11,7 @@ Example:
     >>> images.load(0).size
     (48, 48)
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -114,7 +115,7 @@ def _draw(rng: np.random.Generator, size: int) -> np.ndarray:
     palette = _palette(rng, family, 5)
     # Background: a linear gradient between two palette colours in a random direction.
     angle = rng.uniform(0, 2 * np.pi)
-    ramp = (xx * np.cos(angle) + yy * np.sin(angle))
+    ramp = xx * np.cos(angle) + yy * np.sin(angle)
     ramp = (ramp - ramp.min()) / max(ramp.max() - ramp.min(), 1e-9)
     image = (1 - ramp)[..., None] * palette[0] + ramp[..., None] * palette[1]
 
