@@ -1,6 +1,7 @@
 """Figures of a training run, all drawn from what the run folder records.
 
-- ``samples/step_XXXXXXX.png``: rows of source | target | output (from the ``.npz`` saved next to it);
+- ``samples/step_XXXXXXX.png``: rows of source | target | output, and | ground truth for the paired tasks
+  (whose source is the input: grey or edges; from the ``.npz`` saved next to it);
 - ``plots/losses.png``: the loss curves from ``metrics.jsonl``;
 - ``plots/hue_histograms.png``: hue histograms of output against target (and source) for the latest samples;
 - ``plots/joint_histograms.png``: 2D joint histograms of source against output (V and hue) for them.
@@ -33,25 +34,37 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
 
 
-def sample_grid(source: np.ndarray, target: np.ndarray, output: np.ndarray) -> Image.Image:
-    """One row per sample, columns source | target | output; inputs uint8 (N, 3, H, W), the target any H, W."""
+def sample_grid(source: np.ndarray, target: np.ndarray, output: np.ndarray,
+                truth: np.ndarray | None = None) -> Image.Image:
+    """One row per sample, columns source | target | output (| ground truth, for the paired tasks).
+
+    Inputs uint8 (N, 3, H, W); the target may have any H, W (it is resized to the source's).
+    """
     n, _, h, w = source.shape
     tgt = [np.asarray(Image.fromarray(t.transpose(1, 2, 0)).resize((w, h), Image.BICUBIC)) for t in target]
-    canvas = np.full((n * h + (n - 1) * _GAP, 3 * w + 2 * _GAP, 3), 255, np.uint8)
+    columns = [source.transpose(0, 2, 3, 1), tgt, output.transpose(0, 2, 3, 1)]
+    if truth is not None:
+        columns.append(truth.transpose(0, 2, 3, 1))
+    canvas = np.full((n * h + (n - 1) * _GAP, len(columns) * (w + _GAP) - _GAP, 3), 255, np.uint8)
     for i in range(n):
         top = i * (h + _GAP)
-        for j, image in enumerate((source[i].transpose(1, 2, 0), tgt[i], output[i].transpose(1, 2, 0))):
-            canvas[top:top + h, j * (w + _GAP):j * (w + _GAP) + w] = image
+        for j, column in enumerate(columns):
+            canvas[top:top + h, j * (w + _GAP):j * (w + _GAP) + w] = column[i]
     return Image.fromarray(canvas)
 
 
 def save_samples(run_dir: str | os.PathLike, step: int, source: torch.Tensor, target: torch.Tensor,
-                 output: torch.Tensor) -> Path:
-    """Save a batch (B, 3, H, W) in [0, 1] as ``samples/step_XXXXXXX.npz`` and its grid ``.png``."""
+                 output: torch.Tensor, truth: torch.Tensor | None = None) -> Path:
+    """Save a batch (B, 3, H, W) in [0, 1] as ``samples/step_XXXXXXX.npz`` and its grid ``.png``.
+
+    ``truth``: the ground-truth photos of a paired task's inputs (``source``), shown in a fourth column.
+    """
     folder = Path(run_dir) / runlog.SAMPLES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"step_{step:07d}"
     arrays = dict(source=_to_uint8(source), target=_to_uint8(target), output=_to_uint8(output))
+    if truth is not None:
+        arrays["truth"] = _to_uint8(truth)
     # Written under a temporary name, then renamed: a run killed meanwhile leaves no torn .npz behind.
     tmp = stem.with_suffix(".npz.tmp")
     with open(tmp, "wb") as f:
@@ -73,7 +86,9 @@ def plot_losses(records: list[dict], path: str | os.PathLike) -> None:
     steps = [r for r in records if r["kind"] == "step"]
     epochs = [r for r in records if r["kind"] == "epoch"]
     panels = [("loss_g", "generator total"), ("loss_d", "discriminator"), ("adv", "adversarial (G)"),
-              ("hist", "hue EMD to target"), ("mi", "D_MI to source")]
+              ("hist", "EMD to target"), ("mi", "D_MI to source")]
+    if any(r.get("l1") for r in steps):
+        panels.append(("l1", "L1 to ground truth"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
     x = np.array([r["step"] for r in steps])
     window = max(1, len(steps) // 30)
@@ -165,7 +180,8 @@ def regenerate(run_dir: str | os.PathLike, redraw_samples: bool = True) -> list[
     samples = sorted((run_dir / runlog.SAMPLES_DIR).glob("step_*.npz"))
     for npz in samples if redraw_samples else ():
         with np.load(npz) as data:
-            sample_grid(data["source"], data["target"], data["output"]).save(npz.with_suffix(".png"))
+            sample_grid(data["source"], data["target"], data["output"],
+                        data["truth"] if "truth" in data else None).save(npz.with_suffix(".png"))
         written.append(npz.with_suffix(".png"))
     if samples:
         with np.load(samples[-1]) as data:

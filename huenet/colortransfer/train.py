@@ -42,8 +42,18 @@ from .checkpoint import (
 from .cli import RunError, clean_warnings, exit_with, flag_message
 from .data import UnpairedPairs, make_image_set, skipped_images, split_indices
 from .gan import LOSS_KEYS, HueNetGAN, pixel_weight
-from .metrics import hue_emd
-from .options import RESUMABLE_CHANGES, TrainConfig, check_config, config_from_args, flag, library_flags
+from .metrics import hue_emd, psnr, rgb_ssim
+from .options import (
+    RESUMABLE_CHANGES,
+    TrainConfig,
+    check_config,
+    config_from_args,
+    flag,
+    library_flags,
+    resolve_task_defaults,
+)
+from .paired import PairedImages, make_paired_image_set
+from .tasks import PAIRED_TASKS
 
 PROG = "huenet.train"
 # Validation pairs scored at the end of each epoch, and how many of them the sample grids show.
@@ -107,8 +117,15 @@ class Trainer:
         if cfg.amp and ctx.device.type != "cuda" and ctx.is_main:
             warnings.warn("--amp works on CUDA only; training in fp32 on the CPU", stacklevel=2)
 
+        # Transfer: (source, target) photos. Paired tasks: (input, ground truth), the ground truth being the
+        # reference in training.
+        self.paired = cfg.task in PAIRED_TASKS
         try:
-            images = make_image_set(cfg.data, cfg.image_size, cfg.seed, cfg.synthetic_images)
+            if self.paired:
+                images = make_paired_image_set(cfg.data, cfg.image_size, cfg.seed, cfg.synthetic_images,
+                                               cfg.data_format)
+            else:
+                images = make_image_set(cfg.data, cfg.image_size, cfg.seed, cfg.synthetic_images)
         except (OSError, ValueError) as err:
             raise RunError(f"--data: {err}" if cfg.data is not None else flag_message(err, library_flags())) \
                 from err
@@ -116,8 +133,13 @@ class Trainer:
         self.images = images
         self.unreadable = set(skipped_images(images))
         train_idx, val_idx = split_indices(len(images), cfg.val_fraction, cfg.seed)
-        self.train_set = UnpairedPairs(images, train_idx, cfg.image_size, True, cfg.seed)
-        val_set = UnpairedPairs(images, val_idx[:VAL_PAIRS], cfg.image_size, False, cfg.seed)
+        task = (cfg.task,) if self.paired else ()
+        dataset = PairedImages if self.paired else UnpairedPairs
+        try:
+            self.train_set = dataset(images, train_idx, cfg.image_size, *task, train=True, seed=cfg.seed)
+        except ImportError as err:  # edge maps of photos without kornia
+            raise RunError(f"--task {cfg.task}: {err}") from err
+        val_set = dataset(images, val_idx[:VAL_PAIRS], cfg.image_size, *task, train=False, seed=cfg.seed)
         val = [val_set[i] for i in range(len(val_set))]
         self._note_unreadable(val)
         self.val_source, self.val_target, val_alpha_s, val_alpha_t = (
@@ -235,15 +257,26 @@ class Trainer:
         return record
 
     def validate(self) -> dict[str, float]:
-        """The unweighted loss terms and the hard hue EMD on the fixed validation pairs."""
+        """The unweighted loss terms and the hard hue EMD on the fixed validation pairs; for the paired tasks
+        also PSNR and SSIM to the ground truth (which is the reference here)."""
         output = self.gan.generate(self.val_source, self.val_target)
         terms = self.gan.loss.terms(output, self.val_source, self.val_target, *self.val_weights)
-        return {"val_hist": terms["hist"].mean().item(), "val_mi": terms["mi"].mean().item(),
-                "val_hue_emd": hue_emd(output, self.val_target).mean().item()}
+        scores = {"val_hist": terms["hist"].mean().item(), "val_mi": terms["mi"].mean().item(),
+                  "val_hue_emd": hue_emd(output, self.val_target).mean().item()}
+        if self.paired:
+            scores.update(val_psnr=psnr(output, self.val_target).mean().item(),
+                          val_ssim=rgb_ssim(output, self.val_target).mean().item())
+        return scores
 
     def write_samples(self) -> None:
         src, tgt = self.val_source[:SAMPLE_PAIRS], self.val_target[:SAMPLE_PAIRS]
-        plots.save_samples(self.out, self.step, src, tgt, self.gan.generate(src, tgt))
+        if not self.paired:
+            plots.save_samples(self.out, self.step, src, tgt, self.gan.generate(src, tgt))
+            return
+        # Paired: each input is shown with another validation photo as its reference (the exemplar, as at test
+        # time), next to its own ground truth.
+        reference = self.val_target.roll(1, 0)[:SAMPLE_PAIRS]
+        plots.save_samples(self.out, self.step, src, reference, self.gan.generate(src, reference), tgt)
 
     def _stop_requested(self, received: dict) -> int | None:
         """The signal that asks every process to stop now, if any (all processes stop at the same step)."""
@@ -333,6 +366,7 @@ class Trainer:
                        nonfinite_steps=self.nonfinite_total, unreadable_files=len(self.unreadable),
                        unreadable=sorted(self.unreadable),
                        val_hue_emd=val["val_hue_emd"], val_hue_emd_identity=identity, val_mi=val["val_mi"],
+                       **{k: val[k] for k in ("val_psnr", "val_ssim") if k in val},
                        last_epoch={k: v for k, v in epochs[-1].items() if k not in ("kind",)} if epochs else None,
                        resumed_from=self.resumed_from, out=str(self.out))
         runlog.write_json(self.out / runlog.SUMMARY_NAME, summary)
@@ -340,7 +374,9 @@ class Trainer:
         print(f"{PROG}: {self.step} steps ({self.epoch} full epochs) in {int(minutes)}m{seconds:04.1f}s "
               f"({summary['it_per_s']} it/s) -> {self.out}\n"
               f"  validation hue EMD to target (hard, 256 bins): model {val['val_hue_emd']:.4f}, "
-              f"identity {identity:.4f}; D_MI(V) to source: {val['val_mi']:.4f}\n"
+              f"identity {identity:.4f}; D_MI to source: {val['val_mi']:.4f}\n"
+              + (f"  to the ground truth: PSNR {val['val_psnr']:.2f} dB, SSIM {val['val_ssim']:.4f}\n"
+                 if self.paired else "") +
               f"  non-finite steps skipped: {self.nonfinite_total}; unreadable images skipped: "
               f"{len(self.unreadable)}\n"
               f"  see {self.out / runlog.PLOTS_DIR}, {self.out / runlog.SAMPLES_DIR}; "
@@ -360,6 +396,7 @@ def train(cfg: TrainConfig) -> dict:
         RunError: bad data, a run folder with another run's or an unreadable checkpoint, too many non-finite
             steps, or :class:`Interrupted` by SIGINT / SIGTERM (after writing the checkpoint).
     """
+    cfg = resolve_task_defaults(cfg)
     check_config(cfg)
     runtime.configure_threads(cfg.threads)
     ctx = runtime.init_distributed(cfg.device)
