@@ -197,3 +197,28 @@ def transfer_metrics(output: torch.Tensor, source: torch.Tensor, target: torch.T
     return {"hue_emd": hue_emd(output, target), "hue_intersection": hue_intersection(output, target),
             "v_mi_distance": v_mi_distance(output, source), "v_ssim": v_ssim(output, source),
             "ab_swd": ab_swd(output, target), "lightness_ssim": lightness_ssim(output, source)}
+
+
+PAIRED_METRICS = {
+    # name: (label, lower is better) -- the paired tasks (colorize, edges2photo)
+    "psnr": ("PSNR to truth (dB)", False),
+    "ssim": ("SSIM to truth", False),
+    "hue_emd": ("hue EMD to reference", True),
+    "hue_intersection": ("hue HI to reference", False),
+    "ab_swd": ("a*b* SWD to reference", True),
+    "v_mi_distance": ("D_MI(V) to input", True),
+    "lightness_ssim": ("L-SSIM to input", False),
+}
+
+
+def paired_metrics(output: torch.Tensor, inputs: torch.Tensor, reference: torch.Tensor,
+                   truth: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All of :data:`PAIRED_METRICS` for one batch of a paired task: name -> (B,).
+
+    ``inputs``: the grey or edge inputs; ``reference``: the exemplars G was given; ``truth``: the photos the
+    inputs were made from (the reference too, when evaluating as in training).
+    """
+    return {"psnr": psnr(output, truth), "ssim": rgb_ssim(output, truth),
+            "hue_emd": hue_emd(output, reference), "hue_intersection": hue_intersection(output, reference),
+            "ab_swd": ab_swd(output, reference), "v_mi_distance": v_mi_distance(output, inputs),
+            "lightness_ssim": lightness_ssim(output, inputs)}

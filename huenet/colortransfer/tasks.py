@@ -96,3 +96,29 @@ def looks_like_edge_map(image: torch.Tensor) -> bool:
 def is_grey(image: torch.Tensor) -> bool:
     """Whether RGB ``image`` (3, H, W) in [0, 1] has (almost) no colour: every channel within 2/255."""
     return bool((image.amax(0) - image.amin(0)).max() <= 2 / 255)
+
+
+def paired_input(task: str, image: torch.Tensor) -> tuple[torch.Tensor, str | None]:
+    """The input a ``task`` checkpoint takes, from RGB ``image`` (3, H, W): (input, a note or None).
+
+    colorize takes a grey photo: a colour one is converted to grey (with a note). edges2photo takes an edge
+    map as it is.
+
+    Raises:
+        ValueError: an edge map given for colorize, or a photo for edges2photo (naming the task).
+    """
+    if task == "colorize":
+        if looks_like_edge_map(image):
+            raise ValueError("this is a colorize checkpoint, which takes a grey (or colour) photo, but the image "
+                             "looks like an edge map (black lines on white): that is the input of an edges2photo "
+                             "run")
+        if is_grey(image):
+            return image, None
+        return grey(image), "a colour image given to a colorize checkpoint: converted to grey (BT.601 luma)"
+    if task == "edges2photo":
+        if not looks_like_edge_map(image):
+            raise ValueError("this is an edges2photo checkpoint, which takes an edge map (black lines on white, "
+                             "like pix2pix's edges2shoes), but the image looks like a photo: use a colorize or "
+                             "transfer run for photos, or draw its edges first (e.g. kornia.filters.canny)")
+        return image, None
+    raise ValueError(f"paired_input: `task` must be one of {', '.join(PAIRED_TASKS)}; got {task!r}")

@@ -12,6 +12,11 @@ applied to each (flicker-free for video frames); ``--per-image`` fits each on it
 folder. 16-bit sources give 16-bit PNG/TIFF outputs; an alpha channel is kept, and its transparent pixels take
 no part in the fit. Every input is read and checked before anything is written, and each output file appears
 complete or not at all.
+
+With a checkpoint of a paired task the target is the exemplar whose colours the output takes, and the source
+is the task's input: a colorize checkpoint takes grey photos (a colour one is converted, with a note), an
+edges2photo checkpoint edge maps, black lines on white. A source of the other kind is refused with a message
+naming the run's task.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from tqdm import tqdm
 from .. import recolor
 from . import baselines, runtime
 from .images import UNREADABLE_ERRORS, Picture, check_writable, read_image, write_image
+from .tasks import PAIRED_TASKS, paired_input
 
 METHODS = ("fit", "gan", "reinhard", "histogram-matching", "mkl")
 _CLASSICAL = {"reinhard": baselines.reinhard, "histogram-matching": baselines.histogram_matching,
@@ -186,6 +192,18 @@ def _fit(sources: list[Picture], source_masks, target: Picture, target_mask, arg
         bar.close()
 
 
+def _paired_source(task: str, picture: Picture, path: Path) -> Picture:
+    """The input of a ``task`` checkpoint from a source picture (grey for colorize, with a note), or a RunError
+    naming the file and the task when the picture is of the other kind."""
+    try:
+        rgb, note = paired_input(task, picture.rgb)
+    except ValueError as err:
+        raise RunError(f"--source {str(path)!r}: {err}") from None
+    if note:
+        print(f"{PROG}: note: {path}: {note}", file=sys.stderr)
+    return Picture(rgb, picture.alpha, picture.bits)
+
+
 def _masks_or_none(masks: list):
     return None if all(m is None for m in masks) else [m if m is not None else torch.ones(1, *shape)
                                                        for m, shape in masks]
@@ -212,10 +230,13 @@ def _run(args) -> None:
             # Sources pair with the targets in sorted order, cycling through the targets.
             dests = [out / f"{p.stem}__{targets[i % len(targets)].stem}.png" for i, p in enumerate(sources)]
         try:
-            generator, _ = load_generator(args.checkpoint, device)
+            generator, config = load_generator(args.checkpoint, device)
         except (OSError, ValueError) as err:
             message = str(err)
             raise RunError(message if message.startswith("--checkpoint") else f"--checkpoint: {message}") from None
+        task = config.get("task", "transfer")  # runs from before --task were transfer runs
+        if task in PAIRED_TASKS:
+            pictures = [_paired_source(task, pic, path) for pic, path in zip(pictures, sources)]
     elif args.lut:
         try:
             lut = recolor.ColorLUT.load_cube(args.lut)
