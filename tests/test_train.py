@@ -21,7 +21,7 @@ from huenet.colortransfer import runlog
 from huenet.colortransfer import train as train_module
 from huenet.colortransfer.checkpoint import load_checkpoint
 from huenet.colortransfer.cli import RunError, UsageError
-from huenet.colortransfer.options import TrainConfig, build_parser
+from huenet.colortransfer.options import TrainConfig, build_parser, config_from_args, resolve_task_defaults
 from huenet.colortransfer.synthetic import SyntheticImages
 from huenet.colortransfer.train import NonFiniteLossError, train
 
@@ -190,8 +190,9 @@ def test_cli_help_lists_the_issue_flags():
                  "--bandwidth", "--colorspace", "--lambda-gan", "--lambda-mi", "--lambda-hist", "--device", "--amp",
                  "--seed", "--num-workers", "--backend", "--ngf", "--resume", "--no-resume"):
         assert flag in text, flag
-    d = build_parser().parse_args([])
-    assert (d.lambda_gan, d.lambda_mi, d.lambda_hist, d.colorspace, d.resume) == (1.0, 1.0, 100.0, "hsv", True)
+    d = resolve_task_defaults(config_from_args([]))
+    assert (d.task, d.lambda_gan, d.lambda_mi, d.lambda_hist, d.colorspace, d.resume) == \
+        ("transfer", 1.0, 1.0, 100.0, "hsv", True)
 
 
 def test_cli_reports_an_unavailable_backend(tmp_path):
