@@ -108,7 +108,8 @@ def test_transfer_with_a_paired_checkpoint(colorize_run, tmp_path, capsys):
                    "--out", str(dest)])
     assert "converted to grey" in capsys.readouterr().err
     assert Image.open(dest).size == (40, 30)
-    with pytest.raises(SystemExit, match="--source .*edges.png'.*this is a colorize checkpoint.*looks like an edge map"):
+    refused = "--source .*edges.png'.*this is a colorize checkpoint.*looks like an edge map"
+    with pytest.raises(SystemExit, match=refused):
         transfer.main(["--checkpoint", str(colorize_run), "--source", str(edges), "--target", str(photo),
                        "--out", str(tmp_path / "o2.png")])
     assert not (tmp_path / "o2.png").exists()
