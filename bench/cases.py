@@ -5,6 +5,7 @@ Every call takes the next input set in rotation, so that repeated calls do not t
 with a synchronize, so that a host timer around it measures the device work. A point that cannot run here is
 skipped with the reason (pytest prints it in the short summary).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -103,6 +104,7 @@ def _kornia_soft(bins, device):
     def forward(t):
         x = t["x"]
         return histogram(x.flatten(2).flatten(0, 1), centres, sigma).unflatten(0, x.shape[:2])
+
     return forward
 
 
@@ -113,8 +115,10 @@ def _kornia_joint(bins, device):
 
     def forward(t):
         x, y = t["x"], t["y"]
-        return histogram2d(x.flatten(2).flatten(0, 1), y.flatten(2).flatten(0, 1), centres,
-                           sigma).unflatten(0, x.shape[:2])
+        return histogram2d(x.flatten(2).flatten(0, 1), y.flatten(2).flatten(0, 1), centres, sigma).unflatten(
+            0, x.shape[:2]
+        )
+
     return forward
 
 
@@ -156,15 +160,21 @@ def _skip_unrunnable(point: Point, device: torch.device) -> None:
     if backend == "triton" and importlib.util.find_spec("triton") is None:
         pytest.skip("triton: not installed")
     if backend == "triton" and device.type != "cuda":
-        pytest.skip("triton: the kernels need a CUDA GPU and there is none here (under TRITON_INTERPRET=1 they "
-                    "would run on CPU tensors, but that is an emulator, not a benchmark)")
+        pytest.skip(
+            "triton: the kernels need a CUDA GPU and there is none here (under TRITON_INTERPRET=1 they "
+            "would run on CPU tensors, but that is an emulator, not a benchmark)"
+        )
     if backend == "compile" and device.type == "cpu" and size.pixels > COMPILE_CPU_MAX_PIXELS:
-        pytest.skip(f"compile: on the CPU torch.compile runs only at B·H·W <= {COMPILE_CPU_MAX_PIXELS} "
-                    "(compiling takes ~10 s a case there)")
-    dense = size.batch * size.channels * size.side ** 2 * size.bins * DTYPE_BYTES
+        pytest.skip(
+            f"compile: on the CPU torch.compile runs only at B·H·W <= {COMPILE_CPU_MAX_PIXELS} "
+            "(compiling takes ~10 s a case there)"
+        )
+    dense = size.batch * size.channels * size.side**2 * size.bins * DTYPE_BYTES
     if backend in DENSE_BACKENDS and device.type == "cpu" and dense > DENSE_CPU_MAX_BYTES:
-        pytest.skip(f"{backend}: a dense (B, C, N, K) tensor here is {dense / 2**30:.1f} GiB; the dense backends "
-                    f"are measured on the CPU only up to {DENSE_CPU_MAX_BYTES / 2**30:.0f} GiB")
+        pytest.skip(
+            f"{backend}: a dense (B, C, N, K) tensor here is {dense / 2**30:.1f} GiB; the dense backends "
+            f"are measured on the CPU only up to {DENSE_CPU_MAX_BYTES / 2**30:.0f} GiB"
+        )
 
 
 def _compiled_reference(make, bins):
@@ -177,13 +187,19 @@ def _compiled_reference(make, bins):
     ``huenet.backends.resolve`` returns for backend="reference".
     """
     torch._dynamo.reset()  # each case compiles afresh: recompiles of one code object would hit dynamo's limit
-    compiled = SimpleNamespace(name="reference", **{name: torch.compile(getattr(reference, name), dynamic=False)
-                                                    for name in ("soft_histogram", "joint_histogram", "entropies")})
+    compiled = SimpleNamespace(
+        name="reference",
+        **{
+            name: torch.compile(getattr(reference, name), dynamic=False)
+            for name in ("soft_histogram", "joint_histogram", "entropies")
+        },
+    )
     forward = make("reference", bins)
 
     def call(*args):
         with mock.patch.object(backends, "REFERENCE", compiled):
             return forward(*args)
+
     return call
 
 
@@ -227,12 +243,12 @@ def _op_workload(point: Point, device: torch.device) -> Workload:
         _sync(device)
         return out.detach()
 
-    n = size.batch * size.side ** 2
+    n = size.batch * size.side**2
     image_bytes = size.channels * n * DTYPE_BYTES
-    out_bytes = size.batch * size.channels * size.bins ** case.out_dims * DTYPE_BYTES if case.out_dims else 0
+    out_bytes = size.batch * size.channels * size.bins**case.out_dims * DTYPE_BYTES if case.out_dims else 0
     min_bytes = len(case.inputs) * image_bytes + out_bytes + (image_bytes if backward else 0)
     # Backward through A_xᵀ A_y to x is one more product of the same size (A_y Gᵀ).
-    flops = 2 * case.joint_channels * n * size.bins ** 2 * (2 if backward else 1)
+    flops = 2 * case.joint_channels * n * size.bins**2 * (2 if backward else 1)
     return Workload(call, len(sets), min_bytes, flops, note)
 
 

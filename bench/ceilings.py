@@ -5,6 +5,7 @@ rates are only leads, so the copy is measured here: a large device-to-device cop
 bytes written, timed with CUDA events after warm-up. The matrix-product rates (fp32 with TF32 allowed, bf16,
 on random data) are recorded next to the report's assumed datasheet peak.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,7 +40,7 @@ def _matmul_rate(device, dtype: torch.dtype) -> float:
     a = torch.randn(MATMUL_N, MATMUL_N, device=device, generator=gen).to(dtype)
     b = torch.randn(MATMUL_N, MATMUL_N, device=device, generator=gen).to(dtype)
     seconds = _event_time(lambda: a @ b, REPEATS)
-    return 2 * MATMUL_N ** 3 / seconds
+    return 2 * MATMUL_N**3 / seconds
 
 
 def measure(device: torch.device) -> dict | None:

@@ -3,6 +3,7 @@
 Run with:  python -m pytest bench/ --benchmark-only [--bench-grid=full] [--benchmark-json=out.json]
 then:      python -m bench.report out.json
 """
+
 from __future__ import annotations
 
 import os
@@ -44,9 +45,13 @@ def describe_machine() -> dict:
     info["gpu"] = None
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        info.update(gpu=props.name, cuda=torch.version.cuda, gpu_memory_bytes=props.total_memory,
-                    gpu_multiprocessors=props.multi_processor_count,
-                    gpu_l2_bytes=getattr(props, "L2_cache_size", None))
+        info.update(
+            gpu=props.name,
+            cuda=torch.version.cuda,
+            gpu_memory_bytes=props.total_memory,
+            gpu_multiprocessors=props.multi_processor_count,
+            gpu_l2_bytes=getattr(props, "L2_cache_size", None),
+        )
     try:
         import triton
 
@@ -63,8 +68,12 @@ def describe_machine() -> dict:
 
 
 def pytest_addoption(parser):
-    parser.addoption("--bench-grid", choices=sorted(GRIDS), default="default",
-                     help="default: a CPU subset that finishes in ~10 min on 2 cores; full: every size (GPU)")
+    parser.addoption(
+        "--bench-grid",
+        choices=sorted(GRIDS),
+        default="default",
+        help="default: a CPU subset that finishes in ~10 min on 2 cores; full: every size (GPU)",
+    )
 
 
 def pytest_configure(config):
@@ -86,9 +95,11 @@ def bench_results() -> list[dict]:
 
 def pytest_report_header(config):
     m = describe_machine()
-    return [f"huenet bench grid {config.getoption('bench_grid')!r} on {bench_device()}: {m['cpu_model']} "
-            f"({m.get('usable_cores', m['logical_cores'])} usable cores), gpu {m['gpu']}, torch {m['torch']} "
-            f"({m['torch_num_threads']} threads), triton {m['triton']}, kornia {m['kornia']}"]
+    return [
+        f"huenet bench grid {config.getoption('bench_grid')!r} on {bench_device()}: {m['cpu_model']} "
+        f"({m.get('usable_cores', m['logical_cores'])} usable cores), gpu {m['gpu']}, torch {m['torch']} "
+        f"({m['torch_num_threads']} threads), triton {m['triton']}, kornia {m['kornia']}"
+    ]
 
 
 def pytest_runtest_logreport(report):
@@ -103,9 +114,12 @@ def pytest_benchmark_update_machine_info(config, machine_info):  # pytest-benchm
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):  # pytest-benchmark hook
     # Measured after the cases, on an idle device; the report needs the copy bandwidth for its floors.
-    output_json["huenet"] = {"grid": config.getoption("bench_grid"), "device": str(bench_device()),
-                             "ceilings": ceilings.measure(bench_device()),
-                             "skipped": [{"id": i, "reason": r} for i, r in SKIPPED]}
+    output_json["huenet"] = {
+        "grid": config.getoption("bench_grid"),
+        "device": str(bench_device()),
+        "ceilings": ceilings.measure(bench_device()),
+        "skipped": [{"id": i, "reason": r} for i, r in SKIPPED],
+    }
 
 
 def pytest_terminal_summary(terminalreporter):

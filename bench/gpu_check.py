@@ -20,6 +20,7 @@ Sections (issue 12):
 Progress streams to stdout; OUT/gpu_check.json and OUT/gpu_check.md hold the results. Exit 1 if any check
 failed (a kernel error is a failure, never a skip), 2 on a usage error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,11 +34,32 @@ import traceback
 import warnings
 
 # Sizes per mode: A's pixels per side, B's batch and side, the constant sides, C's sides, E's batch and side.
-FULL = {"a_side": 300, "bins": 256, "b_batch": 16, "b_side": 256, "const_sides": (256, 512, 1024),
-        "c_soft_side": 4096, "c_joint_side": 2048, "c_int64_side": 32768, "e_batch": 16, "e_side": 256,
-        "repeats": 20}
-SMOKE = {"a_side": 12, "bins": 16, "b_batch": 1, "b_side": 16, "const_sides": (16, 32),
-         "c_soft_side": 16, "c_joint_side": 8, "c_int64_side": 8, "e_batch": 1, "e_side": 8, "repeats": 2}
+FULL = {
+    "a_side": 300,
+    "bins": 256,
+    "b_batch": 16,
+    "b_side": 256,
+    "const_sides": (256, 512, 1024),
+    "c_soft_side": 4096,
+    "c_joint_side": 2048,
+    "c_int64_side": 32768,
+    "e_batch": 16,
+    "e_side": 256,
+    "repeats": 20,
+}
+SMOKE = {
+    "a_side": 12,
+    "bins": 16,
+    "b_batch": 1,
+    "b_side": 16,
+    "const_sides": (16, 32),
+    "c_soft_side": 16,
+    "c_joint_side": 8,
+    "c_int64_side": 8,
+    "e_batch": 1,
+    "e_side": 8,
+    "repeats": 2,
+}
 BOUNDARIES = ("reflect", "circular", "none")
 
 
@@ -52,15 +74,18 @@ class Check:
         row = {"section": self.section, "name": name, "ok": bool(ok), "value": value, "limit": limit, **detail}
         self.rows.append(row)
         shown = f"{value:.3g}" if isinstance(value, float) else value
-        print(f"[{self.section}] {'ok  ' if ok else 'FAIL'} {name}: {shown}" + (f" (limit {limit})" if limit
-              is not None else "") + "".join(f" {k}={v}" for k, v in detail.items()), flush=True)
+        print(
+            f"[{self.section}] {'ok  ' if ok else 'FAIL'} {name}: {shown}"
+            + (f" (limit {limit})" if limit is not None else "")
+            + "".join(f" {k}={v}" for k, v in detail.items()),
+            flush=True,
+        )
 
     def run(self, name: str, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except Exception as err:  # a kernel or compile error is a failure, reported, and the check goes on
-            self.record(name, False, f"{type(err).__name__}: {err}"[:300],
-                        trace=traceback.format_exc(limit=4)[-1200:])
+            self.record(name, False, f"{type(err).__name__}: {err}"[:300], trace=traceback.format_exc(limit=4)[-1200:])
             return None
 
     @property
@@ -103,6 +128,7 @@ def _random(shape, device, seed, lo=0.0, hi=1.0):
 
 
 # ---- A: every config.
+
 
 def _soft_case(huenet, x, w, bins, boundary, backend, deterministic=False):
     """Soft histogram and its gradients (x, w) for a fixed output gradient."""
@@ -154,23 +180,27 @@ def section_a(check, huenet, kernels, size, device):
     def ref_soft(boundary, weighted):
         key = ("soft", boundary, weighted)
         if key not in refs:
-            refs[key] = _soft_case(huenet, x32.double(), w32.double() if weighted else None, bins, boundary,
-                                   "reference")
+            refs[key] = _soft_case(
+                huenet, x32.double(), w32.double() if weighted else None, bins, boundary, "reference"
+            )
         return refs[key]
 
     def ref_joint(boundary, weighted):
         key = ("joint", boundary, weighted)
         if key not in refs:
-            refs[key] = _joint_case(huenet, x32.double(), y32.double(), w32.double() if weighted else None, bins,
-                                    boundary, "reference")
+            refs[key] = _joint_case(
+                huenet, x32.double(), y32.double(), w32.double() if weighted else None, bins, boundary, "reference"
+            )
         return refs[key]
 
     def cases(index):
         return [(b, wt) for b in BOUNDARIES for wt in (False, True)] if index == 0 else [("reflect", True)]
 
-    soft_kernels = [("soft atomic fwd", sk._forward_atomic_kernel, False),
-                    ("soft bwd", sk._backward_kernel, False),
-                    ("soft partials fwd", sk._forward_partials_kernel, True)]
+    soft_kernels = [
+        ("soft atomic fwd", sk._forward_atomic_kernel, False),
+        ("soft bwd", sk._backward_kernel, False),
+        ("soft partials fwd", sk._forward_partials_kernel, True),
+    ]
     for label, kernel, deterministic in soft_kernels:
         for index, config in enumerate(kernel.configs):
             for boundary, weighted in cases(index):
@@ -178,9 +208,11 @@ def section_a(check, huenet, kernels, size, device):
 
                 def one():
                     with kernels.pinned(kernel, index):
-                        got = _soft_case(huenet, x32, w32 if weighted else None, bins, boundary, "triton",
-                                         deterministic)
+                        got = _soft_case(
+                            huenet, x32, w32 if weighted else None, bins, boundary, "triton", deterministic
+                        )
                     _compare(check, name, got, ref_soft(boundary, weighted), 2e-6, 1e-4)
+
                 check.run(name, one)
     for precision, atol, rel in (("ieee", 2e-6, 1e-4), ("tf32x3", 2e-6, 1e-4), ("tf32", 1e-4, 5e-3)):
         for index, config in enumerate(jk._forward_kernel.configs):
@@ -191,11 +223,11 @@ def section_a(check, huenet, kernels, size, device):
                     os.environ["HUENET_DOT_PRECISION"] = precision
                     try:
                         with kernels.pinned(jk._forward_kernel, index):
-                            got = _joint_case(huenet, x32, y32, w32 if weighted else None, bins, boundary,
-                                              "triton")
+                            got = _joint_case(huenet, x32, y32, w32 if weighted else None, bins, boundary, "triton")
                     finally:
                         os.environ.pop("HUENET_DOT_PRECISION", None)
                     _compare(check, name, got, ref_joint(boundary, weighted), atol, rel)
+
                 check.run(name, one)
     for index, config in enumerate(jk._backward_kernel.configs):
         for boundary, weighted in cases(index):
@@ -205,6 +237,7 @@ def section_a(check, huenet, kernels, size, device):
                 with kernels.pinned(jk._backward_kernel, index):
                     got = _joint_case(huenet, x32, y32, w32 if weighted else None, bins, boundary, "triton")
                 _compare(check, name, got, ref_joint(boundary, weighted), 2e-6, 1e-4)
+
             check.run(name, one)
 
     def fp64():
@@ -215,6 +248,7 @@ def section_a(check, huenet, kernels, size, device):
             got = _joint_case(huenet, x64, y64, w64, bins, boundary, "triton")
             want = _joint_case(huenet, x64, y64, w64, bins, boundary, "reference")
             _compare(check, f"fp64 joint {boundary}", got, want, 1e-12, 1e-10)
+
     check.run("fp64", fp64)
 
     def information():
@@ -230,16 +264,19 @@ def section_a(check, huenet, kernels, size, device):
                 check.record(f"{name} {str(dtype)[6:]} value max|err|", err <= tol, err, tol)
                 rel = _rel(gx, wx)
                 check.record(f"{name} {str(dtype)[6:]} d/dx rel", rel <= 10 * tol, rel, 10 * tol)
+
     check.run("entropies and MI", information)
 
 
 # ---- B: realistic sizes.
+
 
 def section_b(check, huenet, size, device):
     import torch
 
     batch, side, bins = size["b_batch"], size["b_side"], size["bins"]
     for kind in ("natural", "random"):
+
         def one():
             x = _natural(batch, side, device, 5) if kind == "natural" else _random((batch, 3, side, side), device, 5)
             y = x.flip(-1) if kind == "natural" else _random((batch, 3, side, side), device, 6)
@@ -250,8 +287,12 @@ def section_b(check, huenet, size, device):
                 check.record(f"{kind} soft {backend} max|err|", err <= 2e-6, err, 2e-6)
                 j = huenet.joint_histogram(x.float(), y.float(), bins=bins, backend=backend)
                 # The float64 reference in chunks of rows: its dense (rows, N, K) memberships are large.
-                want = torch.cat([huenet.joint_histogram(x[i:i + 1], y[i:i + 1], bins=bins, backend="reference")
-                                  for i in range(batch)])
+                want = torch.cat(
+                    [
+                        huenet.joint_histogram(x[i : i + 1], y[i : i + 1], bins=bins, backend="reference")
+                        for i in range(batch)
+                    ]
+                )
                 err = _max_abs(j, want)
                 check.record(f"{kind} joint {backend} max|err|", err <= 2e-6, err, 2e-6)
                 del j, want
@@ -261,13 +302,16 @@ def section_b(check, huenet, size, device):
             want = torch.autograd.grad(huenet.mi_distance(xr, y, bins=bins, backend="eager").sum(), xr)[0]
             rel = _rel(got, want)
             check.record(f"{kind} mi_distance d/dx rel vs eager fp64", rel <= 1e-3, rel, 1e-3)
+
         check.run(f"realistic {kind}", one)
     for side in size["const_sides"]:
+
         def const():
             x = torch.full((1, 1, side, side), 0.3013, device=device)
             one_pixel = huenet.soft_histogram(x[..., :1, :1].double(), bins=bins, backend="reference")
-            one_joint = huenet.joint_histogram(x[..., :1, :1].double(), x[..., :1, :1].double(), bins=bins,
-                                               backend="reference")
+            one_joint = huenet.joint_histogram(
+                x[..., :1, :1].double(), x[..., :1, :1].double(), bins=bins, backend="reference"
+            )
             for backend in ("triton", "eager"):
                 p = huenet.soft_histogram(x, bins=bins, backend=backend)
                 err = _rel(p, one_pixel)
@@ -275,6 +319,7 @@ def section_b(check, huenet, size, device):
                 j = huenet.joint_histogram(x, x, bins=bins, backend=backend)
                 err = _rel(j, one_joint)
                 check.record(f"constant {side}² joint {backend} ‖err‖/‖ref‖", err <= 1e-5, err, 1e-5)
+
         check.run(f"constant {side}²", const)
 
 
@@ -315,15 +360,22 @@ print("ok")
 
 def section_c(check, size, device, smoke):
     env = dict(os.environ)
-    cases = [("soft", size["c_soft_side"], "soft histogram fwd+bwd at the largest side"),
-             ("joint", size["c_joint_side"], "joint histogram fwd+bwd at a side beyond the old limit"),
-             ("int64", size["c_int64_side"], "int64 offsets (3 rows, last beyond 2^31 elements)"),
-             ("rows", 0, "70000 rows: a clear error, not a failed launch")]
+    cases = [
+        ("soft", size["c_soft_side"], "soft histogram fwd+bwd at the largest side"),
+        ("joint", size["c_joint_side"], "joint histogram fwd+bwd at a side beyond the old limit"),
+        ("int64", size["c_int64_side"], "int64 offsets (3 rows, last beyond 2^31 elements)"),
+        ("rows", 0, "70000 rows: a clear error, not a failed launch"),
+    ]
     for kind, side, label in cases:
         start = time.perf_counter()
         try:
-            out = subprocess.run([sys.executable, "-c", _LIMIT_SCRIPT, kind, str(side), device], env=env,
-                                 capture_output=True, text=True, timeout=60 if smoke else 150)
+            out = subprocess.run(
+                [sys.executable, "-c", _LIMIT_SCRIPT, kind, str(side), device],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60 if smoke else 150,
+            )
             ok, tail = out.returncode == 0 and "ok" in out.stdout, (out.stdout + out.stderr)[-600:]
         except subprocess.TimeoutExpired:
             ok, tail = False, "timed out"
@@ -331,6 +383,7 @@ def section_c(check, size, device, smoke):
 
 
 # ---- D: repeatability and determinism.
+
 
 def section_d(check, huenet, size, device):
     import torch
@@ -357,18 +410,27 @@ def section_d(check, huenet, size, device):
     def one():
         first, second = grads(True), grads(True)
         for name, a, b in zip(("soft", "joint", "HueNetLoss+EMD", "d/dx"), first, second):
-            check.record(f"deterministic mode: {name} bitwise repeatable", torch.equal(a, b),
-                         (a.double() - b.double()).abs().max().item())
+            check.record(
+                f"deterministic mode: {name} bitwise repeatable",
+                torch.equal(a, b),
+                (a.double() - b.double()).abs().max().item(),
+            )
         third = grads(False)
         for name, a, b in zip(("soft", "joint", "HueNetLoss+EMD", "d/dx"), first, third):
             diff = (a.double() - b.double()).abs().max().item()
             scale = b.double().abs().max().item()
-            check.record(f"default mode: {name} max|diff| vs deterministic", diff <= 1e-5 * max(scale, 1e-30),
-                         diff, f"1e-5 × {scale:.3g}")
+            check.record(
+                f"default mode: {name} max|diff| vs deterministic",
+                diff <= 1e-5 * max(scale, 1e-30),
+                diff,
+                f"1e-5 × {scale:.3g}",
+            )
+
     check.run("determinism", one)
 
 
 # ---- E: benchmark.
+
 
 def _gpu_time_ms(fn, sets, repeats, device):
     """Median milliseconds of fn(*inputs) over rotating input sets, timed with CUDA events after a warm-up;
@@ -429,7 +491,7 @@ def _ceilings(device):
             ms = _gpu_time_ms(lambda: m @ m, [()], 10, device)
         finally:
             torch.backends.cuda.matmul.allow_tf32 = previous
-        out[f"{name}_TFLOPs"] = 2 * 8192 ** 3 / ms / 1e9
+        out[f"{name}_TFLOPs"] = 2 * 8192**3 / ms / 1e9
     return out
 
 
@@ -478,25 +540,30 @@ def section_e(check, huenet, kernels, size, device, results):
 
     batch, side, bins, repeats = size["e_batch"], size["e_side"], size["bins"], size["repeats"]
     n_sets = 4 if device == "cuda" else 1  # 4 × 12.6 MB of inputs per set at full size: beyond the 50-60 MB L2
-    sets = [(_natural(batch, side, device, 20 + i).float().requires_grad_(), _natural(batch, side, device, 40 + i)
-             .float()) for i in range(n_sets)]
+    sets = [
+        (_natural(batch, side, device, 20 + i).float().requires_grad_(), _natural(batch, side, device, 40 + i).float())
+        for i in range(n_sets)
+    ]
     criterion = {b: HueNetLoss(bins=bins, backend=b) for b in ("triton", "eager", "reference")}
 
     def soft(backend):
         def fn(x, y):
             p = huenet.soft_histogram(x, bins=bins, backend=backend)
             torch.autograd.grad(p[..., 1].sum(), x)
+
         return fn
 
     def joint(backend):
         def fn(x, y):
             j = huenet.joint_histogram(x, y, bins=bins, backend=backend)
             torch.autograd.grad(j[..., 1, 2].sum(), x)
+
         return fn
 
     def loss(backend):
         def fn(x, y):
             torch.autograd.grad(criterion[backend](x, y, y), x)
+
         return fn
 
     ceil = _ceilings(device)
@@ -504,6 +571,7 @@ def section_e(check, huenet, kernels, size, device, results):
     rows = []
     for op, make in (("soft fwd+bwd", soft), ("joint fwd+bwd", joint), ("HueNetLoss fwd+bwd", loss)):
         for backend in ("triton", "eager", "reference"):
+
             def one():
                 fn = make(backend)
                 if device == "cuda":
@@ -516,8 +584,11 @@ def section_e(check, huenet, kernels, size, device, results):
                 gpu = _gpu_time_ms(fn, sets, repeats, device)
                 host = _host_ms(fn, sets[0], max(3, repeats // 4), device)
                 rows.append({"op": op, "backend": backend, "gpu_ms": gpu, "host_ms": host, "first_call_ms": first})
-                print(f"[E] {op} {backend}: {gpu:.3f} ms device, {host:.3f} ms host, first call {first:.0f} ms",
-                      flush=True)
+                print(
+                    f"[E] {op} {backend}: {gpu:.3f} ms device, {host:.3f} ms host, first call {first:.0f} ms",
+                    flush=True,
+                )
+
             if backend == "triton":
                 check.run(f"bench {op} triton", one)  # a Triton error fails the check
             else:
@@ -543,38 +614,61 @@ def section_e(check, huenet, kernels, size, device, results):
     counts = check.run("counts", _count_step, criterion["triton"], sets[0][0].detach(), src, tgt, device)
     if counts is not None:
         results["HueNetLoss_step_counts"] = counts
-        check.record("HueNetLoss fwd+bwd host syncs", counts.get("host_syncs", 0) == 0, counts.get("host_syncs"),
-                     0, aten_ops=counts["aten_ops"], kernel_launches=counts.get("kernel_launches"))
+        check.record(
+            "HueNetLoss fwd+bwd host syncs",
+            counts.get("host_syncs", 0) == 0,
+            counts.get("host_syncs"),
+            0,
+            aten_ops=counts["aten_ops"],
+            kernel_launches=counts.get("kernel_launches"),
+        )
     results["chosen_configs"] = {
         name: {str(key): str(config) for key, config in getattr(kernel, "cache", {}).items()}
-        for name, kernel in (("soft atomic", kernels.soft_histogram._forward_atomic_kernel),
-                             ("soft partials", kernels.soft_histogram._forward_partials_kernel),
-                             ("soft bwd", kernels.soft_histogram._backward_kernel),
-                             ("joint fwd", kernels.joint_histogram._forward_kernel),
-                             ("joint bwd", kernels.joint_histogram._backward_kernel))}
+        for name, kernel in (
+            ("soft atomic", kernels.soft_histogram._forward_atomic_kernel),
+            ("soft partials", kernels.soft_histogram._forward_partials_kernel),
+            ("soft bwd", kernels.soft_histogram._backward_kernel),
+            ("joint fwd", kernels.joint_histogram._forward_kernel),
+            ("joint bwd", kernels.joint_histogram._backward_kernel),
+        )
+    }
 
 
 def _markdown(results) -> str:
-    lines = [f"# gpu_check on {results['machine']['device']} ({'smoke, interpreter' if results['smoke'] else 'GPU'})",
-             "", f"{results['failures']} failed of {len(results['checks'])} checks; {results['seconds']:.0f} s; "
-             f"torch {results['machine']['torch']}, triton {results['machine']['triton']}", ""]
+    lines = [
+        f"# gpu_check on {results['machine']['device']} ({'smoke, interpreter' if results['smoke'] else 'GPU'})",
+        "",
+        f"{results['failures']} failed of {len(results['checks'])} checks; {results['seconds']:.0f} s; "
+        f"torch {results['machine']['torch']}, triton {results['machine']['triton']}",
+        "",
+    ]
     failed = [r for r in results["checks"] if not r["ok"]]
     if failed:
         lines += ["## Failures", "", "| section | check | value | limit |", "|---|---|---|---|"]
         lines += [f"| {r['section']} | {r['name']} | {r['value']} | {r['limit']} |" for r in failed] + [""]
     if results.get("bench"):
-        lines += ["## E: time per call (median)", "", "| op | backend | device ms | host ms | first call ms | "
-                  "× vs reference | of copy floor | of tf32 peak |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## E: time per call (median)",
+            "",
+            "| op | backend | device ms | host ms | first call ms | × vs reference | of copy floor | of tf32 peak |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in results["bench"]:
             if "error" in r:
                 lines.append(f"| {r['op']} | {r['backend']} | {r['error']} | | | | | |")
                 continue
-            lines.append(f"| {r['op']} | {r['backend']} | {r['gpu_ms']:.3f} | {r['host_ms']:.3f} | "
-                         f"{r['first_call_ms']:.0f} | {r.get('speedup_vs_reference', float('nan')):.1f} | "
-                         f"{r.get('fraction_of_copy_floor', float('nan')):.3f} | "
-                         f"{r.get('fraction_of_tf32_peak', float('nan')):.3f} |")
-        lines += ["", f"Ceilings: {results.get('ceilings')}",
-                  f"HueNetLoss step: {results.get('HueNetLoss_step_counts')}", ""]
+            lines.append(
+                f"| {r['op']} | {r['backend']} | {r['gpu_ms']:.3f} | {r['host_ms']:.3f} | "
+                f"{r['first_call_ms']:.0f} | {r.get('speedup_vs_reference', float('nan')):.1f} | "
+                f"{r.get('fraction_of_copy_floor', float('nan')):.3f} | "
+                f"{r.get('fraction_of_tf32_peak', float('nan')):.3f} |"
+            )
+        lines += [
+            "",
+            f"Ceilings: {results.get('ceilings')}",
+            f"HueNetLoss step: {results.get('HueNetLoss_step_counts')}",
+            "",
+        ]
     lines += ["## Every check", "", "| section | ok | check | value | limit |", "|---|---|---|---|---|"]
     for r in results["checks"]:
         value = f"{r['value']:.3g}" if isinstance(r["value"], float) else r["value"]
@@ -608,16 +702,20 @@ def main(argv=None) -> int:
 
     size = SMOKE if args.smoke else FULL
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU (Triton interpreter)"
-    results = {"smoke": args.smoke, "machine": {"device": name, "torch": torch.__version__,
-                                                "triton": triton.__version__, "sizes": size}}
+    results = {
+        "smoke": args.smoke,
+        "machine": {"device": name, "torch": torch.__version__, "triton": triton.__version__, "sizes": size},
+    }
     check = Check()
     start = time.perf_counter()
     print(f"gpu_check on {name}, sections {args.sections}", flush=True)
-    for section, fn in (("A", lambda: section_a(check, huenet, kernels, size, device)),
-                        ("B", lambda: section_b(check, huenet, size, device)),
-                        ("C", lambda: section_c(check, size, device, args.smoke)),
-                        ("D", lambda: section_d(check, huenet, size, device)),
-                        ("E", lambda: section_e(check, huenet, kernels, size, device, results))):
+    for section, fn in (
+        ("A", lambda: section_a(check, huenet, kernels, size, device)),
+        ("B", lambda: section_b(check, huenet, size, device)),
+        ("C", lambda: section_c(check, size, device, args.smoke)),
+        ("D", lambda: section_d(check, huenet, size, device)),
+        ("E", lambda: section_e(check, huenet, kernels, size, device, results)),
+    ):
         if section in args.sections:
             check.section = section
             t = time.perf_counter()
@@ -628,8 +726,11 @@ def main(argv=None) -> int:
         json.dump(results, f, indent=1, default=str)
     with open(os.path.join(args.out, "gpu_check.md"), "w") as f:
         f.write(_markdown(results))
-    print(f"gpu_check: {check.failures} failed of {len(check.rows)} checks in {results['seconds']:.0f} s; "
-          f"results in {args.out}/gpu_check.md", flush=True)
+    print(
+        f"gpu_check: {check.failures} failed of {len(check.rows)} checks in {results['seconds']:.0f} s; "
+        f"results in {args.out}/gpu_check.md",
+        flush=True,
+    )
     return 1 if check.failures else 0
 
 

@@ -5,14 +5,22 @@ and backend is the GPU grid (``--bench-grid=full``): on a 2-core CPU the dense r
 hours there. The default grid is a subset chosen to finish in about 10 minutes on such a CPU while still
 measuring every case, mode and backend once, the issue's CPU target and a pixel-count sweep for the plot.
 """
+
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
 
 # Ops measured on images; the training iteration is a case of its own with its own sizes.
-OPS = ("soft_histogram_reflect", "soft_histogram_circular", "hue_emd", "joint_histogram", "mi", "huenet_loss",
-       "core_loss")
+OPS = (
+    "soft_histogram_reflect",
+    "soft_histogram_circular",
+    "hue_emd",
+    "joint_histogram",
+    "mi",
+    "huenet_loss",
+    "core_loss",
+)
 CASES = OPS + ("train_step",)
 MODES = ("fwd", "fwdbwd")
 # "compile" is torch.compile of the reference; "kornia" an outside baseline (histogram ops only).
@@ -75,12 +83,14 @@ _TRAIN_WIDTH_FULL = 64
 
 def _default() -> list[Point]:
     sweep = [Size(1, side, 256) for side in (64, 128, 256)]
-    return (_block(OPS, [_SMALL], BACKENDS)
-            + _block(["core_loss"], [CPU_TARGET], ["reference", "eager"])
-            # Pixel-count sweep of the target loss for the plot; the reference stops at 256² (~1 min a case).
-            + _block(["core_loss"], sweep, ["reference", "eager"], ["fwdbwd"])
-            + _block(["core_loss"], [Size(1, 512, 256)], ["eager"], ["fwdbwd"])
-            + _block(["train_step"], [_TRAIN_CPU], TRAIN_BACKENDS))
+    return (
+        _block(OPS, [_SMALL], BACKENDS)
+        + _block(["core_loss"], [CPU_TARGET], ["reference", "eager"])
+        # Pixel-count sweep of the target loss for the plot; the reference stops at 256² (~1 min a case).
+        + _block(["core_loss"], sweep, ["reference", "eager"], ["fwdbwd"])
+        + _block(["core_loss"], [Size(1, 512, 256)], ["eager"], ["fwdbwd"])
+        + _block(["train_step"], [_TRAIN_CPU], TRAIN_BACKENDS)
+    )
 
 
 def _full() -> list[Point]:

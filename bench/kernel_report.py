@@ -7,6 +7,7 @@ Triton on its PTX (registers, spill bytes; shared memory from Triton's metadata)
 special-function (MUFU) instructions, and all static instructions but NOPs, in its SASS with the bundled ``cuobjdump``. Zero spills is the goal.
 Needs TRITON_INTERPRET unset.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,23 +40,31 @@ def _ptxas_stats(ptx: str, arch: int) -> dict:
         path = os.path.join(tmp, "k.ptx")
         with open(path, "w") as f:
             f.write(ptx)
-        out = subprocess.run([_ptxas(arch), "-v", f"--gpu-name={gpu}", path, "-o",
-                              os.path.join(tmp, "k.cubin")], capture_output=True, text=True, check=True).stderr
+        out = subprocess.run(
+            [_ptxas(arch), "-v", f"--gpu-name={gpu}", path, "-o", os.path.join(tmp, "k.cubin")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
 
     def number(pattern):
         match = re.search(pattern, out)
         return int(match.group(1)) if match else 0
 
-    return {"regs": number(r"Used (\d+) registers"), "spill_st": number(r"(\d+) bytes spill stores"),
-            "spill_ld": number(r"(\d+) bytes spill loads")}
+    return {
+        "regs": number(r"Used (\d+) registers"),
+        "spill_st": number(r"(\d+) bytes spill stores"),
+        "spill_ld": number(r"(\d+) bytes spill loads"),
+    }
 
 
 def _sass_counts(cubin: bytes) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
-        sass = subprocess.run([os.path.join(_BIN, "cuobjdump"), "--dump-sass", f.name], capture_output=True,
-                              text=True, check=True).stdout
+        sass = subprocess.run(
+            [os.path.join(_BIN, "cuobjdump"), "--dump-sass", f.name], capture_output=True, text=True, check=True
+        ).stdout
     opcodes = re.findall(r"/\*[0-9a-f]{4}\*/\s+(?:@!?U?P\w+\s+)?([A-Z0-9_]+)", sass)
     counts = {op: sum(1 for o in opcodes if o.startswith(op)) for op in _SASS_OPS}
     counts["all"] = sum(1 for o in opcodes if o != "NOP")
@@ -79,8 +88,12 @@ def main(argv=None) -> int:
         stats = _ptxas_stats(compiled.asm["ptx"], args.arch)
         sass = _sass_counts(compiled.asm["cubin"])
         spills += stats["spill_st"] + stats["spill_ld"]
-        print(f"| {variant.name} | {stats['regs']} | {stats['spill_st']}/{stats['spill_ld']} | {compiled.metadata.shared} | {sass['all']} | "
-              + " | ".join(str(sass[op]) for op in _SASS_OPS) + " |", flush=True)
+        print(
+            f"| {variant.name} | {stats['regs']} | {stats['spill_st']}/{stats['spill_ld']} | {compiled.metadata.shared} | {sass['all']} | "
+            + " | ".join(str(sass[op]) for op in _SASS_OPS)
+            + " |",
+            flush=True,
+        )
     print(f"\ntotal spill bytes: {spills}")
     return 0
 

@@ -4,6 +4,7 @@ One row of two panels (time, peak memory) per (case, mode, K) that was measured 
 Each backend keeps one colour; where it was measured at several batch sizes, each batch size gets its own line
 and marker.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -38,8 +39,10 @@ def panels(rows: list[dict]) -> dict[tuple, dict[tuple[str, int | None], list[tu
         batches = defaultdict(set)
         for backend, batch in lines:
             batches[backend].add(batch)
-        out[panel] = {(backend, None if len(batches[backend]) == 1 else batch): sorted(pts)
-                      for (backend, batch), pts in lines.items()}
+        out[panel] = {
+            (backend, None if len(batches[backend]) == 1 else batch): sorted(pts)
+            for (backend, batch), pts in lines.items()
+        }
     return out
 
 
@@ -52,8 +55,11 @@ def plot(rows: list[dict], path: Path, title: str) -> bool:
     for (case, mode, bins, width), (ax_t, ax_m) in zip(found, axes):
         label = f"{case} {mode}, K={bins}" + (f", ngf {width}" if width else "")
         for (backend, batch), pts in found[(case, mode, bins, width)].items():
-            style = dict(color=_COLOURS.get(backend), marker=_MARKERS.get(batch, "o"),
-                         label=backend if batch is None else f"{backend} B={batch}")
+            style = dict(
+                color=_COLOURS.get(backend),
+                marker=_MARKERS.get(batch, "o"),
+                label=backend if batch is None else f"{backend} B={batch}",
+            )
             ax_t.plot([p for p, _, _ in pts], [t for _, t, _ in pts], **style)
             mem = [(p, m) for p, _, m in pts if m]  # a zero peak cannot go on a log axis
             if mem:

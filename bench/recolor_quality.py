@@ -9,6 +9,7 @@ reason. Prints a markdown table (saturation-weighted hue EMD and a*b* sliced Was
 L-SSIM to the source; mean over pairs) and writes the picture grid docs/recolor_grid.png
 (source | target | fit | Reinhard | HM | MKL, one row per pair) and docs/recolor_quality.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,13 @@ from huenet.colortransfer.baselines import histogram_matching, mkl, reinhard
 from huenet.colortransfer.metrics import ab_swd, hue_emd, lightness_ssim
 from huenet.recolor import fit
 
-PAIRS = [("grace_hopper", "flower"), ("china", "flower"), ("flower", "china"), ("china", "minduka"),
-         ("minduka", "grace_hopper")]
+PAIRS = [
+    ("grace_hopper", "flower"),
+    ("china", "flower"),
+    ("flower", "china"),
+    ("china", "minduka"),
+    ("minduka", "grace_hopper"),
+]
 METHODS = {"fit": None, "reinhard": reinhard, "histogram matching": histogram_matching, "mkl": mkl}
 
 
@@ -85,11 +91,16 @@ def main(argv=None) -> None:
             else:
                 outputs[method] = fn(source[None], target[None])[0]
         for method, out in outputs.items():
-            s = [float(hue_emd(out[None], target[None])), float(ab_swd(out[None], target[None])),
-                 float(lightness_ssim(out[None], source[None]))]
+            s = [
+                float(hue_emd(out[None], target[None])),
+                float(ab_swd(out[None], target[None])),
+                float(lightness_ssim(out[None], source[None])),
+            ]
             scores[method].append(s)
-            print(f"{src_name} -> {tgt_name} {method}: hue EMD {s[0]:.4f}, a*b* SWD {s[1]:.2f}, L-SSIM {s[2]:.3f}",
-                  flush=True)
+            print(
+                f"{src_name} -> {tgt_name} {method}: hue EMD {s[0]:.4f}, a*b* SWD {s[1]:.2f}, L-SSIM {s[2]:.3f}",
+                flush=True,
+            )
         rows.append(np.concatenate([_tile(t, 160) for t in (source, target, *outputs.values())], 1))
     if not rows:
         raise SystemExit("no photo pair available")
@@ -105,8 +116,10 @@ def main(argv=None) -> None:
         mean = np.mean(values, 0)
         lines.append(f"| {method} | {mean[0]:.4f} | {mean[1]:.2f} | {mean[2]:.3f} |")
     table = "\n".join(lines)
-    note = (f"{len(rows)} pairs at a longest side of {args.max_side} px; fit median {np.median(times):.1f} s per pair "
-            f"(1 thread, shared 2-core CPU).")
+    note = (
+        f"{len(rows)} pairs at a longest side of {args.max_side} px; fit median {np.median(times):.1f} s per pair "
+        f"(1 thread, shared 2-core CPU)."
+    )
     (out / "recolor_quality.md").write_text(table + "\n\n" + note + "\n")
     print(table + "\n\n" + note)
 

@@ -13,6 +13,7 @@ GPU runs get two more columns, from the ceilings measured in the same session (b
   the assumed dense TF32 tensor-core peak of the GPU (ASSUMED_TF32_PEAK; the triton backend's default
   "tf32x3" precision does three TF32 products, so its own ceiling is a third of that).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,13 @@ def with_ratios(rows: list[dict]) -> list[dict]:
     out = []
     for r in rows:
         ref = refs.get(tuple(r.get(k) for k in KEY))
-        out.append(dict(r, speedup=_ratio(ref and ref["median_s"], r["median_s"]),
-                        mem_ratio=_ratio(ref and ref["peak_mem_bytes"], r["peak_mem_bytes"])))
+        out.append(
+            dict(
+                r,
+                speedup=_ratio(ref and ref["median_s"], r["median_s"]),
+                mem_ratio=_ratio(ref and ref["peak_mem_bytes"], r["peak_mem_bytes"]),
+            )
+        )
     return out
 
 
@@ -92,8 +98,14 @@ def fractions(row: dict, ceilings: dict | None) -> tuple[float | None, float | N
 
 
 def sort_key(r: dict):
-    return (CASES.index(r["case"]) if r["case"] in CASES else len(CASES), MODES.index(r["mode"]), r["bins"],
-            r["batch"], r["side"], _BACKEND_ORDER.get(r["backend"], len(_BACKEND_ORDER)))
+    return (
+        CASES.index(r["case"]) if r["case"] in CASES else len(CASES),
+        MODES.index(r["mode"]),
+        r["bins"],
+        r["batch"],
+        r["side"],
+        _BACKEND_ORDER.get(r["backend"], len(_BACKEND_ORDER)),
+    )
 
 
 def fmt_time(s: float | None) -> str:
@@ -131,9 +143,18 @@ def table(rows: list[dict], ceilings: dict | None) -> str:
         head += ["of BW floor", "of TF32 peak"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=sort_key):
-        cells = [_case_label(r), r["mode"], str(r["batch"]), f"{r['side']}²", str(r["bins"]), r["backend"],
-                 fmt_time(r["median_s"]), fmt_ratio(r["speedup"]), fmt_bytes(r["peak_mem_bytes"]),
-                 fmt_ratio(r["mem_ratio"])]
+        cells = [
+            _case_label(r),
+            r["mode"],
+            str(r["batch"]),
+            f"{r['side']}²",
+            str(r["bins"]),
+            r["backend"],
+            fmt_time(r["median_s"]),
+            fmt_ratio(r["speedup"]),
+            fmt_bytes(r["peak_mem_bytes"]),
+            fmt_ratio(r["mem_ratio"]),
+        ]
         if ceilings:
             cells += [fmt_pct(f) for f in fractions(r, ceilings)]
         lines.append("| " + " | ".join(cells) + " |")
@@ -150,8 +171,10 @@ def train_overhead(rows: list[dict]) -> str:
         if r["backend"] == NO_HIST or not b or not b["median_s"] or not r["median_s"]:
             continue
         added = r["median_s"] / b["median_s"] - 1
-        lines.append(f"| {r['mode']} | {r['batch']} | {r['side']}² | {r['bins']} | {r['width']} | "
-                     f"{fmt_time(b['median_s'])} | {r['backend']} | {fmt_time(r['median_s'])} | {fmt_pct(added)} |")
+        lines.append(
+            f"| {r['mode']} | {r['batch']} | {r['side']}² | {r['bins']} | {r['width']} | "
+            f"{fmt_time(b['median_s'])} | {r['backend']} | {fmt_time(r['median_s'])} | {fmt_pct(added)} |"
+        )
     if not lines:
         return ""
     head = "| mode | B | H×W | K | ngf | gan-only | backend | with HueNetLoss | HueNetLoss adds |"
@@ -161,16 +184,20 @@ def train_overhead(rows: list[dict]) -> str:
 def describe(run: Run) -> str:
     m = run.machine.get("huenet", {})
     cores = m.get("usable_cores", m.get("logical_cores"))
-    text = (f"Machine: {m.get('cpu_model', '?')} ({cores} usable cores), GPU {m.get('gpu') or 'none'}; "
-            f"torch {m.get('torch')}, triton {m.get('triton')}, kornia {m.get('kornia') or 'not installed'}; "
-            f"grid `{run.huenet.get('grid', '?')}`.")
+    text = (
+        f"Machine: {m.get('cpu_model', '?')} ({cores} usable cores), GPU {m.get('gpu') or 'none'}; "
+        f"torch {m.get('torch')}, triton {m.get('triton')}, kornia {m.get('kornia') or 'not installed'}; "
+        f"grid `{run.huenet.get('grid', '?')}`."
+    )
     c = run.huenet.get("ceilings")
     if c:
         peak = assumed_peak(c.get("gpu"))
-        text += (f" Measured copy bandwidth {c['copy_bytes_per_s'] / 1e12:.2f} TB/s; matrix product "
-                 f"{c['matmul_tf32_flops_per_s'] / 1e12:.0f} TFLOP/s (TF32), {c['matmul_bf16_flops_per_s'] / 1e12:.0f} "
-                 f"(bf16); assumed dense TF32 peak "
-                 + (f"{peak / 1e12:.0f} TFLOP/s." if peak else "unknown for this GPU (column left empty)."))
+        text += (
+            f" Measured copy bandwidth {c['copy_bytes_per_s'] / 1e12:.2f} TB/s; matrix product "
+            f"{c['matmul_tf32_flops_per_s'] / 1e12:.0f} TFLOP/s (TF32), {c['matmul_bf16_flops_per_s'] / 1e12:.0f} "
+            f"(bf16); assumed dense TF32 peak "
+            + (f"{peak / 1e12:.0f} TFLOP/s." if peak else "unknown for this GPU (column left empty).")
+        )
     loads = [r["loadavg_1m_at_start"] for r in run.rows if r.get("loadavg_1m_at_start") is not None]
     if loads and not c:  # on a shared CPU the load says how far the times can be trusted
         text += f" 1-minute load average at the start of the cases: {min(loads):.1f} to {max(loads):.1f}."
@@ -187,9 +214,12 @@ def skipped(run: Run) -> str:
 
 def markdown(run: Run, plot_name: str | None = None) -> str:
     rows = with_ratios(run.rows)
-    parts = [f"## {run.name}", describe(run),
-             "Times are medians; ratios are against \"reference\" (the dense paper-style backend) in the same run.",
-             table(rows, run.huenet.get("ceilings"))]
+    parts = [
+        f"## {run.name}",
+        describe(run),
+        'Times are medians; ratios are against "reference" (the dense paper-style backend) in the same run.',
+        table(rows, run.huenet.get("ceilings")),
+    ]
     overhead = train_overhead(rows)
     if overhead:
         parts += ["What HueNetLoss adds to one training iteration (D step + G step):", overhead]

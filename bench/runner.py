@@ -6,6 +6,7 @@ per-call time so that a case takes about TARGET_S of timing (the dense reference
 CPU, the kernels microseconds on a GPU). Times are host wall-clock times of whole calls; on CUDA each call
 ends with a synchronize, so they include the device work and the launch overheads a user pays.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,15 +66,33 @@ def measure(benchmark, point: Point, device: torch.device, results: list[dict]) 
     size = point.size
     benchmark.group = point.group
     benchmark.extra_info.update(
-        case=point.case, mode=point.mode, backend=point.backend, batch=size.batch, channels=size.channels,
-        side=size.side, bins=size.bins, width=size.width, pixels=size.pixels, dtype="float32",
-        device=device.type, device_name=device_name(device), peak_mem_bytes=peak, mem_method=method,
-        rounds=rounds, input_sets=workload.input_sets, min_bytes=workload.min_bytes,
-        joint_flops=workload.joint_flops, note=workload.note, time_method=TIME_METHOD,
-        torch_threads=torch.get_num_threads(), loadavg_1m_at_start=os.getloadavg()[0],
-        value=float(value.sum()))
+        case=point.case,
+        mode=point.mode,
+        backend=point.backend,
+        batch=size.batch,
+        channels=size.channels,
+        side=size.side,
+        bins=size.bins,
+        width=size.width,
+        pixels=size.pixels,
+        dtype="float32",
+        device=device.type,
+        device_name=device_name(device),
+        peak_mem_bytes=peak,
+        mem_method=method,
+        rounds=rounds,
+        input_sets=workload.input_sets,
+        min_bytes=workload.min_bytes,
+        joint_flops=workload.joint_flops,
+        note=workload.note,
+        time_method=TIME_METHOD,
+        torch_threads=torch.get_num_threads(),
+        loadavg_1m_at_start=os.getloadavg()[0],
+        value=float(value.sum()),
+    )
     benchmark.pedantic(workload.call, rounds=rounds, iterations=1, warmup_rounds=0)
 
     stats = getattr(getattr(benchmark, "stats", None), "stats", None)  # None under --benchmark-disable
-    results.append(dict(benchmark.extra_info, **{f"{k}_s": getattr(stats, k, None)
-                                                 for k in ("median", "mean", "min", "stddev")}))
+    results.append(
+        dict(benchmark.extra_info, **{f"{k}_s": getattr(stats, k, None) for k in ("median", "mean", "min", "stddev")})
+    )

@@ -1,9 +1,19 @@
 """huenet: fast, exact differentiable histogram, EMD and mutual-information losses (Hue-Net) for PyTorch."""
+
 from . import color, losses
 from .emd import emd
 from .histogram import joint_histogram, soft_histogram
 from .information import conditional_entropy, joint_entropy, mi_distance, mutual_information
 
-__all__ = ["soft_histogram", "joint_histogram", "emd", "mutual_information", "joint_entropy", "mi_distance",
-           "conditional_entropy", "color", "losses"]
+__all__ = [
+    "soft_histogram",
+    "joint_histogram",
+    "emd",
+    "mutual_information",
+    "joint_entropy",
+    "mi_distance",
+    "conditional_entropy",
+    "color",
+    "losses",
+]
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@
 Every check raises with a message of the form ``"<op>: `<arg>` must be <expected>; got <given>"`` so a user
 can tell at once which argument was wrong and why.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,7 @@ def check_float_tensor(op: str, arg: str, t: object) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         fail(op, arg, "a torch.Tensor", type(t).__name__, TypeError)
     if not t.is_floating_point():
-        fail(op, arg, "a floating-point tensor (float16, bfloat16, float32 or float64)", f"dtype {t.dtype}",
-             TypeError)
+        fail(op, arg, "a floating-point tensor (float16, bfloat16, float32 or float64)", f"dtype {t.dtype}", TypeError)
     if t.numel() == 0:
         fail(op, arg, "non-empty", f"shape {tuple(t.shape)}")
     return t
@@ -53,8 +53,12 @@ def check_weight(op: str, weight: object, x: torch.Tensor, validate: bool = Fals
     check_float_tensor(op, "weight", weight)
     if weight.device != x.device:
         fail(op, "weight", f"on the same device as `x` ({x.device})", f"device {weight.device}")
-    ok_shape = weight.ndim == x.ndim and weight.shape[0] == x.shape[0] and weight.shape[1] in (1, x.shape[1]) \
+    ok_shape = (
+        weight.ndim == x.ndim
+        and weight.shape[0] == x.shape[0]
+        and weight.shape[1] in (1, x.shape[1])
         and weight.shape[2:] == x.shape[2:]
+    )
     if not ok_shape:
         expected = f"of shape (B, C, *spatial) = {tuple(x.shape)} or (B, 1, *spatial)"
         fail(op, "weight", expected, f"shape {tuple(weight.shape)}")
@@ -77,8 +81,12 @@ def _check_weight_values(weight: torch.Tensor, op: str) -> None:
     if negative:
         fail(op, "weight", "non-negative", "negative values")
     if zero_sum:
-        fail(op, "weight", "of positive sum over the spatial dimensions for every (batch, channel)",
-             "weights summing to 0")
+        fail(
+            op,
+            "weight",
+            "of positive sum over the spatial dimensions for every (batch, channel)",
+            "weights summing to 0",
+        )
 
 
 @_check_weight_values.register_fake
@@ -98,8 +106,11 @@ def check_bins(op: str, bins: object) -> int:
 
 
 def check_range(op: str, value_range: object) -> tuple[float, float]:
-    numbers = isinstance(value_range, (tuple, list)) and len(value_range) == 2 and all(
-        isinstance(v, Real) and not isinstance(v, bool) for v in value_range)
+    numbers = (
+        isinstance(value_range, (tuple, list))
+        and len(value_range) == 2
+        and all(isinstance(v, Real) and not isinstance(v, bool) for v in value_range)
+    )
     if not numbers:
         fail(op, "range", "a pair (lo, hi) of numbers", repr(value_range))
     lo, hi = float(value_range[0]), float(value_range[1])
@@ -109,8 +120,7 @@ def check_range(op: str, value_range: object) -> tuple[float, float]:
 
 
 def check_bandwidth(op: str, bandwidth: object) -> float:
-    if isinstance(bandwidth, bool) or not isinstance(bandwidth, Real) or not math.isfinite(bandwidth) \
-            or bandwidth <= 0:
+    if isinstance(bandwidth, bool) or not isinstance(bandwidth, Real) or not math.isfinite(bandwidth) or bandwidth <= 0:
         fail(op, "bandwidth", "a finite number > 0 (in bin widths)", repr(bandwidth))
     return float(bandwidth)
 

@@ -1,5 +1,6 @@
 """The bin layout shared by every backend: K bins of width L on [lo, hi], a sigmoid-difference kernel of
 width W = bandwidth·L, and a boundary mode."""
+
 from __future__ import annotations
 
 import math

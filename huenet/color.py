@@ -6,6 +6,7 @@ single image ``(3, H, W)`` and a batch ``(B, 3, H, W)`` both work. They compute 
 :data:`CHANNEL_RANGES`, :data:`PERIODIC` and :data:`CHANNEL_NAMES` describe each colour space's channels
 (value range, whether the channel is an angle, its letter) for the histogram losses.
 """
+
 from __future__ import annotations
 
 from types import MappingProxyType
@@ -35,9 +36,7 @@ _RGB_TO_YUV = (
 # The exact inverse rather than tf.image.yuv_to_rgb's kernel, which is this matrix rounded to 9 significant
 # digits (entries differ by < 5e-9): the exact inverse makes rgb -> yuv -> rgb round trips exact to the
 # dtype's precision.
-_YUV_TO_RGB = tuple(
-    tuple(row) for row in torch.linalg.inv(torch.tensor(_RGB_TO_YUV, dtype=torch.float64)).tolist()
-)
+_YUV_TO_RGB = tuple(tuple(row) for row in torch.linalg.inv(torch.tensor(_RGB_TO_YUV, dtype=torch.float64)).tolist())
 
 
 def _row_range(row: tuple[float, float, float]) -> tuple[float, float]:
@@ -53,22 +52,26 @@ def _row_range(row: tuple[float, float, float]) -> tuple[float, float]:
     return lo, hi
 
 
-CHANNEL_RANGES = MappingProxyType({
-    "rgb": ((0.0, 1.0), (0.0, 1.0), (0.0, 1.0)),
-    "hsv": ((0.0, 1.0), (0.0, 1.0), (0.0, 1.0)),
-    "yuv": tuple(_row_range(row) for row in _RGB_TO_YUV),
-})
+CHANNEL_RANGES = MappingProxyType(
+    {
+        "rgb": ((0.0, 1.0), (0.0, 1.0), (0.0, 1.0)),
+        "hsv": ((0.0, 1.0), (0.0, 1.0), (0.0, 1.0)),
+        "yuv": tuple(_row_range(row) for row in _RGB_TO_YUV),
+    }
+)
 """Per-channel ``(lo, hi)`` value ranges of each colour space for RGB inputs in ``[0, 1]``.
 
 The YUV bounds are the exact extremes of :func:`rgb_to_yuv` over the RGB unit cube (all attained at
 corners): Y in ``[0, 1]``, U in about ``[-0.4360, 0.4360]``, V in about ``[-0.6150, 0.6150]``.
 """
 
-PERIODIC = MappingProxyType({
-    "rgb": (False, False, False),
-    "hsv": (True, False, False),
-    "yuv": (False, False, False),
-})
+PERIODIC = MappingProxyType(
+    {
+        "rgb": (False, False, False),
+        "hsv": (True, False, False),
+        "yuv": (False, False, False),
+    }
+)
 """Which channels of each colour space are periodic (hue: 0 and 1 are the same colour)."""
 
 CHANNEL_NAMES = MappingProxyType({"rgb": "rgb", "hsv": "hsv", "yuv": "yuv"})
@@ -253,12 +256,14 @@ def yuv_to_rgb(image: torch.Tensor) -> torch.Tensor:
 
 
 # sRGB (D65) linear RGB -> XYZ (rows X, Y, Z), and the D65 white point (the image of RGB white).
-_RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
-                            [0.212671, 0.715160, 0.072169],
-                            [0.019334, 0.119193, 0.950227]], dtype=torch.float64)
+_RGB_TO_XYZ = torch.tensor(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
+    dtype=torch.float64,
+)
 _XYZ_WHITE_NORMALISED = tuple(tuple(row) for row in (_RGB_TO_XYZ / _RGB_TO_XYZ.sum(1, keepdim=True)).tolist())
 _XYZ_NORMALISED_TO_RGB = tuple(
-    tuple(row) for row in torch.linalg.inv(torch.tensor(_XYZ_WHITE_NORMALISED, dtype=torch.float64)).tolist())
+    tuple(row) for row in torch.linalg.inv(torch.tensor(_XYZ_WHITE_NORMALISED, dtype=torch.float64)).tolist()
+)
 # CIE's linear-segment threshold of f(t) = t^(1/3): delta = 6/29.
 _DELTA = 6 / 29
 
@@ -293,7 +298,7 @@ def rgb_to_lab(image: torch.Tensor) -> torch.Tensor:
     """
     _check_image("rgb_to_lab", image)
     xyz = _linear(_XYZ_WHITE_NORMALISED, _srgb_to_linear(image))
-    f = torch.where(xyz > _DELTA ** 3, xyz.clamp(min=_DELTA ** 3) ** (1 / 3), xyz / (3 * _DELTA ** 2) + 4 / 29)
+    f = torch.where(xyz > _DELTA**3, xyz.clamp(min=_DELTA**3) ** (1 / 3), xyz / (3 * _DELTA**2) + 4 / 29)
     fx, fy, fz = f.unbind(-3)
     return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], -3)
 
@@ -317,5 +322,5 @@ def lab_to_rgb(image: torch.Tensor) -> torch.Tensor:
     big_l, a, b = image.unbind(-3)
     fy = (big_l + 16) / 116
     f = torch.stack([fy + a / 500, fy, fy - b / 200], -3)
-    xyz = torch.where(f > _DELTA, f ** 3, 3 * _DELTA ** 2 * (f - 4 / 29))
+    xyz = torch.where(f > _DELTA, f**3, 3 * _DELTA**2 * (f - 4 / 29))
     return _linear_to_srgb(_linear(_XYZ_NORMALISED_TO_RGB, xyz))

@@ -1,4 +1,5 @@
 """Earth mover's distance between histograms in closed form from their CDFs, linear and cyclic."""
+
 from __future__ import annotations
 
 import torch
@@ -86,5 +87,5 @@ def lower_median(d: torch.Tensor) -> torch.Tensor:
     """
     if _deterministic_cuda(d):
         middle = (d.shape[-1] - 1) // 2
-        return d.sort(-1).values[..., middle:middle + 1]
+        return d.sort(-1).values[..., middle : middle + 1]
     return d.median(-1, keepdim=True).values

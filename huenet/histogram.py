@@ -1,4 +1,5 @@
 """Public soft-histogram ops: argument checks, dtype policy and backend dispatch around the backends."""
+
 from __future__ import annotations
 
 import torch
@@ -6,7 +7,6 @@ import torch
 from . import _checks
 from .backends import resolve
 from .binning import Binning
-
 
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -27,8 +27,7 @@ def make_binning(op: str, bins: int, value_range, bandwidth: float, boundary: st
     return Binning(bins, lo, hi, bandwidth, boundary)
 
 
-def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning: Binning, backend: str,
-             validate: bool):
+def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning: Binning, backend: str, validate: bool):
     """Run backend function ``fn`` on images flattened to (B·C, N) in bin units; return its result as
     (B, C, ...) and the backend that computed it (resolved here, once per call).
 
@@ -52,7 +51,7 @@ def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning:
     b, c = first.shape[:2]
     flat = [t.to(dtype).reshape(b * c, -1) for t in tensors]
     with torch.autocast(device_type=first.device.type, enabled=False):
-        units = [binning.to_bin_units(t) for t in flat[:len(names)]]
+        units = [binning.to_bin_units(t) for t in flat[: len(names)]]
         out = getattr(impl, fn)(*units, flat[len(names)] if weight is not None else None, binning.in_bin_units())
     out = out.reshape(b, c, *out.shape[1:])
     bad = torch.stack([~torch.isfinite(t).flatten(2).all(-1) for t in tensors]).any(0)
@@ -62,9 +61,16 @@ def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning:
     return torch.where(bad, torch.full((), float("nan"), dtype=out.dtype, device=out.device), out), impl
 
 
-def soft_histogram(x: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4,
-                   boundary: str = "reflect", weight: torch.Tensor | None = None, backend: str = "auto",
-                   validate: bool = False) -> torch.Tensor:
+def soft_histogram(
+    x: torch.Tensor,
+    bins: int = 256,
+    range=(0.0, 1.0),
+    bandwidth: float = 0.4,
+    boundary: str = "reflect",
+    weight: torch.Tensor | None = None,
+    backend: str = "auto",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""Differentiable histogram by kernel density estimation with a sigmoid-difference kernel.
 
     .. math::
@@ -101,9 +107,17 @@ def soft_histogram(x: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth
     return _compute("soft_histogram", "soft_histogram", {"x": x}, weight, binning, backend, validate)[0]
 
 
-def joint_histogram(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4,
-                    boundary: str = "reflect", weight: torch.Tensor | None = None, backend: str = "auto",
-                    validate: bool = False) -> torch.Tensor:
+def joint_histogram(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    bins: int = 256,
+    range=(0.0, 1.0),
+    bandwidth: float = 0.4,
+    boundary: str = "reflect",
+    weight: torch.Tensor | None = None,
+    backend: str = "auto",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""Differentiable joint histogram :math:`J_{k_1 k_2} = \sum_x w\, m_{k_1}(x)\, m_{k_2}(y) / \sum_x w`.
 
     With unit weights this is :math:`P_1 P_2^\top / N` for the (K, N) membership matrices of x and y. The
@@ -117,8 +131,9 @@ def joint_histogram(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.
         >>> joint_histogram(x, y, bins=32).shape
         torch.Size([2, 1, 32, 32])
     """
-    return joint_histogram_and_backend("joint_histogram", x, y, bins, range, bandwidth, boundary, weight, backend,
-                                       validate)[0]
+    return joint_histogram_and_backend(
+        "joint_histogram", x, y, bins, range, bandwidth, boundary, weight, backend, validate
+    )[0]
 
 
 def joint_histogram_and_backend(op: str, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate):

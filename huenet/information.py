@@ -3,6 +3,7 @@
 All quantities use the natural log and 0·log 0 = 0. Marginals are the row and column sums of the joint
 histogram, so they are consistent with it whatever the boundary mode.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,15 +34,24 @@ def conditional_entropy_from_entropies(h: torch.Tensor) -> torch.Tensor:
 
 def _entropies(op, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate) -> torch.Tensor:
     """(H(X,Y), H(X), H(Y)) of the soft joint histogram of x and y, (B, C, 3), reduced by the op's backend."""
-    joint, impl = joint_histogram_and_backend(op, x, y, bins, value_range, bandwidth, boundary, weight, backend,
-                                              validate)
+    joint, impl = joint_histogram_and_backend(
+        op, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate
+    )
     b, c, k, _ = joint.shape
     return impl.entropies(joint.reshape(b * c, k, k)).reshape(b, c, 3)
 
 
-def mutual_information(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0),
-                       bandwidth: float = 0.4, boundary: str = "reflect", weight: torch.Tensor | None = None,
-                       backend: str = "auto", validate: bool = False) -> torch.Tensor:
+def mutual_information(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    bins: int = 256,
+    range=(0.0, 1.0),
+    bandwidth: float = 0.4,
+    boundary: str = "reflect",
+    weight: torch.Tensor | None = None,
+    backend: str = "auto",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""Mutual information :math:`I = \sum J \log \frac{J}{p_1 p_2}` of the soft joint histogram of x and y.
 
     Arguments as in :func:`huenet.joint_histogram`. Returns (B, C) in nats.
@@ -55,9 +65,17 @@ def mutual_information(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=
     return mi_from_entropies(h)
 
 
-def joint_entropy(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4,
-                  boundary: str = "reflect", weight: torch.Tensor | None = None, backend: str = "auto",
-                  validate: bool = False) -> torch.Tensor:
+def joint_entropy(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    bins: int = 256,
+    range=(0.0, 1.0),
+    bandwidth: float = 0.4,
+    boundary: str = "reflect",
+    weight: torch.Tensor | None = None,
+    backend: str = "auto",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""Joint entropy :math:`H(X,Y) = -\sum J \log J`, (B, C) in nats. Arguments as in
     :func:`huenet.joint_histogram`.
 
@@ -70,9 +88,17 @@ def joint_entropy(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0,
     return h[..., 0]
 
 
-def mi_distance(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4,
-                boundary: str = "reflect", weight: torch.Tensor | None = None, backend: str = "auto",
-                validate: bool = False) -> torch.Tensor:
+def mi_distance(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    bins: int = 256,
+    range=(0.0, 1.0),
+    bandwidth: float = 0.4,
+    boundary: str = "reflect",
+    weight: torch.Tensor | None = None,
+    backend: str = "auto",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""Hue-Net's semantic loss :math:`D_{MI} = 1 - I(X;Y)/H(X,Y)`, (B, C) in [0, 1].
 
     0 when y is a deterministic, invertible function of x at the histogram's resolution; about 1 for
@@ -87,9 +113,17 @@ def mi_distance(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1
     return mi_distance_from_entropies(h)
 
 
-def conditional_entropy(x: torch.Tensor, y: torch.Tensor, bins: int = 256, range=(0.0, 1.0),
-                        bandwidth: float = 0.4, boundary: str = "reflect", weight: torch.Tensor | None = None,
-                        backend: str = "auto", validate: bool = False) -> torch.Tensor:
+def conditional_entropy(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    bins: int = 256,
+    range=(0.0, 1.0),
+    bandwidth: float = 0.4,
+    boundary: str = "reflect",
+    weight: torch.Tensor | None = None,
+    backend: str = "auto",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""Conditional entropy :math:`H(X|Y) = H(X,Y) - H(Y)`, (B, C) in nats.
 
     This is what the official Hue-Net code minimises under the name "MI" (with X the source and Y the

@@ -5,6 +5,7 @@ space and builds one soft histogram per channel with that channel's value range.
 uses the circular boundary and the cyclic EMD, and is weighted per pixel by saturation or chroma so that
 grey pixels, whose hue is undefined, do not vote for one.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -42,8 +43,12 @@ class _ColorChannels:
     def __init__(self, op: str, arg: str, colorspace: str, channels: str, hue_weight, detach_hue_weight=False):
         _checks.check_choice(op, "colorspace", colorspace, tuple(_TO_SPACE))
         names = color.CHANNEL_NAMES[colorspace]
-        if not isinstance(channels, str) or not channels or any(ch not in names for ch in channels) \
-                or len(set(channels)) != len(channels):
+        if (
+            not isinstance(channels, str)
+            or not channels
+            or any(ch not in names for ch in channels)
+            or len(set(channels)) != len(channels)
+        ):
             _checks.fail(op, arg, f"a non-empty string of distinct letters from {names!r}", repr(channels))
         _checks.check_choice(op, "hue_weight", hue_weight, HUE_WEIGHTS)
         if not isinstance(detach_hue_weight, bool):
@@ -59,8 +64,9 @@ class _ColorChannels:
             _checks.fail(op, arg, "an RGB batch of shape (B, 3, H, W)", f"shape {tuple(image.shape)}")
         return _TO_SPACE[self.colorspace](image)
 
-    def weight(self, image: torch.Tensor, converted: torch.Tensor,
-               pixel_weight: torch.Tensor | None = None) -> torch.Tensor | None:
+    def weight(
+        self, image: torch.Tensor, converted: torch.Tensor, pixel_weight: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
         """Per-pixel hue weight (B, 1, H, W): saturation or chroma (max - min) of the RGB image, times
         ``pixel_weight`` if given."""
         if self.hue_weight is None:
@@ -100,9 +106,18 @@ class HistogramEMDLoss(nn.Module):
         torch.Size([])
     """
 
-    def __init__(self, colorspace: str = "hsv", channels: str = "h", bins: int = 256, bandwidth: float = 0.4,
-                 order: int = 1, hue_weight: str | None = "saturation", reduction: str = "mean",
-                 backend: str = "auto", detach_hue_weight: bool = False):
+    def __init__(
+        self,
+        colorspace: str = "hsv",
+        channels: str = "h",
+        bins: int = 256,
+        bandwidth: float = 0.4,
+        order: int = 1,
+        hue_weight: str | None = "saturation",
+        reduction: str = "mean",
+        backend: str = "auto",
+        detach_hue_weight: bool = False,
+    ):
         super().__init__()
         op = "HistogramEMDLoss"
         self.channels = _ColorChannels(op, "channels", colorspace, channels, hue_weight, detach_hue_weight)
@@ -113,28 +128,43 @@ class HistogramEMDLoss(nn.Module):
         _checks.check_choice(op, "reduction", reduction, _checks.REDUCTIONS)
         self.bins, self.bandwidth, self.order, self.reduction, self.backend = bins, bandwidth, order, reduction, backend
 
-    def histograms(self, image: torch.Tensor, arg: str = "input",
-                   weight: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def histograms(
+        self, image: torch.Tensor, arg: str = "input", weight: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
         """Soft histograms (B, bins) of the selected channels of an RGB batch; ``weight`` (B, 1, H, W) >= 0
         weights its pixels (e.g. an alpha channel: transparent pixels take no part)."""
         converted = self.channels.convert(type(self).__name__, arg, image)
         hists = []
         for i, value_range, periodic in zip(self.channels.index, self.channels.range, self.channels.periodic):
-            hist = soft_histogram(converted[:, i:i + 1], self.bins, value_range, self.bandwidth,
-                                  "circular" if periodic else "reflect",
-                                  self.channels.weight(image, converted, weight) if periodic else weight,
-                                  self.backend)
+            hist = soft_histogram(
+                converted[:, i : i + 1],
+                self.bins,
+                value_range,
+                self.bandwidth,
+                "circular" if periodic else "reflect",
+                self.channels.weight(image, converted, weight) if periodic else weight,
+                self.backend,
+            )
             hists.append(hist[:, 0])
         return hists
 
-    def per_channel(self, input: torch.Tensor, target: torch.Tensor, input_weight: torch.Tensor | None = None,
-                    target_weight: torch.Tensor | None = None) -> torch.Tensor:
+    def per_channel(
+        self,
+        input: torch.Tensor,
+        target: torch.Tensor,
+        input_weight: torch.Tensor | None = None,
+        target_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Unreduced loss, (B, len(channels)); the optional (B, 1, H, W) weights weight each image's pixels."""
         hist_in = self.histograms(input, "input", input_weight)
         hist_tgt = self.histograms(target, "target", target_weight)
         if target.shape[0] != input.shape[0]:
-            _checks.fail(type(self).__name__, "target", f"a batch of {input.shape[0]} images like `input`",
-                         f"shape {tuple(target.shape)}")
+            _checks.fail(
+                type(self).__name__,
+                "target",
+                f"a batch of {input.shape[0]} images like `input`",
+                f"shape {tuple(target.shape)}",
+            )
         pairs = zip(hist_in, hist_tgt, self.channels.periodic)
         loss = torch.stack([emd(p, q, self.order, cyclic) for p, q, cyclic in pairs], 1)
         if any(self.channels.periodic):
@@ -146,8 +176,11 @@ class HistogramEMDLoss(nn.Module):
         grey = color.rgb_to_hsv(target.detach())[:, 1].flatten(1).mean(1) < GREY_TARGET_SATURATION
         if not bool(grey.any()):
             return loss
-        warnings.warn(f"{type(self).__name__}: {int(grey.sum())} target(s) have no hue (mean saturation < "
-                      f"{GREY_TARGET_SATURATION}); the hue term takes no weight from them", stacklevel=3)
+        warnings.warn(
+            f"{type(self).__name__}: {int(grey.sum())} target(s) have no hue (mean saturation < "
+            f"{GREY_TARGET_SATURATION}); the hue term takes no weight from them",
+            stacklevel=3,
+        )
         hue = torch.tensor(self.channels.periodic, device=loss.device)
         return torch.where(grey[:, None] & hue[None], torch.zeros_like(loss), loss)
 
@@ -175,8 +208,16 @@ class MutualInformationLoss(nn.Module):
         tensor(True)
     """
 
-    def __init__(self, bins: int = 256, range=(0.0, 1.0), bandwidth: float = 0.4, boundary: str = "reflect",
-                 objective: str = "mi_distance", reduction: str = "mean", backend: str = "auto"):
+    def __init__(
+        self,
+        bins: int = 256,
+        range=(0.0, 1.0),
+        bandwidth: float = 0.4,
+        boundary: str = "reflect",
+        objective: str = "mi_distance",
+        reduction: str = "mean",
+        backend: str = "auto",
+    ):
         super().__init__()
         op = "MutualInformationLoss"
         _checks.check_choice(op, "objective", objective, ("mi_distance", "conditional_entropy"))
@@ -227,24 +268,49 @@ class HueNetLoss(nn.Module):
 
     _DEFAULT_CHANNELS = {"hsv": ("h", "v"), "yuv": ("yuv", "yuv")}
 
-    def __init__(self, colorspace: str = "hsv", bins: int = 256, bandwidth: float = 0.4, lambda_hist: float = 100.0,
-                 lambda_mi: float = 1.0, hist_channels: str | None = None, mi_channels: str | None = None,
-                 order: int = 1, hue_weight: str | None = "saturation", reduction: str = "mean",
-                 backend: str = "auto", detach_hue_weight: bool = False):
+    def __init__(
+        self,
+        colorspace: str = "hsv",
+        bins: int = 256,
+        bandwidth: float = 0.4,
+        lambda_hist: float = 100.0,
+        lambda_mi: float = 1.0,
+        hist_channels: str | None = None,
+        mi_channels: str | None = None,
+        order: int = 1,
+        hue_weight: str | None = "saturation",
+        reduction: str = "mean",
+        backend: str = "auto",
+        detach_hue_weight: bool = False,
+    ):
         super().__init__()
         op = "HueNetLoss"
         _checks.check_choice(op, "colorspace", colorspace, tuple(self._DEFAULT_CHANNELS))
         default_hist, default_mi = self._DEFAULT_CHANNELS[colorspace]
-        self.hist = HistogramEMDLoss(colorspace, hist_channels or default_hist, bins, bandwidth, order, hue_weight,
-                                     "none", backend, detach_hue_weight)
+        self.hist = HistogramEMDLoss(
+            colorspace,
+            hist_channels or default_hist,
+            bins,
+            bandwidth,
+            order,
+            hue_weight,
+            "none",
+            backend,
+            detach_hue_weight,
+        )
         self.mi_space = _ColorChannels(op, "mi_channels", colorspace, mi_channels or default_mi, hue_weight)
         _checks.check_choice(op, "reduction", reduction, _checks.REDUCTIONS)
         self.lambda_hist, self.lambda_mi = float(lambda_hist), float(lambda_mi)
         self.bins, self.bandwidth, self.reduction, self.backend = bins, bandwidth, reduction, backend
 
-    def terms(self, output: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
-              source_weight: torch.Tensor | None = None,
-              target_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def terms(
+        self,
+        output: torch.Tensor,
+        source: torch.Tensor,
+        target: torch.Tensor,
+        source_weight: torch.Tensor | None = None,
+        target_weight: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Unweighted per-sample terms: {"hist": mean EMD to target, "mi": mean D_MI to source}, each (B,).
 
         ``source_weight`` (B, 1, H, W) weights the pixels of source and output (the source repainted), and
@@ -256,12 +322,21 @@ class HueNetLoss(nn.Module):
         _checks.check_same(op, "source", source, "output", output)
         mi = []
         for i, value_range, periodic in zip(self.mi_space.index, self.mi_space.range, self.mi_space.periodic):
-            mi.append(mi_distance(out[:, i:i + 1], src[:, i:i + 1], self.bins, value_range, self.bandwidth,
-                                  "circular" if periodic else "reflect", source_weight, self.backend)[:, 0])
+            mi.append(
+                mi_distance(
+                    out[:, i : i + 1],
+                    src[:, i : i + 1],
+                    self.bins,
+                    value_range,
+                    self.bandwidth,
+                    "circular" if periodic else "reflect",
+                    source_weight,
+                    self.backend,
+                )[:, 0]
+            )
         hist = self.hist.per_channel(output, target, source_weight, target_weight)
         return {"hist": hist.mean(1), "mi": torch.stack(mi, 1).mean(1)}
 
     def forward(self, output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         terms = self.terms(output, source, target)
-        return _reduce(self.lambda_hist * terms["hist"] + self.lambda_mi * terms["mi"],
-                       self.reduction)
+        return _reduce(self.lambda_hist * terms["hist"] + self.lambda_mi * terms["mi"], self.reduction)

@@ -22,6 +22,7 @@ Example:
     >>> lut(source).shape, lut.size
     (torch.Size([3, 32, 32]), 17)
 """
+
 from __future__ import annotations
 
 import math
@@ -45,7 +46,7 @@ __all__ = ["ColorLUT", "apply_lut", "fit"]
 
 # Pixels per chunk when applying a table: 2^20 pixels need about 2^20 * 3 * 4 B = 12 MB for the sampling grid
 # and as much for the result, so a 12-megapixel photo costs a few tens of MB beyond its output.
-APPLY_CHUNK = 2 ** 20
+APPLY_CHUNK = 2**20
 
 
 def apply_lut(table: torch.Tensor, image: torch.Tensor, chunk: int = APPLY_CHUNK) -> torch.Tensor:
@@ -76,13 +77,14 @@ def apply_lut(table: torch.Tensor, image: torch.Tensor, chunk: int = APPLY_CHUNK
     for b in range(flat.shape[0]):
         for start in range(0, h * w, chunk):
             # grid_sample reads (x, y, z) = (W, H, D) = (red, green, blue), with -1 and 1 the corner entries.
-            coords = flat[b, :, start:start + chunk].to(dtype).clamp(0, 1).T * 2 - 1
-            mapped = F.grid_sample(grid_table, coords.reshape(1, 1, 1, -1, 3), mode="bilinear",
-                                   padding_mode="border", align_corners=True).reshape(3, -1)
+            coords = flat[b, :, start : start + chunk].to(dtype).clamp(0, 1).T * 2 - 1
+            mapped = F.grid_sample(
+                grid_table, coords.reshape(1, 1, 1, -1, 3), mode="bilinear", padding_mode="border", align_corners=True
+            ).reshape(3, -1)
             if out is None:
                 pieces.append(mapped)
             else:
-                out[b, :, start:start + chunk] = mapped
+                out[b, :, start : start + chunk] = mapped
     if out is None:
         out = torch.cat(pieces, 1).reshape(flat.shape[0], 3, -1).to(image.dtype)
     return out.reshape(*lead, 3, h, w)
@@ -149,8 +151,12 @@ class ColorLUT:
         varying fastest), atomically: the file appears complete or not at all."""
         path = Path(path)
         rows = self.table.detach().double().cpu().permute(1, 2, 3, 0).reshape(-1, 3).clamp(0, 1).tolist()
-        lines = [f'TITLE "{self.title}"', f"LUT_3D_SIZE {self.size}", "DOMAIN_MIN 0.0 0.0 0.0",
-                 "DOMAIN_MAX 1.0 1.0 1.0"]
+        lines = [
+            f'TITLE "{self.title}"',
+            f"LUT_3D_SIZE {self.size}",
+            "DOMAIN_MIN 0.0 0.0 0.0",
+            "DOMAIN_MAX 1.0 1.0 1.0",
+        ]
         lines += [f"{r:.{CUBE_DIGITS}f} {g:.{CUBE_DIGITS}f} {b:.{CUBE_DIGITS}f}" for r, g, b in rows]
         tmp = path.with_name(f".{path.name}.partial")
         try:
@@ -195,15 +201,16 @@ class ColorLUT:
                 if size is None:
                     raise ValueError(f"{where}: a table row before LUT_3D_SIZE")
                 rows.append(_floats(line, 3, where, "a table row"))
-                if len(rows) > size ** 3:
-                    raise ValueError(f"{where}: more than LUT_3D_SIZE^3 = {size ** 3} table rows")
+                if len(rows) > size**3:
+                    raise ValueError(f"{where}: more than LUT_3D_SIZE^3 = {size**3} table rows")
             else:
                 raise ValueError(f"{where}: unknown keyword {key!r}")
         if size is None:
             raise ValueError(f"{path}: line {last}: no LUT_3D_SIZE in the file")
-        if len(rows) != size ** 3:
-            raise ValueError(f"{path}: line {last}: the table ends after {len(rows)} rows; "
-                             f"LUT_3D_SIZE {size} needs {size ** 3}")
+        if len(rows) != size**3:
+            raise ValueError(
+                f"{path}: line {last}: the table ends after {len(rows)} rows; LUT_3D_SIZE {size} needs {size**3}"
+            )
         table = torch.tensor(rows, dtype=torch.float64).reshape(size, size, size, 3).permute(3, 0, 1, 2)
         return cls(table.float().contiguous(), title)
 
@@ -231,8 +238,20 @@ def _check_strength(op: str, strength: object) -> None:
 # ------------------------------------------------------------------------------------------------ fitting
 
 #: Defaults of :func:`fit`, measured on photo pairs (docs/recolor.md).
-DEFAULTS = dict(size=17, steps=40, lr=0.03, fit_size=192, bins=64, bandwidth=0.8, hue_weight=2.0,
-                saturation_weight=0.0, value_weight=0.2, mi_weight=0.2, chroma_weight=2.0, smoothness=30.0)
+DEFAULTS = dict(
+    size=17,
+    steps=40,
+    lr=0.03,
+    fit_size=192,
+    bins=64,
+    bandwidth=0.8,
+    hue_weight=2.0,
+    saturation_weight=0.0,
+    value_weight=0.2,
+    mi_weight=0.2,
+    chroma_weight=2.0,
+    smoothness=30.0,
+)
 
 
 # 32 levels: cells of 8/255, about 2000 occupied cells for a photo (docs/recolor.md).
@@ -256,8 +275,13 @@ def _as_images(op: str, arg: str, images) -> list[torch.Tensor]:
                 _checks.fail(op, arg, "a sequence of RGB images (3, H, W)", f"an element of shape {tuple(t.shape)}")
             out.append(t)
         return out
-    _checks.fail(op, arg, "a float tensor (3, H, W) or (B, 3, H, W), or a list of (3, H, W) tensors",
-                 type(images).__name__, TypeError)
+    _checks.fail(
+        op,
+        arg,
+        "a float tensor (3, H, W) or (B, 3, H, W), or a list of (3, H, W) tensors",
+        type(images).__name__,
+        TypeError,
+    )
 
 
 def _as_masks(op: str, arg: str, masks, images: list[torch.Tensor]) -> list[torch.Tensor | None]:
@@ -339,9 +363,11 @@ class _Objective:
         mean_sat = float(tgt_sat.sum() / target_weight.sum())
         self.hue_on = mean_sat >= GREY_TARGET_SATURATION
         if not self.hue_on:
-            warnings.warn(f"fit: the target has no hue (mean saturation {mean_sat:.3f} < {GREY_TARGET_SATURATION});"
-                          " hue is left alone (no hue or a*b* term) and only saturation and value are matched",
-                          stacklevel=3)
+            warnings.warn(
+                f"fit: the target has no hue (mean saturation {mean_sat:.3f} < {GREY_TARGET_SATURATION});"
+                " hue is left alone (no hue or a*b* term) and only saturation and value are matched",
+                stacklevel=3,
+            )
         with torch.no_grad():
             self.target_hists = self._hists(tgt_hsv, target_weight)
             self.target_ab = self._ab_hists(target, target_weight)
@@ -353,13 +379,13 @@ class _Objective:
     def _ab_hists(self, rgb, weight):
         """Soft histograms (2, bins) of CIELAB a* and b*, mapped from [-128, 128] to [0, 1]."""
         ab = rgb_to_lab(rgb)[:, 1:] / 256 + 0.5
-        return soft_histogram(ab, self.o["bins"], (0.0, 1.0), self.o["bandwidth"], "reflect", weight,
-                              self.backend)[0]
+        return soft_histogram(ab, self.o["bins"], (0.0, 1.0), self.o["bandwidth"], "reflect", weight, self.backend)[0]
 
     def _hists(self, hsv, weight):
         # S and V share boundary and weights: one histogram call for both (the per-call cost dominates here).
-        sv = soft_histogram(hsv[:, 1:], self.o["bins"], (0.0, 1.0), self.o["bandwidth"], "reflect", weight,
-                            self.backend)[0]
+        sv = soft_histogram(
+            hsv[:, 1:], self.o["bins"], (0.0, 1.0), self.o["bandwidth"], "reflect", weight, self.backend
+        )[0]
         hists = {"s": sv[0:1], "v": sv[1:2]}
         if self.hue_on:
             # The saturation only selects which pixels vote for a hue (detached): lowering a wrongly hued
@@ -377,8 +403,15 @@ class _Objective:
             terms["ab"] = emd(self._ab_hists(out, self.weight), self.target_ab).mean()
         if self.hue_on:
             terms["h"] = emd(hists["h"], self.target_hists["h"], cyclic=True)
-        terms["mi"] = mi_distance(rgb_to_lab(out)[:, :1] / 100, self.src_l, o["bins"], (0.0, 1.0), o["bandwidth"],
-                                  weight=self.weight, backend=self.backend)[0, 0]
+        terms["mi"] = mi_distance(
+            rgb_to_lab(out)[:, :1] / 100,
+            self.src_l,
+            o["bins"],
+            (0.0, 1.0),
+            o["bandwidth"],
+            weight=self.weight,
+            backend=self.backend,
+        )[0, 0]
         return {k: v.squeeze() for k, v in terms.items()}
 
     def __call__(self, table: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
@@ -391,14 +424,29 @@ class _Objective:
         return loss + o["smoothness"] * 1e-3 * _smoothness(delta)
 
 
-def fit(source, target, *, size: int = DEFAULTS["size"], steps: int = DEFAULTS["steps"], strength: float = 1.0,
-        mask=None, target_mask=None, hue_weight: float = DEFAULTS["hue_weight"],
-        saturation_weight: float = DEFAULTS["saturation_weight"], value_weight: float = DEFAULTS["value_weight"],
-        mi_weight: float = DEFAULTS["mi_weight"], chroma_weight: float = DEFAULTS["chroma_weight"],
-        smoothness: float = DEFAULTS["smoothness"],
-        bins: int = DEFAULTS["bins"], bandwidth: float = DEFAULTS["bandwidth"], lr: float = DEFAULTS["lr"],
-        fit_size: int = DEFAULTS["fit_size"], device=None, backend: str = "auto",
-        callback=None) -> ColorLUT:
+def fit(
+    source,
+    target,
+    *,
+    size: int = DEFAULTS["size"],
+    steps: int = DEFAULTS["steps"],
+    strength: float = 1.0,
+    mask=None,
+    target_mask=None,
+    hue_weight: float = DEFAULTS["hue_weight"],
+    saturation_weight: float = DEFAULTS["saturation_weight"],
+    value_weight: float = DEFAULTS["value_weight"],
+    mi_weight: float = DEFAULTS["mi_weight"],
+    chroma_weight: float = DEFAULTS["chroma_weight"],
+    smoothness: float = DEFAULTS["smoothness"],
+    bins: int = DEFAULTS["bins"],
+    bandwidth: float = DEFAULTS["bandwidth"],
+    lr: float = DEFAULTS["lr"],
+    fit_size: int = DEFAULTS["fit_size"],
+    device=None,
+    backend: str = "auto",
+    callback=None,
+) -> ColorLUT:
     r"""Fit a :class:`ColorLUT` that gives ``source`` the colours of ``target`` (see the module docstring).
 
     Args:
@@ -437,16 +485,29 @@ def fit(source, target, *, size: int = DEFAULTS["size"], steps: int = DEFAULTS["
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             _checks.fail(op, arg, f"an int >= {low}", repr(value))
     _check_strength(op, strength)
-    for arg, value in (("hue_weight", hue_weight), ("saturation_weight", saturation_weight),
-                       ("value_weight", value_weight), ("mi_weight", mi_weight), ("chroma_weight", chroma_weight),
-                       ("smoothness", smoothness),
-                       ("lr", lr)):
+    for arg, value in (
+        ("hue_weight", hue_weight),
+        ("saturation_weight", saturation_weight),
+        ("value_weight", value_weight),
+        ("mi_weight", mi_weight),
+        ("chroma_weight", chroma_weight),
+        ("smoothness", smoothness),
+        ("lr", lr),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             _checks.fail(op, arg, "a finite number >= 0", repr(value))
     _checks.check_bandwidth(op, bandwidth)
     device = torch.device(device) if device is not None else sources[0].device
-    options = dict(bins=bins, bandwidth=bandwidth, hue_weight=hue_weight, saturation_weight=saturation_weight,
-                   value_weight=value_weight, mi_weight=mi_weight, chroma_weight=chroma_weight, smoothness=smoothness)
+    options = dict(
+        bins=bins,
+        bandwidth=bandwidth,
+        hue_weight=hue_weight,
+        saturation_weight=saturation_weight,
+        value_weight=value_weight,
+        mi_weight=mi_weight,
+        chroma_weight=chroma_weight,
+        smoothness=smoothness,
+    )
     src, src_w = _pixels(sources, source_masks, fit_size, device)
     tgt, tgt_w = _pixels(targets, target_masks, fit_size, device)
     objective = _Objective(src, src_w, tgt, tgt_w, options, backend)

@@ -1,4 +1,5 @@
 """``python -m huenet.train``: the command-line door to :mod:`huenet.colortransfer.train` (needs the ``[train]`` extra)."""
+
 from .colortransfer.train import main
 
 if __name__ == "__main__":

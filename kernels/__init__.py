@@ -7,6 +7,7 @@ for CUDA tensors.
 ``TRITON_INTERPRET=1`` must be set before this package is imported to run the kernels on CPU tensors (slow;
 for tests): Triton reads it when the kernels are decorated.
 """
+
 from . import entropy, joint_histogram, soft_histogram
 from .joint_histogram import DOT_PRECISIONS
 from .soft_histogram import INTERPRETED, pinned

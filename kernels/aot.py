@@ -5,6 +5,7 @@ and a cubin, which catches GPU-only errors (globals that are not constexpr, dot 
 unsupported dtypes) on a CPU machine, and prints one line per compilation. ``bench/kernel_report.py`` adds the
 register, spill and instruction counts. Needs TRITON_INTERPRET unset: interpreted kernels cannot be compiled.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,38 +44,114 @@ def _configs(kernel):
 def _variants_of(name, kernel, signature, constexprs):
     for config in _configs(kernel):
         label = ",".join(f"{k}={v}" for k, v in config.kwargs.items())
-        yield Variant(f"{name}[{label},warps={config.num_warps},stages={config.num_stages}]", kernel, signature,
-                      {**constexprs, **config.kwargs},
-                      {"num_warps": config.num_warps, "num_stages": config.num_stages})
+        yield Variant(
+            f"{name}[{label},warps={config.num_warps},stages={config.num_stages}]",
+            kernel,
+            signature,
+            {**constexprs, **config.kwargs},
+            {"num_warps": config.num_warps, "num_stages": config.num_stages},
+        )
 
 
 def variants(dtype: str = "fp32"):
     """Every kernel × autotune config at bandwidth 0.4 (radius 7), reflect boundary, weighted."""
     p = f"*{dtype}"
     common = {"RADIUS": 7, "BOUNDARY": 0, "HAS_W": True}
-    yield from _variants_of("soft_histogram.forward_atomic", soft_histogram._forward_atomic_kernel,
-                            {"u_ptr": p, "w_ptr": p, "out_ptr": "*fp64", "consts_ptr": p, "N": "i32", "K": "i32",
-                             "FIRST": "i32", "LAST": "i32", "WIN": "i32", "N_BUCKET": "i32"}, common)
-    yield from _variants_of("soft_histogram.forward_partials", soft_histogram._forward_partials_kernel,
-                            {"u_ptr": p, "w_ptr": p, "partial_ptr": "*fp64", "consts_ptr": p, "M": "i32",
-                             "N": "i32", "K": "i32", "N_BUCKET": "i32"}, common)
-    yield from _variants_of("soft_histogram.backward", soft_histogram._backward_kernel,
-                            {"u_ptr": p, "w_ptr": p, "g_ptr": p, "gp_ptr": p, "grad_u_ptr": p, "grad_w_ptr": p,
-                             "consts_ptr": p, "N": "i32", "K": "i32", "FIRST": "i32", "LAST": "i32",
-                             "WIN": "i32", "N_BUCKET": "i32"}, {**common, "NEED_U": True, "NEED_W": True})
+    yield from _variants_of(
+        "soft_histogram.forward_atomic",
+        soft_histogram._forward_atomic_kernel,
+        {
+            "u_ptr": p,
+            "w_ptr": p,
+            "out_ptr": "*fp64",
+            "consts_ptr": p,
+            "N": "i32",
+            "K": "i32",
+            "FIRST": "i32",
+            "LAST": "i32",
+            "WIN": "i32",
+            "N_BUCKET": "i32",
+        },
+        common,
+    )
+    yield from _variants_of(
+        "soft_histogram.forward_partials",
+        soft_histogram._forward_partials_kernel,
+        {
+            "u_ptr": p,
+            "w_ptr": p,
+            "partial_ptr": "*fp64",
+            "consts_ptr": p,
+            "M": "i32",
+            "N": "i32",
+            "K": "i32",
+            "N_BUCKET": "i32",
+        },
+        common,
+    )
+    yield from _variants_of(
+        "soft_histogram.backward",
+        soft_histogram._backward_kernel,
+        {
+            "u_ptr": p,
+            "w_ptr": p,
+            "g_ptr": p,
+            "gp_ptr": p,
+            "grad_u_ptr": p,
+            "grad_w_ptr": p,
+            "consts_ptr": p,
+            "N": "i32",
+            "K": "i32",
+            "FIRST": "i32",
+            "LAST": "i32",
+            "WIN": "i32",
+            "N_BUCKET": "i32",
+        },
+        {**common, "NEED_U": True, "NEED_W": True},
+    )
     precisions = ["ieee"] if dtype == "fp64" else list(joint_histogram.DOT_PRECISIONS)
     for precision in precisions:
-        yield from _variants_of(f"joint_histogram.forward({precision})", joint_histogram._forward_kernel,
-                                {"x_ptr": p, "y_ptr": p, "w_ptr": p, "partial_ptr": p, "consts_ptr": p, "M": "i32",
-                                 "N": "i32", "K": "i32", "N_BUCKET": "i32"},
-                                {**common, "PRECISION": precision})
-    yield from _variants_of("joint_histogram.backward", joint_histogram._backward_kernel,
-                            {"x_ptr": p, "y_ptr": p, "w_ptr": p, "g_ptr": p, "gj_ptr": p, "grad_x_ptr": p,
-                             "grad_y_ptr": p, "grad_w_ptr": p, "consts_ptr": p, "N": "i32", "K": "i32",
-                             "FIRST": "i32", "LAST": "i32", "WIN": "i32", "N_BUCKET": "i32"},
-                            {**common, "NEED_X": True, "NEED_Y": True, "NEED_W": True, "WIN_TILE": 16})
-    yield from _variants_of("entropy.entropies", entropy._entropies_kernel,
-                            {"j_ptr": p, "out_ptr": p, "K": "i32"}, {"BLOCK": 32})
+        yield from _variants_of(
+            f"joint_histogram.forward({precision})",
+            joint_histogram._forward_kernel,
+            {
+                "x_ptr": p,
+                "y_ptr": p,
+                "w_ptr": p,
+                "partial_ptr": p,
+                "consts_ptr": p,
+                "M": "i32",
+                "N": "i32",
+                "K": "i32",
+                "N_BUCKET": "i32",
+            },
+            {**common, "PRECISION": precision},
+        )
+    yield from _variants_of(
+        "joint_histogram.backward",
+        joint_histogram._backward_kernel,
+        {
+            "x_ptr": p,
+            "y_ptr": p,
+            "w_ptr": p,
+            "g_ptr": p,
+            "gj_ptr": p,
+            "grad_x_ptr": p,
+            "grad_y_ptr": p,
+            "grad_w_ptr": p,
+            "consts_ptr": p,
+            "N": "i32",
+            "K": "i32",
+            "FIRST": "i32",
+            "LAST": "i32",
+            "WIN": "i32",
+            "N_BUCKET": "i32",
+        },
+        {**common, "NEED_X": True, "NEED_Y": True, "NEED_W": True, "WIN_TILE": 16},
+    )
+    yield from _variants_of(
+        "entropy.entropies", entropy._entropies_kernel, {"j_ptr": p, "out_ptr": p, "K": "i32"}, {"BLOCK": 32}
+    )
 
 
 def main(argv=None) -> int:
@@ -90,8 +167,11 @@ def main(argv=None) -> int:
             for variant in variants(dtype):
                 try:
                     compiled = variant.compile(arch)
-                    print(f"ok   sm_{arch} {dtype} {variant.name} shared={compiled.metadata.shared} "
-                          f"cubin={len(compiled.asm['cubin'])}B", flush=True)
+                    print(
+                        f"ok   sm_{arch} {dtype} {variant.name} shared={compiled.metadata.shared} "
+                        f"cubin={len(compiled.asm['cubin'])}B",
+                        flush=True,
+                    )
                 except Exception as err:  # report every failing variant, not only the first
                     failures += 1
                     print(f"FAIL sm_{arch} {dtype} {variant.name}: {type(err).__name__}: {err}", flush=True)

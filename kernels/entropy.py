@@ -10,6 +10,7 @@ with 0 log 0 = 0, reading J in tiles twice (rows, then columns). MI and D_MI fol
 Backward: dH(X,Y)/dJ = -(log J + 1), dH(X)/dJ_ab = -(log p_a + 1), dH(Y)/dJ_ab = -(log q_b + 1), each taken as
 0 where its argument is 0 (no mass, no gradient).
 """
+
 import contextlib
 
 import torch

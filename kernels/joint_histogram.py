@@ -21,6 +21,7 @@ Backward: programs over (pixel block, row) gather G over each pixel's (2R+1)² w
 fp32 accuracy on tensor cores) or "tf32" (fastest; about 1e-3 relative error per product). fp64 inputs use
 fp64 throughout.
 """
+
 import torch
 import triton
 import triton.language as tl
@@ -81,9 +82,23 @@ def _reaches(u, k_first, BLOCK_K: tl.constexpr, K, RADIUS: tl.constexpr, BOUNDAR
 
 @autotune(_DOT_CONFIGS, key=["K", "N_BUCKET", "BOUNDARY", "HAS_W", "PRECISION"])
 @triton.jit
-def _forward_kernel(x_ptr, y_ptr, w_ptr, partial_ptr, consts_ptr, M, N, K, N_BUCKET,
-                    RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, HAS_W: tl.constexpr, PRECISION: tl.constexpr,
-                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+def _forward_kernel(
+    x_ptr,
+    y_ptr,
+    w_ptr,
+    partial_ptr,
+    consts_ptr,
+    M,
+    N,
+    K,
+    N_BUCKET,
+    RADIUS: tl.constexpr,
+    BOUNDARY: tl.constexpr,
+    HAS_W: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
     row = tl.program_id(0).to(tl.int64)
     inv_bw, one_minus_g2 = load_constants(consts_ptr)
     tiles = tl.cdiv(K, BLOCK_K)
@@ -109,10 +124,31 @@ def _forward_kernel(x_ptr, y_ptr, w_ptr, partial_ptr, consts_ptr, M, N, K, N_BUC
 
 @autotune(_WINDOW_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
 @triton.jit
-def _backward_kernel(x_ptr, y_ptr, w_ptr, g_ptr, gj_ptr, grad_x_ptr, grad_y_ptr, grad_w_ptr, consts_ptr, N, K,
-                     FIRST, LAST, WIN, N_BUCKET, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr,
-                     HAS_W: tl.constexpr, NEED_X: tl.constexpr, NEED_Y: tl.constexpr, NEED_W: tl.constexpr,
-                     WIN_TILE: tl.constexpr, BLOCK_N: tl.constexpr):
+def _backward_kernel(
+    x_ptr,
+    y_ptr,
+    w_ptr,
+    g_ptr,
+    gj_ptr,
+    grad_x_ptr,
+    grad_y_ptr,
+    grad_w_ptr,
+    consts_ptr,
+    N,
+    K,
+    FIRST,
+    LAST,
+    WIN,
+    N_BUCKET,
+    RADIUS: tl.constexpr,
+    BOUNDARY: tl.constexpr,
+    HAS_W: tl.constexpr,
+    NEED_X: tl.constexpr,
+    NEED_Y: tl.constexpr,
+    NEED_W: tl.constexpr,
+    WIN_TILE: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     row = tl.program_id(1).to(tl.int64)
     offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     inv_bw, one_minus_g2 = load_constants(consts_ptr)
@@ -168,11 +204,25 @@ def forward(x, y, w, bins, bandwidth, boundary, window, precision):
     has_w = w is not None
     splits = partial_splits(rows, n, triton.cdiv(bins, 64) ** 2)
     partials = x.new_empty(splits, rows, bins, bins)
-    launch(_forward_kernel, forward_grid(rows, bins, splits), x.device,
-           x, y, w if has_w else x, partials, bandwidth_constants(bandwidth, x), rows, n, bins, n_bucket(n),
-           RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary], HAS_W=has_w,
-           PRECISION=precision if x.dtype != torch.float64 else "ieee",
-           fixed=torch.are_deterministic_algorithms_enabled())
+    launch(
+        _forward_kernel,
+        forward_grid(rows, bins, splits),
+        x.device,
+        x,
+        y,
+        w if has_w else x,
+        partials,
+        bandwidth_constants(bandwidth, x),
+        rows,
+        n,
+        bins,
+        n_bucket(n),
+        RADIUS=window.radius,
+        BOUNDARY=BOUNDARY_CODES[boundary],
+        HAS_W=has_w,
+        PRECISION=precision if x.dtype != torch.float64 else "ieee",
+        fixed=torch.are_deterministic_algorithms_enabled(),
+    )
     return partials.sum(0) / weight_sums(x, w)[:, None, None]
 
 
@@ -184,9 +234,29 @@ def backward(g, x, y, w, joint, bins, bandwidth, boundary, window, need_x, need_
     gj = ((g * joint).sum((1, 2)) / total).contiguous()
     grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
     placeholder = [t if t is not None else x for t in grads]
-    launch(_backward_kernel, pixel_grid("joint_histogram backward", rows, n), x.device,
-           x, y, w if w is not None else x, g_scaled, gj, *placeholder, bandwidth_constants(bandwidth, x), n,
-           bins, window.first, window.last, window.size, n_bucket(n), RADIUS=window.radius,
-           BOUNDARY=BOUNDARY_CODES[boundary], HAS_W=w is not None, NEED_X=need_x, NEED_Y=need_y, NEED_W=need_w,
-           WIN_TILE=min(16, triton.next_power_of_2(window.size)))
+    launch(
+        _backward_kernel,
+        pixel_grid("joint_histogram backward", rows, n),
+        x.device,
+        x,
+        y,
+        w if w is not None else x,
+        g_scaled,
+        gj,
+        *placeholder,
+        bandwidth_constants(bandwidth, x),
+        n,
+        bins,
+        window.first,
+        window.last,
+        window.size,
+        n_bucket(n),
+        RADIUS=window.radius,
+        BOUNDARY=BOUNDARY_CODES[boundary],
+        HAS_W=w is not None,
+        NEED_X=need_x,
+        NEED_Y=need_y,
+        NEED_W=need_w,
+        WIN_TILE=min(16, triton.next_power_of_2(window.size)),
+    )
     return tuple(grads)

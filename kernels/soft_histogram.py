@@ -26,6 +26,7 @@ Backward: programs over (pixel block, row) gather dL/dp over each pixel's window
 Pixel blocks sit on grid axis 0 (up to 2^31 - 1 programs; axes 1 and 2 stop at 65535), and row offsets are
 int64, so any image that fits in memory launches.
 """
+
 import contextlib
 import functools
 import inspect
@@ -165,8 +166,10 @@ def check_grid(op: str, grid: tuple) -> tuple:
     """``grid`` if every axis is within CUDA's limits; a clear error instead of a failed launch otherwise."""
     for axis, (size, limit) in enumerate(zip(grid, GRID_LIMITS)):
         if size > limit:
-            raise ValueError(f"{op}: the launch needs {size} programs on grid axis {axis}, over CUDA's limit of "
-                             f"{limit}; split the batch (rows are B·C)")
+            raise ValueError(
+                f"{op}: the launch needs {size} programs on grid axis {axis}, over CUDA's limit of "
+                f"{limit}; split the batch (rows are B·C)"
+            )
     return grid
 
 
@@ -192,8 +195,8 @@ def weight_sums(values: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
         return w.sum(1)
     return torch.full((values.shape[0],), float(values.shape[1]), dtype=values.dtype, device=values.device)
 
-# ---- The soft histogram.
 
+# ---- The soft histogram.
 
 
 _PIXEL_CONFIGS = [
@@ -212,12 +215,24 @@ _TILE_CONFIGS = [
 ]
 
 
-@autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"],
-          reset_to_zero=["out_ptr"])
+@autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"], reset_to_zero=["out_ptr"])
 @triton.jit
-def _forward_atomic_kernel(u_ptr, w_ptr, out_ptr, consts_ptr, N, K, FIRST, LAST, WIN, N_BUCKET,
-                           RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, HAS_W: tl.constexpr,
-                           BLOCK_N: tl.constexpr):
+def _forward_atomic_kernel(
+    u_ptr,
+    w_ptr,
+    out_ptr,
+    consts_ptr,
+    N,
+    K,
+    FIRST,
+    LAST,
+    WIN,
+    N_BUCKET,
+    RADIUS: tl.constexpr,
+    BOUNDARY: tl.constexpr,
+    HAS_W: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     row = tl.program_id(1).to(tl.int64)
     offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     inv_bw, one_minus_g2 = load_constants(consts_ptr)
@@ -249,33 +264,46 @@ def image_flags(lo, hi, k_first, K, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr
 
 
 @triton.jit
-def dense_memberships(u, k, K, inv_bw, one_minus_g2, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr,
-                      BLOCK_K: tl.constexpr):
+def dense_memberships(
+    u, k, K, inv_bw, one_minus_g2, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, BLOCK_K: tl.constexpr
+):
     """Exact memberships (BLOCK_N, BLOCK_K) of values u in real bins k, mirror or periodic images included
     where ``image_flags`` says they can reach the tile."""
     uu = u[:, None]
     kk = k[None, :].to(u.dtype)
     total, _ = membership(uu, kk, inv_bw, one_minus_g2)
     if BOUNDARY != NONE:
-        low_image, high_image = image_flags(tl.min(u, axis=0), tl.max(u, axis=0), tl.min(k, axis=0), K, RADIUS,
-                                            BOUNDARY, BLOCK_K)
+        low_image, high_image = image_flags(
+            tl.min(u, axis=0), tl.max(u, axis=0), tl.min(k, axis=0), K, RADIUS, BOUNDARY, BLOCK_K
+        )
         if low_image:
             # reflect: bin k receives virtual bin -k-1; circular: k - K.
             image, _ = membership(uu, -kk - 1.0 if BOUNDARY == REFLECT else kk - K, inv_bw, one_minus_g2)
             total += image
         if high_image:
             # reflect: bin k receives virtual bin 2K-1-k; circular: k + K.
-            image, _ = membership(uu, 2.0 * K - 1.0 - kk if BOUNDARY == REFLECT else kk + K, inv_bw,
-                                  one_minus_g2)
+            image, _ = membership(uu, 2.0 * K - 1.0 - kk if BOUNDARY == REFLECT else kk + K, inv_bw, one_minus_g2)
             total += image
     return tl.where(k[None, :] < K, total, 0.0)
 
 
 @autotune(_TILE_CONFIGS, key=["K", "N_BUCKET", "BOUNDARY", "HAS_W"])
 @triton.jit
-def _forward_partials_kernel(u_ptr, w_ptr, partial_ptr, consts_ptr, M, N, K, N_BUCKET,
-                             RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, HAS_W: tl.constexpr,
-                             BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+def _forward_partials_kernel(
+    u_ptr,
+    w_ptr,
+    partial_ptr,
+    consts_ptr,
+    M,
+    N,
+    K,
+    N_BUCKET,
+    RADIUS: tl.constexpr,
+    BOUNDARY: tl.constexpr,
+    HAS_W: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
     row = tl.program_id(0).to(tl.int64)
     k = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
     split = tl.program_id(2)
@@ -292,9 +320,27 @@ def _forward_partials_kernel(u_ptr, w_ptr, partial_ptr, consts_ptr, M, N, K, N_B
 
 @autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
 @triton.jit
-def _backward_kernel(u_ptr, w_ptr, g_ptr, gp_ptr, grad_u_ptr, grad_w_ptr, consts_ptr, N, K, FIRST, LAST, WIN,
-                     N_BUCKET, RADIUS: tl.constexpr, BOUNDARY: tl.constexpr, HAS_W: tl.constexpr,
-                     NEED_U: tl.constexpr, NEED_W: tl.constexpr, BLOCK_N: tl.constexpr):
+def _backward_kernel(
+    u_ptr,
+    w_ptr,
+    g_ptr,
+    gp_ptr,
+    grad_u_ptr,
+    grad_w_ptr,
+    consts_ptr,
+    N,
+    K,
+    FIRST,
+    LAST,
+    WIN,
+    N_BUCKET,
+    RADIUS: tl.constexpr,
+    BOUNDARY: tl.constexpr,
+    HAS_W: tl.constexpr,
+    NEED_U: tl.constexpr,
+    NEED_W: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     row = tl.program_id(1).to(tl.int64)
     offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     inside = offs < N
@@ -348,15 +394,44 @@ def forward(u, w, bins, bandwidth, boundary, window):
     if torch.are_deterministic_algorithms_enabled():
         splits = partial_splits(rows, n, triton.cdiv(bins, 32))
         partials = u.new_empty(splits, rows, bins, dtype=torch.float64)
-        launch(_forward_partials_kernel, partials_grid("soft_histogram", rows, bins, splits), u.device,
-               u, w_arg, partials, consts, rows, n, bins, n_bucket(n), RADIUS=window.radius, BOUNDARY=code,
-               HAS_W=has_w, fixed=True)
+        launch(
+            _forward_partials_kernel,
+            partials_grid("soft_histogram", rows, bins, splits),
+            u.device,
+            u,
+            w_arg,
+            partials,
+            consts,
+            rows,
+            n,
+            bins,
+            n_bucket(n),
+            RADIUS=window.radius,
+            BOUNDARY=code,
+            HAS_W=has_w,
+            fixed=True,
+        )
         hist = partials.sum(0)
     else:
         hist = u.new_zeros(rows, bins, dtype=torch.float64)
-        launch(_forward_atomic_kernel, pixel_grid("soft_histogram", rows, n), u.device,
-               u, w_arg, hist, consts, n, bins, window.first, window.last, window.size, n_bucket(n),
-               RADIUS=window.radius, BOUNDARY=code, HAS_W=has_w)
+        launch(
+            _forward_atomic_kernel,
+            pixel_grid("soft_histogram", rows, n),
+            u.device,
+            u,
+            w_arg,
+            hist,
+            consts,
+            n,
+            bins,
+            window.first,
+            window.last,
+            window.size,
+            n_bucket(n),
+            RADIUS=window.radius,
+            BOUNDARY=code,
+            HAS_W=has_w,
+        )
     return (hist / weight_sums(u, w).to(torch.float64)[:, None]).to(u.dtype)
 
 
@@ -368,9 +443,27 @@ def backward(g, u, w, p, bins, bandwidth, boundary, window, need_u, need_w):
     gp = ((g * p).sum(1, keepdim=True) / total).contiguous()
     grad_u = torch.empty_like(u) if need_u else None
     grad_w = torch.empty_like(u) if need_w else None
-    launch(_backward_kernel, pixel_grid("soft_histogram backward", rows, n), u.device,
-           u, w if w is not None else u, g_scaled, gp, grad_u if need_u else u, grad_w if need_w else u,
-           bandwidth_constants(bandwidth, u), n, bins, window.first, window.last, window.size, n_bucket(n),
-           RADIUS=window.radius, BOUNDARY=BOUNDARY_CODES[boundary], HAS_W=w is not None, NEED_U=need_u,
-           NEED_W=need_w)
+    launch(
+        _backward_kernel,
+        pixel_grid("soft_histogram backward", rows, n),
+        u.device,
+        u,
+        w if w is not None else u,
+        g_scaled,
+        gp,
+        grad_u if need_u else u,
+        grad_w if need_w else u,
+        bandwidth_constants(bandwidth, u),
+        n,
+        bins,
+        window.first,
+        window.last,
+        window.size,
+        n_bucket(n),
+        RADIUS=window.radius,
+        BOUNDARY=BOUNDARY_CODES[boundary],
+        HAS_W=w is not None,
+        NEED_U=need_u,
+        NEED_W=need_w,
+    )
     return grad_u, grad_w

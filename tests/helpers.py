@@ -1,4 +1,5 @@
 """Seeded test inputs shared by the core-op test modules, and broken files for the command lines."""
+
 from pathlib import Path
 
 import torch

@@ -208,11 +208,13 @@ def conditional_entropy(x, y, bins, rng=(0.0, 1.0), bandwidth=0.4, boundary="ref
 # ----------------------------------------------------------------------------------------------------------
 
 # BT.601 analogue YUV, the matrix of tf.image.rgb_to_yuv: rows give Y, U, V from (R, G, B).
-_YUV = np.array([
-    [0.299, 0.587, 0.114],
-    [-0.14714119, -0.28886916, 0.43601035],
-    [0.61497538, -0.51496512, -0.10001026],
-])
+_YUV = np.array(
+    [
+        [0.299, 0.587, 0.114],
+        [-0.14714119, -0.28886916, 0.43601035],
+        [0.61497538, -0.51496512, -0.10001026],
+    ]
+)
 
 # (channel letter, (lo, hi), periodic) per colour space. Hue is in turns and periodic; S and V of HSV are in
 # [0, 1]. The YUV ranges are the extremes over the RGB cube: Y is a convex combination (0 at black, 1 at
@@ -221,8 +223,11 @@ _YUV = np.array([
 CHANNELS = {
     "rgb": (("r", (0.0, 1.0), False), ("g", (0.0, 1.0), False), ("b", (0.0, 1.0), False)),
     "hsv": (("h", (0.0, 1.0), True), ("s", (0.0, 1.0), False), ("v", (0.0, 1.0), False)),
-    "yuv": (("y", (0.0, 1.0), False), ("u", (-0.14714119 - 0.28886916, 0.43601035), False),
-            ("v", (-0.51496512 - 0.10001026, 0.61497538), False)),
+    "yuv": (
+        ("y", (0.0, 1.0), False),
+        ("u", (-0.14714119 - 0.28886916, 0.43601035), False),
+        ("v", (-0.51496512 - 0.10001026, 0.61497538), False),
+    ),
 }
 
 

@@ -1,4 +1,5 @@
 """A benchmark point that breaks fails; only missing optional software (and a dense baseline's OOM) skips."""
+
 import os
 import sys
 
@@ -29,8 +30,7 @@ def test_an_error_while_building_or_running_fails_the_point(backend, monkeypatch
         runner._prepare(_point(backend), CPU)
 
 
-@pytest.mark.parametrize("backend,skips", [("eager", False), ("triton", False), ("reference", True),
-                                           ("compile", True)])
+@pytest.mark.parametrize("backend,skips", [("eager", False), ("triton", False), ("reference", True), ("compile", True)])
 def test_out_of_memory_skips_only_the_dense_baselines(backend, skips, monkeypatch):
     def out_of_memory(point, device):
         raise torch.OutOfMemoryError("CUDA out of memory")

@@ -1,4 +1,5 @@
 """bench.report on a tiny synthetic pytest-benchmark JSON: parsing, ratios, GPU fractions, tables and the plot."""
+
 import json
 import os
 import sys
@@ -15,22 +16,45 @@ from bench import report  # noqa: E402
 MiB = 2**20
 
 
-def _bench(case, mode, backend, median, peak, side=128, batch=4, bins=256, width=None, min_bytes=0,
-           joint_flops=0):
-    info = dict(case=case, mode=mode, backend=backend, batch=batch, channels=3, side=side, bins=bins, width=width,
-                pixels=batch * side * side, peak_mem_bytes=peak, mem_method="test method", min_bytes=min_bytes,
-                joint_flops=joint_flops, loadavg_1m_at_start=1.5 if backend == "eager" else 0.5)
+def _bench(case, mode, backend, median, peak, side=128, batch=4, bins=256, width=None, min_bytes=0, joint_flops=0):
+    info = dict(
+        case=case,
+        mode=mode,
+        backend=backend,
+        batch=batch,
+        channels=3,
+        side=side,
+        bins=bins,
+        width=width,
+        pixels=batch * side * side,
+        peak_mem_bytes=peak,
+        mem_method="test method",
+        min_bytes=min_bytes,
+        joint_flops=joint_flops,
+        loadavg_1m_at_start=1.5 if backend == "eager" else 0.5,
+    )
     stats = dict(median=median, mean=median, min=median * 0.9, stddev=0.0)
     return {"name": f"test_point[{case}-{mode}-{backend}]", "extra_info": info, "stats": stats}
 
 
 def _write(tmp_path, benchmarks, ceilings=None, name="run"):
     data = {
-        "machine_info": {"huenet": {"cpu_model": "Test CPU", "usable_cores": 2, "gpu": None, "torch": "2.x",
-                                    "triton": "3.x", "kornia": None}},
+        "machine_info": {
+            "huenet": {
+                "cpu_model": "Test CPU",
+                "usable_cores": 2,
+                "gpu": None,
+                "torch": "2.x",
+                "triton": "3.x",
+                "kornia": None,
+            }
+        },
         "benchmarks": benchmarks + [{"name": "foreign", "extra_info": {}, "stats": {"median": 1.0}}],
-        "huenet": {"grid": "default", "ceilings": ceilings,
-                   "skipped": [{"id": "a", "reason": "triton: no GPU"}, {"id": "b", "reason": "triton: no GPU"}]},
+        "huenet": {
+            "grid": "default",
+            "ceilings": ceilings,
+            "skipped": [{"id": "a", "reason": "triton: no GPU"}, {"id": "b", "reason": "triton: no GPU"}],
+        },
     }
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(data))
@@ -39,16 +63,19 @@ def _write(tmp_path, benchmarks, ceilings=None, name="run"):
 
 @pytest.fixture
 def cpu_run(tmp_path):
-    return _write(tmp_path, [
-        _bench("core_loss", "fwdbwd", "reference", 2.0, 400 * MiB),
-        _bench("core_loss", "fwdbwd", "eager", 0.2, 20 * MiB),
-        _bench("core_loss", "fwdbwd", "kornia", 1.0, 0),  # a zero peak has no ratio
-        _bench("core_loss", "fwd", "eager", 0.1, 10 * MiB),  # no reference for this mode: no ratio
-        _bench("core_loss", "fwdbwd", "reference", 0.5, 100 * MiB, side=64, batch=1),
-        _bench("core_loss", "fwdbwd", "eager", 0.1, 10 * MiB, side=64, batch=1),
-        _bench("train_step", "fwdbwd", "gan-only", 0.4, 10 * MiB, side=64, width=16),
-        _bench("train_step", "fwdbwd", "eager", 0.5, 12 * MiB, side=64, width=16),
-    ])
+    return _write(
+        tmp_path,
+        [
+            _bench("core_loss", "fwdbwd", "reference", 2.0, 400 * MiB),
+            _bench("core_loss", "fwdbwd", "eager", 0.2, 20 * MiB),
+            _bench("core_loss", "fwdbwd", "kornia", 1.0, 0),  # a zero peak has no ratio
+            _bench("core_loss", "fwd", "eager", 0.1, 10 * MiB),  # no reference for this mode: no ratio
+            _bench("core_loss", "fwdbwd", "reference", 0.5, 100 * MiB, side=64, batch=1),
+            _bench("core_loss", "fwdbwd", "eager", 0.1, 10 * MiB, side=64, batch=1),
+            _bench("train_step", "fwdbwd", "gan-only", 0.4, 10 * MiB, side=64, width=16),
+            _bench("train_step", "fwdbwd", "eager", 0.5, 12 * MiB, side=64, width=16),
+        ],
+    )
 
 
 def _find(rows, **match):
@@ -86,9 +113,18 @@ def test_gpu_fractions_use_measured_bandwidth_and_assumed_peak():
     assert report.fractions(row, dict(ceilings, gpu="Some Future GPU"))[1] is None
 
 
-@pytest.mark.parametrize("gpu, peak", [("NVIDIA H100 80GB HBM3", 494.7e12), ("NVIDIA H100 PCIe", 378e12),
-                                       ("NVIDIA H200", 494.7e12), ("NVIDIA L40S", 183e12), ("NVIDIA L4", 60e12),
-                                       ("NVIDIA A100-SXM4-80GB", 156e12), (None, None)])
+@pytest.mark.parametrize(
+    "gpu, peak",
+    [
+        ("NVIDIA H100 80GB HBM3", 494.7e12),
+        ("NVIDIA H100 PCIe", 378e12),
+        ("NVIDIA H200", 494.7e12),
+        ("NVIDIA L40S", 183e12),
+        ("NVIDIA L4", 60e12),
+        ("NVIDIA A100-SXM4-80GB", 156e12),
+        (None, None),
+    ],
+)
 def test_assumed_peak_by_gpu_name(gpu, peak):
     assert report.assumed_peak(gpu) == peak
 
@@ -111,10 +147,20 @@ def test_markdown_tables(cpu_run):
 
 
 def test_gpu_markdown_has_fraction_columns(tmp_path):
-    ceilings = {"gpu": "NVIDIA H100 80GB HBM3", "copy_bytes_per_s": 2e12, "matmul_tf32_flops_per_s": 4e14,
-                "matmul_bf16_flops_per_s": 7e14}
-    path = _write(tmp_path, [_bench("mi", "fwd", "reference", 1e-2, MiB, min_bytes=10**9, joint_flops=10**12),
-                             _bench("mi", "fwd", "triton", 1e-3, MiB, min_bytes=10**9, joint_flops=10**12)], ceilings)
+    ceilings = {
+        "gpu": "NVIDIA H100 80GB HBM3",
+        "copy_bytes_per_s": 2e12,
+        "matmul_tf32_flops_per_s": 4e14,
+        "matmul_bf16_flops_per_s": 7e14,
+    }
+    path = _write(
+        tmp_path,
+        [
+            _bench("mi", "fwd", "reference", 1e-2, MiB, min_bytes=10**9, joint_flops=10**12),
+            _bench("mi", "fwd", "triton", 1e-3, MiB, min_bytes=10**9, joint_flops=10**12),
+        ],
+        ceilings,
+    )
     text = report.markdown(report.load(path))
     assert "of BW floor" in text and "2.00 TB/s" in text and "assumed dense TF32 peak 495 TFLOP/s" in text
     # 1 GB at 2 TB/s is 0.5 ms of the 1 ms measured; 1 TFLOP in 1 ms is 1000 TFLOP/s, 202% of 494.7

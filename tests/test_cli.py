@@ -1,12 +1,13 @@
 """The evaluate and plots command lines, on a tiny trained run (transfer: test_transfer_cli.py)."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
-from helpers import bad_checkpoints
 from PIL import Image
 
+from helpers import bad_checkpoints
 from huenet.colortransfer import evaluate, plots, runlog
 from huenet.colortransfer.options import TrainConfig
 from huenet.colortransfer.train import train
@@ -15,15 +16,27 @@ from huenet.colortransfer.train import train
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    train(TrainConfig(out=str(out), image_size=32, batch_size=4, ngf=8, bins=64, cond_bins=16,
-                      synthetic_images=60, epochs=6, lr=1e-3, sample_every=50))
+    train(
+        TrainConfig(
+            out=str(out),
+            image_size=32,
+            batch_size=4,
+            ngf=8,
+            bins=64,
+            cond_bins=16,
+            synthetic_images=60,
+            epochs=6,
+            lr=1e-3,
+            sample_every=50,
+        )
+    )
     return out
 
 
 def _image(path, size, colour):
     rng = np.random.default_rng(sum(size))
     array = np.clip(np.array(colour) + rng.integers(-40, 40, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
-    array[size[1] // 3: size[1] // 2] //= 3  # a dark band: structure to keep
+    array[size[1] // 3 : size[1] // 2] //= 3  # a dark band: structure to keep
     Image.fromarray(array).save(path)
     return path
 
@@ -108,8 +121,9 @@ def test_evaluate_json_into_a_new_folder_and_self_pairs(run_dir, tmp_path, capsy
     code, err = _exit(evaluate.main, ["--checkpoint", str(run_dir), "--json", str(tmp_path)], capsys)
     assert code == 2 and "is a folder" in err
     (tmp_path / "file").write_text("")
-    code, err = _exit(evaluate.main, ["--checkpoint", str(run_dir), "--json", str(tmp_path / "file" / "e.json")],
-                      capsys)
+    code, err = _exit(
+        evaluate.main, ["--checkpoint", str(run_dir), "--json", str(tmp_path / "file" / "e.json")], capsys
+    )
     assert code == 1 and err.startswith("huenet.evaluate: error: --json: cannot write") and "is a file" in err, err
     # Two images: a validation split of one image, paired with itself.
     data = tmp_path / "two"
@@ -118,8 +132,10 @@ def test_evaluate_json_into_a_new_folder_and_self_pairs(run_dir, tmp_path, capsy
         _image(data / f"{i}.png", (40, 40), (200, 30, 30))
     evaluate.main(["--checkpoint", str(run_dir), "--data", str(data)])
     err = capsys.readouterr().err
-    assert "huenet.evaluate: warning: validation pair 0 ('0.png'): its source and target are the same image" in err \
-        or "('1.png'): its source and target are the same image" in err, err
+    assert (
+        "huenet.evaluate: warning: validation pair 0 ('0.png'): its source and target are the same image" in err
+        or "('1.png'): its source and target are the same image" in err
+    ), err
 
 
 def test_plots_regenerate_from_the_log(run_dir, capsys):

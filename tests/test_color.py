@@ -1,4 +1,5 @@
 """huenet.color against independent oracles: Python's colorsys and the BT.601 matrices written out in numpy."""
+
 from __future__ import annotations
 
 import colorsys
@@ -13,23 +14,40 @@ from huenet.color import CHANNEL_NAMES, CHANNEL_RANGES, PERIODIC, hsv_to_rgb, rg
 FUNCS = [rgb_to_hsv, hsv_to_rgb, rgb_to_yuv, yuv_to_rgb]
 
 # tf.image.rgb_to_yuv / yuv_to_rgb kernels, as rows acting on column vectors.
-TF_RGB_TO_YUV = np.array([
-    [0.299, 0.587, 0.114],
-    [-0.14714119, -0.28886916, 0.43601035],
-    [0.61497538, -0.51496512, -0.10001026],
-])
-TF_YUV_TO_RGB = np.array([
-    [1.0, 0.0, 1.13988303],
-    [1.0, -0.394642334, -0.58062185],
-    [1.0, 2.03206185, 0.0],
-])
+TF_RGB_TO_YUV = np.array(
+    [
+        [0.299, 0.587, 0.114],
+        [-0.14714119, -0.28886916, 0.43601035],
+        [0.61497538, -0.51496512, -0.10001026],
+    ]
+)
+TF_YUV_TO_RGB = np.array(
+    [
+        [1.0, 0.0, 1.13988303],
+        [1.0, -0.394642334, -0.58062185],
+        [1.0, 2.03206185, 0.0],
+    ]
+)
 
 EDGE_PIXELS = [
-    (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0),  # primaries
-    (1.0, 1.0, 0.0), (0.0, 1.0, 1.0), (1.0, 0.0, 1.0),  # secondaries (ties of max)
-    (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),  # black, white, greys
-    (1.0, 0.0, 1e-9), (1.0, 1e-9, 0.0), (1.0, 0.0, 1e-3), (0.7, 0.2, 0.2 + 1e-12),  # around the red wrap
-    (0.3, 0.6, 0.6), (0.0, 0.5, 1.0), (1.0, 0.5, 0.0), (0.2, 0.2, 0.9),  # ties of min, 0/1 values
+    (1.0, 0.0, 0.0),
+    (0.0, 1.0, 0.0),
+    (0.0, 0.0, 1.0),  # primaries
+    (1.0, 1.0, 0.0),
+    (0.0, 1.0, 1.0),
+    (1.0, 0.0, 1.0),  # secondaries (ties of max)
+    (0.0, 0.0, 0.0),
+    (1.0, 1.0, 1.0),
+    (0.5, 0.5, 0.5),
+    (0.25, 0.25, 0.25),  # black, white, greys
+    (1.0, 0.0, 1e-9),
+    (1.0, 1e-9, 0.0),
+    (1.0, 0.0, 1e-3),
+    (0.7, 0.2, 0.2 + 1e-12),  # around the red wrap
+    (0.3, 0.6, 0.6),
+    (0.0, 0.5, 1.0),
+    (1.0, 0.5, 0.0),
+    (0.2, 0.2, 0.9),  # ties of min, 0/1 values
 ]
 
 

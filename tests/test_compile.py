@@ -1,4 +1,5 @@
 """torch.compile of a user's loss function through the public ops (registered as torch custom ops)."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Image sets, the train/validation split and unpaired pairs (huenet.data, huenet.synthetic)."""
+
 import io
 
 import numpy as np
@@ -21,7 +22,7 @@ from huenet.colortransfer.synthetic import HUE_FAMILIES, SyntheticImages
 
 def _save(path, size=(40, 30), colour=(200, 30, 30), fmt=None):
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(abs(hash(str(path))) % 2 ** 32)
+    rng = np.random.default_rng(abs(hash(str(path))) % 2**32)
     array = np.clip(np.array(colour) + rng.integers(-20, 20, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
     Image.fromarray(array).save(path, format=fmt)
     return path
@@ -53,8 +54,11 @@ def test_synthetic_images_vary_in_colour_and_shape():
     angle = hue * 2 * torch.pi
     mean = torch.atan2((sat * angle.sin()).sum((1, 2)), (sat * angle.cos()).sum((1, 2))) / (2 * torch.pi) % 1
     families = torch.tensor(HUE_FAMILIES)
-    nearest = ((mean[:, None] - families[None]).abs().remainder(1)).minimum(
-        (families[None] - mean[:, None]).abs().remainder(1)).argmin(1)
+    nearest = (
+        ((mean[:, None] - families[None]).abs().remainder(1))
+        .minimum((families[None] - mean[:, None]).abs().remainder(1))
+        .argmin(1)
+    )
     assert len(set(nearest.tolist())) >= 6, "images should come from many hue families"
     assert sat.mean() > 0.4, "images should be colourful"
     # Structure: brightness varies inside each image (shapes, shading), not flat fills.

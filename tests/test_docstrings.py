@@ -3,6 +3,7 @@
 The style (kornia's) asks every public op, loss and colour conversion for an example; this runs them all, and
 checks that the public names of the library have one.
 """
+
 import doctest
 import importlib
 import inspect
@@ -15,8 +16,11 @@ import huenet.kernels
 from huenet import color, losses
 
 # huenet.kernels is mapped onto the top-level kernels/ folder, so a walk of huenet's own folder misses it.
-MODULES = sorted(info.name for package in (huenet, huenet.kernels)
-                 for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."))
+MODULES = sorted(
+    info.name
+    for package in (huenet, huenet.kernels)
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+)
 
 
 def _run_examples(module):
@@ -29,8 +33,13 @@ def _run_examples(module):
 
 def test_every_module_is_collected():
     # A walk that silently found nothing (or missed a subpackage) would make the test below vacuous.
-    for name in ("huenet.histogram", "huenet.losses", "huenet.backends.eager", "huenet.colortransfer.images",
-                 "huenet.kernels.soft_histogram"):
+    for name in (
+        "huenet.histogram",
+        "huenet.losses",
+        "huenet.backends.eager",
+        "huenet.colortransfer.images",
+        "huenet.kernels.soft_histogram",
+    ):
         assert name in MODULES
 
 
@@ -44,12 +53,20 @@ def _public(module, names):
     return [(f"{module.__name__}.{n}", getattr(module, n)) for n in names]
 
 
-@pytest.mark.parametrize("qualname,obj", _public(huenet, [n for n in huenet.__all__ if n not in ("color", "losses")])
-                         + _public(color, [n for n in color.__all__ if callable(getattr(color, n))])
-                         + _public(losses, [n for n, o in vars(losses).items()
-                                            if inspect.isclass(o) and o.__module__ == losses.__name__
-                                            and not n.startswith("_")]),
-                         ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "qualname,obj",
+    _public(huenet, [n for n in huenet.__all__ if n not in ("color", "losses")])
+    + _public(color, [n for n in color.__all__ if callable(getattr(color, n))])
+    + _public(
+        losses,
+        [
+            n
+            for n, o in vars(losses).items()
+            if inspect.isclass(o) and o.__module__ == losses.__name__ and not n.startswith("_")
+        ],
+    ),
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_public_names_have_an_example(qualname, obj):
     examples = doctest.DocTestFinder(recurse=False).find(obj, qualname)
     assert examples and examples[0].examples, f"{qualname} has no docstring example"

@@ -3,6 +3,7 @@
 The eager backend picks dense membership rows and a matmul for small K and window outer products otherwise
 (``huenet.backends.eager._dense_rows``), so the suite's usual small-K cases exercise only one of them.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,9 @@ import oracle
 
 @pytest.fixture(params=["dense-rows", "window-products"])
 def path(request, monkeypatch):
-    monkeypatch.setattr(huenet.backends.eager, "_DENSE_ROWS_MAX_RATIO", float("inf") if request.param == "dense-rows" else 0.0)
+    monkeypatch.setattr(
+        huenet.backends.eager, "_DENSE_ROWS_MAX_RATIO", float("inf") if request.param == "dense-rows" else 0.0
+    )
     return request.param
 
 
@@ -36,6 +39,15 @@ def test_joint_histogram_gradcheck(path, boundary):
     x = torch.rand(1, 2, 3, 4, generator=g, dtype=torch.float64).requires_grad_()
     y = torch.rand(1, 2, 3, 4, generator=g, dtype=torch.float64).requires_grad_()
     w = (torch.rand(1, 2, 3, 4, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
-    fn = lambda x, y, w: huenet.joint_histogram(x, y, bins=40, boundary=boundary, weight=w,  # noqa: E731
-                                                backend="eager")
+
+    def fn(x, y, w):
+        return huenet.joint_histogram(
+            x,
+            y,
+            bins=40,
+            boundary=boundary,
+            weight=w,
+            backend="eager",
+        )
+
     assert torch.autograd.gradcheck(fn, (x, y, w))

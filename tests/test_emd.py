@@ -68,7 +68,10 @@ def test_emd_identity_and_symmetry(order, cyclic, dtype):
     zero2 = huenet.emd(p, p.clone(), order=order, cyclic=cyclic)
     assert torch.all(zero2.abs() <= ATOL[dtype])
     torch.testing.assert_close(
-        huenet.emd(p, q, order=order, cyclic=cyclic), huenet.emd(q, p, order=order, cyclic=cyclic), rtol=0, atol=ATOL[dtype]
+        huenet.emd(p, q, order=order, cyclic=cyclic),
+        huenet.emd(q, p, order=order, cyclic=cyclic),
+        rtol=0,
+        atol=ATOL[dtype],
     )
     assert torch.all(huenet.emd(p, q, order=order, cyclic=cyclic) > 0)
 
@@ -166,5 +169,9 @@ def test_emd_of_soft_histograms_against_oracle(dtype):
     for boundary, cyclic in (("reflect", False), ("circular", True)):
         p = huenet.soft_histogram(x, bins=32, boundary=boundary, backend="eager")
         q = huenet.soft_histogram(y, bins=32, boundary=boundary, backend="eager")
-        want = oracle.emd(oracle.soft_histogram(x, 32, boundary=boundary), oracle.soft_histogram(y, 32, boundary=boundary), 1, cyclic)
-        np.testing.assert_allclose(huenet.emd(p, q, cyclic=cyclic).double().numpy(), want, rtol=0, atol=10 * ATOL[dtype])
+        want = oracle.emd(
+            oracle.soft_histogram(x, 32, boundary=boundary), oracle.soft_histogram(y, 32, boundary=boundary), 1, cyclic
+        )
+        np.testing.assert_allclose(
+            huenet.emd(p, q, cyclic=cyclic).double().numpy(), want, rtol=0, atol=10 * ATOL[dtype]
+        )

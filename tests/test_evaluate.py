@@ -1,4 +1,5 @@
 """Evaluation metrics and the classical baselines (huenet.metrics, huenet.baselines)."""
+
 import numpy as np
 import pytest
 import torch
@@ -54,7 +55,7 @@ def test_hue_emd_is_cyclic_and_ignores_grey():
 def test_structure_metrics_see_structure_not_colour():
     source = _hsv_image(0.1, seed=1)
     recoloured = _hsv_image(0.6, seed=1)  # same V, other hue
-    noise = _hsv_image(0.1, seed=2)       # same hue, unrelated V
+    noise = _hsv_image(0.1, seed=2)  # same hue, unrelated V
     assert v_ssim(recoloured, source).item() == pytest.approx(1, abs=1e-4)
     assert v_mi_distance(recoloured, source).item() == pytest.approx(0, abs=1e-6)
     assert v_ssim(noise, source).item() < 0.5
@@ -129,8 +130,12 @@ def test_ab_swd_matches_a_float64_cdf_reference():
     ab_out = _lab_reference(output[0].double().numpy())[1:].reshape(2, -1)
     ab_tgt = _lab_reference(target[0].double().numpy())[1:].reshape(2, -1)
     k = 16
-    expected = np.mean([_w1_by_cdf(np.array([np.cos(t), np.sin(t)]) @ ab_out, np.array([np.cos(t), np.sin(t)]) @ ab_tgt)
-                        for t in np.pi * (np.arange(k) + 0.5) / k])
+    expected = np.mean(
+        [
+            _w1_by_cdf(np.array([np.cos(t), np.sin(t)]) @ ab_out, np.array([np.cos(t), np.sin(t)]) @ ab_tgt)
+            for t in np.pi * (np.arange(k) + 0.5) / k
+        ]
+    )
     assert ab_swd(output, target, directions=k).item() == pytest.approx(expected, rel=2e-3)
     # A pure shift of every colour by d along a* gives d * mean |cos| over the half circle = 2d/pi.
     shifted = _hsv_image(0.1, sat=0.3, seed=4)
@@ -142,15 +147,15 @@ def test_ab_swd_matches_a_float64_cdf_reference():
 def _ssim_reference(x: np.ndarray, y: np.ndarray) -> float:
     """SSIM of two (H, W) images, range 1: 11x11 Gaussian (sigma 1.5) windows, valid positions, float64."""
     r = np.arange(11) - 5.0
-    w = np.exp(-r ** 2 / 4.5)
+    w = np.exp(-(r**2) / 4.5)
     w = np.outer(w, w) / np.outer(w, w).sum()
     values = []
     for i in range(x.shape[0] - 10):
         for j in range(x.shape[1] - 10):
-            a, b = x[i:i + 11, j:j + 11], y[i:i + 11, j:j + 11]
+            a, b = x[i : i + 11, j : j + 11], y[i : i + 11, j : j + 11]
             ma, mb = (w * a).sum(), (w * b).sum()
             va, vb, cov = (w * (a - ma) ** 2).sum(), (w * (b - mb) ** 2).sum(), (w * (a - ma) * (b - mb)).sum()
-            values.append((2 * ma * mb + 1e-4) * (2 * cov + 9e-4) / ((ma ** 2 + mb ** 2 + 1e-4) * (va + vb + 9e-4)))
+            values.append((2 * ma * mb + 1e-4) * (2 * cov + 9e-4) / ((ma**2 + mb**2 + 1e-4) * (va + vb + 9e-4)))
     return float(np.mean(values))
 
 
@@ -158,8 +163,9 @@ def test_lightness_ssim_matches_a_float64_reference():
     g = torch.Generator().manual_seed(5)
     source = torch.rand(1, 3, 16, 19, generator=g)
     output = (source * 0.7 + 0.3 * torch.rand(1, 3, 16, 19, generator=g)).flip(1)  # other colours, similar L
-    expected = _ssim_reference(_lab_reference(output[0].double().numpy())[0] / 100,
-                               _lab_reference(source[0].double().numpy())[0] / 100)
+    expected = _ssim_reference(
+        _lab_reference(output[0].double().numpy())[0] / 100, _lab_reference(source[0].double().numpy())[0] / 100
+    )
     assert lightness_ssim(output, source).item() == pytest.approx(expected, abs=2e-4)
     # A hue change at constant lightness leaves it at 1 where V-SSIM may not be.
     mild = source.double() * 0.1 + 0.45  # low chroma: the rotated colours stay in gamut (no clipping)
@@ -173,8 +179,9 @@ def test_mkl_is_the_monge_kantorovitch_linear_map():
     g = torch.Generator().manual_seed(6)
     # Mild, correlated colours, so that the mapped colours stay inside [0, 1] and no clipping interferes.
     mix = torch.tensor([[1.0, 0.3, 0.1], [0.2, 1.0, 0.4], [0.1, 0.2, 1.0]], dtype=torch.float64)
-    source = (torch.einsum("ij,bjhw->bihw", mix, torch.rand(2, 3, 20, 20, generator=g, dtype=torch.float64))
-              / 1.6 * 0.5 + 0.2)
+    source = (
+        torch.einsum("ij,bjhw->bihw", mix, torch.rand(2, 3, 20, 20, generator=g, dtype=torch.float64)) / 1.6 * 0.5 + 0.2
+    )
     target = torch.rand(2, 3, 24, 16, generator=g, dtype=torch.float64) * 0.4 + 0.3
     out = mkl(source, target)
     assert 0 < out.min() and out.max() < 1
@@ -184,8 +191,7 @@ def test_mkl_is_the_monge_kantorovitch_linear_map():
         np.testing.assert_allclose(o.mean(1), t.mean(1), atol=1e-10)
         np.testing.assert_allclose(np.cov(o, bias=True), np.cov(t, bias=True), atol=1e-10)
         # ... through a symmetric positive-definite linear map: the unique optimal (Monge-Kantorovitch) one.
-        transform = np.linalg.lstsq((s - s.mean(1, keepdims=True)).T, (o - o.mean(1, keepdims=True)).T,
-                                    rcond=None)[0].T
+        transform = np.linalg.lstsq((s - s.mean(1, keepdims=True)).T, (o - o.mean(1, keepdims=True)).T, rcond=None)[0].T
         np.testing.assert_allclose(transform, transform.T, atol=1e-9)
         assert np.linalg.eigvalsh(transform).min() > 0
     # A flat source (singular covariance) still gives a finite output in range.

@@ -238,8 +238,13 @@ def test_finite_grads_degenerate_images(backend, boundary, dtype):
                 y = partner.clone().requires_grad_(True)
                 out = getattr(huenet, op)(x, y, **kw)
                 want = getattr(oracle, op)(x, y, K, (0.0, 1.0), 0.4, boundary)
-                np.testing.assert_allclose(out.detach().double().numpy(), want, rtol=0,
-                                           atol=1e-4 if dtype == torch.float32 else 1e-10, err_msg=f"{name} {op}")
+                np.testing.assert_allclose(
+                    out.detach().double().numpy(),
+                    want,
+                    rtol=0,
+                    atol=1e-4 if dtype == torch.float32 else 1e-10,
+                    err_msg=f"{name} {op}",
+                )
                 out.sum().backward()
                 _assert_finite_grads(x, y)
         partner = base  # identical histograms -> D == 0 in the emd below

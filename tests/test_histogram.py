@@ -6,8 +6,8 @@ import torch
 
 import huenet
 import oracle
-from huenet.backends import eager
 from helpers import make_weight, rand
+from huenet.backends import eager
 
 BACKENDS = ("eager", "reference")
 BOUNDARIES = ("reflect", "circular", "none")
@@ -70,9 +70,7 @@ HIST_CONFIGS = [
 def test_soft_histogram_configs(shape, bins, rng, bw, margin, weight_kind, backend, boundary, dtype):
     x = values(shape, rng, dtype, seed=2, margin=margin)
     w = make_weight(weight_kind, x)
-    got = huenet.soft_histogram(
-        x, bins=bins, range=rng, bandwidth=bw, boundary=boundary, weight=w, backend=backend
-    )
+    got = huenet.soft_histogram(x, bins=bins, range=rng, bandwidth=bw, boundary=boundary, weight=w, backend=backend)
     assert got.shape == shape[:2] + (bins,)
     check(got, oracle.soft_histogram(x, bins, rng, bw, boundary, w), dtype)
 

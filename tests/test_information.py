@@ -84,7 +84,9 @@ def test_information_identities(backend, boundary):
     CE = huenet.conditional_entropy(x, y, **kw)
 
     def ent(p, dims):
-        return -(torch.where(p > 0, p * torch.log(torch.where(p > 0, p, torch.ones_like(p))), torch.zeros_like(p))).sum(dims)
+        return -(torch.where(p > 0, p * torch.log(torch.where(p > 0, p, torch.ones_like(p))), torch.zeros_like(p))).sum(
+            dims
+        )
 
     Hx = ent(J.sum(-1), (-1,))
     Hy = ent(J.sum(-2), (-1,))

@@ -3,6 +3,7 @@
 Without a GPU the kernels run under the Triton interpreter on CPU tensors (conftest sets TRITON_INTERPRET=1
 before anything imports them), so inputs are small; with a GPU the same tests run compiled, on CUDA tensors.
 """
+
 import os
 import subprocess
 import sys
@@ -60,14 +61,23 @@ def test_joint_histogram_matches_oracle(boundary, weighted, dtype):
     np.testing.assert_allclose(got.cpu().double().numpy(), want, rtol=0, atol=TOL[dtype])
 
 
-@pytest.mark.parametrize("shape,bins", [((1, 1, 1, 1), 2), ((1, 4, 3, 1), 37), ((3, 1, 2, 2, 2), 8)],
-                         ids=["1x1-K2", "4ch-K37", "3d-batch3"])
+@pytest.mark.parametrize(
+    "shape,bins", [((1, 1, 1, 1), 2), ((1, 4, 3, 1), 37), ((3, 1, 2, 2, 2), 8)], ids=["1x1-K2", "4ch-K37", "3d-batch3"]
+)
 def test_ragged_shapes(shape, bins):
     x, y = _images(shape, torch.float64, seed=6), _images(shape, torch.float64, seed=7)
-    np.testing.assert_allclose(huenet.soft_histogram(x, bins=bins, backend="triton").cpu().numpy(),
-                               oracle.soft_histogram(x, bins), atol=1e-12, rtol=0)
-    np.testing.assert_allclose(huenet.joint_histogram(x, y, bins=bins, backend="triton").cpu().numpy(),
-                               oracle.joint_histogram(x, y, bins), atol=1e-12, rtol=0)
+    np.testing.assert_allclose(
+        huenet.soft_histogram(x, bins=bins, backend="triton").cpu().numpy(),
+        oracle.soft_histogram(x, bins),
+        atol=1e-12,
+        rtol=0,
+    )
+    np.testing.assert_allclose(
+        huenet.joint_histogram(x, y, bins=bins, backend="triton").cpu().numpy(),
+        oracle.joint_histogram(x, y, bins),
+        atol=1e-12,
+        rtol=0,
+    )
 
 
 @pytest.mark.parametrize("bandwidth", [3.0, 40.0], ids=["wide", "dense-fallback"])
@@ -75,11 +85,13 @@ def test_wide_bandwidth(bandwidth, deterministic):
     x, y = _images((1, 1, 3, 5), torch.float64, seed=8), _images((1, 1, 3, 5), torch.float64, seed=9)
     for boundary in BOUNDARIES:
         got = huenet.soft_histogram(x, bins=12, bandwidth=bandwidth, boundary=boundary, backend="triton")
-        np.testing.assert_allclose(got.cpu().numpy(), oracle.soft_histogram(x, 12, bandwidth=bandwidth,
-                                   boundary=boundary), atol=1e-12, rtol=0)
+        np.testing.assert_allclose(
+            got.cpu().numpy(), oracle.soft_histogram(x, 12, bandwidth=bandwidth, boundary=boundary), atol=1e-12, rtol=0
+        )
     got = huenet.joint_histogram(x, y, bins=12, bandwidth=bandwidth, backend="triton")
-    np.testing.assert_allclose(got.cpu().numpy(), oracle.joint_histogram(x, y, 12, bandwidth=bandwidth),
-                               atol=1e-12, rtol=0)
+    np.testing.assert_allclose(
+        got.cpu().numpy(), oracle.joint_histogram(x, y, 12, bandwidth=bandwidth), atol=1e-12, rtol=0
+    )
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
@@ -111,8 +123,17 @@ def test_gradcheck_joint_histogram(boundary):
     x = _images((1, 1, 3, 4), torch.float64, seed=15).requires_grad_()
     y = _images((1, 1, 3, 4), torch.float64, seed=16).requires_grad_()
     w = _images((1, 1, 3, 4), torch.float64, seed=17, lo=0.1, hi=1.0).requires_grad_()
-    fn = lambda x, y, w: huenet.joint_histogram(x, y, bins=40, boundary=boundary, weight=w,  # noqa: E731
-                                                backend="triton")
+
+    def fn(x, y, w):
+        return huenet.joint_histogram(
+            x,
+            y,
+            bins=40,
+            boundary=boundary,
+            weight=w,
+            backend="triton",
+        )
+
     assert torch.autograd.gradcheck(fn, (x, y, w), fast_mode=True)
 
 
@@ -133,11 +154,13 @@ def test_dense_fallback_gradcheck():
 
 def test_triton_on_cpu_without_interpreter_raises():
     """On every machine, GPU or not: CPU tensors without the interpreter must raise, never run or skip."""
-    code = ("import torch, huenet\n"
-            "try:\n"
-            "    huenet.soft_histogram(torch.rand(1, 1, 4, 4), backend='triton')\n"
-            "except RuntimeError as e:\n"
-            "    print('RAISED', e)\n")
+    code = (
+        "import torch, huenet\n"
+        "try:\n"
+        "    huenet.soft_histogram(torch.rand(1, 1, 4, 4), backend='triton')\n"
+        "except RuntimeError as e:\n"
+        "    print('RAISED', e)\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert "RAISED" in out.stdout and "TRITON_INTERPRET" in out.stdout, out.stdout + out.stderr

@@ -4,6 +4,7 @@ Runs ``python -m huenet.kernels.aot`` in subprocesses without TRITON_INTERPRET (
 compiled), one per architecture, in parallel. This catches GPU-only errors such as non-constexpr globals in
 jitted code or dot tiles below the minimum size, which the interpreter accepts.
 """
+
 import os
 import subprocess
 import sys
@@ -15,9 +16,16 @@ import pytest
 def test_all_kernels_compile_for_sm80_and_sm90():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    runs = {arch: subprocess.Popen([sys.executable, "-m", "huenet.kernels.aot", "--arch", str(arch)], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for arch in (80, 90)}
+    runs = {
+        arch: subprocess.Popen(
+            [sys.executable, "-m", "huenet.kernels.aot", "--arch", str(arch)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for arch in (80, 90)
+    }
     for arch, proc in runs.items():
         out, _ = proc.communicate(timeout=1200)
         lines = out.splitlines()

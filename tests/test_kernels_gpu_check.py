@@ -3,6 +3,7 @@
 On a GPU this is what CI can run of the one-call GPU check; the full run (``python -m bench.gpu_check``) needs
 a GPU and about 9 minutes. Slow here (~1-2 min on 2 cores): the interpreter runs every kernel config.
 """
+
 import json
 import os
 import subprocess
@@ -15,20 +16,35 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.slow
 def test_gpu_check_smoke_passes(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--smoke", "--out", str(tmp_path)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_check", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     results = json.loads((tmp_path / "gpu_check.json").read_text())
     assert results["failures"] == 0 and {r["section"] for r in results["checks"]} == set("ABCDE")
     names = " ".join(r["name"] for r in results["checks"])
-    for kernel in ("soft atomic fwd config3", "soft bwd config3", "soft partials fwd config3",
-                   "joint fwd tf32 config3", "joint bwd config2"):
+    for kernel in (
+        "soft atomic fwd config3",
+        "soft bwd config3",
+        "soft partials fwd config3",
+        "joint fwd tf32 config3",
+        "joint bwd config2",
+    ):
         assert kernel in names, kernel  # every config of every kernel was forced
     assert (tmp_path / "gpu_check.md").read_text().startswith("# gpu_check")
 
 
 def test_gpu_check_fails_loudly(tmp_path):
     """A usage error exits 2 with one line on stderr; a failing check would exit 1 (see Check.run)."""
-    out = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--smoke", "--out", "/dev/null/x"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_check", "--smoke", "--out", "/dev/null/x"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2 and "--out" in out.stderr, out.stderr

@@ -5,19 +5,20 @@ Under the interpreter the autotuner is bypassed (it runs the first config), so e
 ``huenet.kernels.pinned``. Sizes: K = 256 (several bin tiles), several pixel blocks per row, N >= 4096 so the
 split partials have several splits, and a smooth image so the joint forward's tile skip runs.
 """
+
 import math
 
 import numpy as np
-import oracle
 import pytest
 import torch
 import triton
 import triton.language as tl
-from huenet.kernels import joint_histogram as jk
-from huenet.kernels import soft_histogram as sk
 
 import huenet
+import oracle
 from huenet import kernels
+from huenet.kernels import joint_histogram as jk
+from huenet.kernels import soft_histogram as sk
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 needs_cuda = pytest.mark.skipif(DEVICE != "cuda", reason="needs a CUDA GPU (the interpreter cannot show this)")
@@ -27,8 +28,9 @@ def _image(n_side, seed, smooth=False, dtype=torch.float32, channels=2):
     g = torch.Generator().manual_seed(seed)
     if smooth:  # a natural-like image: a gradient plus a little noise, so most pixel blocks span few bins
         ramp = torch.linspace(0.2, 0.8, n_side, dtype=torch.float64)
-        x = (ramp[None, :] + 0.3 * ramp[:, None] ** 2).expand(channels, -1, -1) \
-            + 0.01 * torch.rand(channels, n_side, n_side, generator=g, dtype=torch.float64)
+        x = (ramp[None, :] + 0.3 * ramp[:, None] ** 2).expand(channels, -1, -1) + 0.01 * torch.rand(
+            channels, n_side, n_side, generator=g, dtype=torch.float64
+        )
     else:
         x = -0.05 + 1.1 * torch.rand(channels, n_side, n_side, generator=g, dtype=torch.float64)
     return x[None].to(dtype).to(DEVICE)
@@ -50,15 +52,17 @@ def test_soft_histogram_every_pixel_config(kernel, index):
         p = huenet.soft_histogram(x, bins=256, boundary=boundary, weight=w, backend="triton")
         g = torch.linspace(-1, 1, 256, device=DEVICE).expand_as(p)
         gx, gw = torch.autograd.grad((p * g).sum(), (x, w))
-    np.testing.assert_allclose(p.detach().cpu().double().numpy(), oracle.soft_histogram(x, 256, boundary=boundary,
-                               weight=w), rtol=0, atol=2e-6)
+    np.testing.assert_allclose(
+        p.detach().cpu().double().numpy(), oracle.soft_histogram(x, 256, boundary=boundary, weight=w), rtol=0, atol=2e-6
+    )
     x64, w64 = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
     p64 = huenet.soft_histogram(x64, bins=256, boundary=boundary, weight=w64, backend="reference")
     want_x, want_w = torch.autograd.grad((p64 * g.double()).sum(), (x64, w64))
     scale = want_x.abs().max().item()
     np.testing.assert_allclose(gx.cpu().double().numpy(), want_x.cpu().numpy(), rtol=0, atol=1e-4 * scale)
-    np.testing.assert_allclose(gw.cpu().double().numpy(), want_w.cpu().numpy(), rtol=0,
-                               atol=1e-4 * want_w.abs().max().item())
+    np.testing.assert_allclose(
+        gw.cpu().double().numpy(), want_w.cpu().numpy(), rtol=0, atol=1e-4 * want_w.abs().max().item()
+    )
 
 
 @pytest.mark.parametrize("index", range(len(sk._TILE_CONFIGS)), ids=lambda i: f"config{i}")
@@ -86,8 +90,9 @@ def test_joint_histogram_every_forward_config(index, boundary):
     assert sk.partial_splits(1, 64 * 64, triton.cdiv(256, 64) ** 2) >= 2
     with kernels.pinned(jk._forward_kernel, index):
         got = huenet.joint_histogram(x, y, bins=256, boundary=boundary, backend="triton")
-    np.testing.assert_allclose(got.cpu().double().numpy(), oracle.joint_histogram(x, y, 256, boundary=boundary),
-                               rtol=0, atol=2e-6)
+    np.testing.assert_allclose(
+        got.cpu().double().numpy(), oracle.joint_histogram(x, y, 256, boundary=boundary), rtol=0, atol=2e-6
+    )
 
 
 @pytest.mark.parametrize("index", range(len(jk._WINDOW_CONFIGS)), ids=lambda i: f"config{i}")
@@ -99,8 +104,9 @@ def test_joint_histogram_every_backward_config(index):
     with kernels.pinned(jk._backward_kernel, index):
         got = torch.autograd.grad((huenet.joint_histogram(x, y, bins=64, backend="triton") * g).sum(), (x, y))
     x64, y64 = x.detach().double().requires_grad_(), y.detach().double().requires_grad_()
-    want = torch.autograd.grad((huenet.joint_histogram(x64, y64, bins=64, backend="reference") * g.double()).sum(),
-                               (x64, y64))
+    want = torch.autograd.grad(
+        (huenet.joint_histogram(x64, y64, bins=64, backend="reference") * g.double()).sum(), (x64, y64)
+    )
     for a, b in zip(got, want):
         np.testing.assert_allclose(a.cpu().double().numpy(), b.cpu().numpy(), rtol=0, atol=1e-4 * b.abs().max().item())
 
@@ -113,8 +119,9 @@ def _reaches_probe(u_ptr, out_ptr, K, RADIUS: tl.constexpr, BOUNDARY: tl.constex
 
 
 @pytest.mark.skipif(not kernels.INTERPRETED, reason="probes a jitted helper on CPU tensors (interpreter only)")
-@pytest.mark.parametrize("boundary,want", [("reflect", [1, 1, 0, 0]), ("circular", [1, 1, 0, 1]),
-                                          ("none", [1, 1, 0, 0])])
+@pytest.mark.parametrize(
+    "boundary,want", [("reflect", [1, 1, 0, 0]), ("circular", [1, 1, 0, 1]), ("none", [1, 1, 0, 0])]
+)
 def test_tile_skip_only_forces_the_tiles_an_image_reaches(boundary, want):
     """Values near the low end of K = 256 (64-bin tiles): reflect mirrors them into the low tiles only,
     circular wraps them into the high tile only; the old test forced every tile under any boundary."""
@@ -160,8 +167,12 @@ def test_tiny_bandwidth_is_finite_and_right(dtype):
     p = huenet.soft_histogram(x, bins=16, bandwidth=0.004, backend="triton")
     (gx,) = torch.autograd.grad(p[..., 3].sum(), x)
     assert torch.isfinite(p).all() and torch.isfinite(gx).all()
-    np.testing.assert_allclose(p.detach().cpu().double().numpy(), oracle.soft_histogram(x, 16, bandwidth=0.004),
-                               rtol=0, atol=2e-6 if dtype == torch.float32 else 1e-12)
+    np.testing.assert_allclose(
+        p.detach().cpu().double().numpy(),
+        oracle.soft_histogram(x, 16, bandwidth=0.004),
+        rtol=0,
+        atol=2e-6 if dtype == torch.float32 else 1e-12,
+    )
     j = huenet.joint_histogram(x, x, bins=16, bandwidth=0.004, backend="triton")
     assert torch.isfinite(j).all()
 
@@ -259,8 +270,9 @@ def test_scan_and_lower_median_match_torch():
     for k in (255, 256):
         torch.testing.assert_close(lower_median(t[..., :k]), t[..., :k].median(-1, keepdim=True).values)
         middle = (k - 1) // 2
-        torch.testing.assert_close(t[..., :k].sort(-1).values[..., middle:middle + 1],
-                                   t[..., :k].median(-1, keepdim=True).values)
+        torch.testing.assert_close(
+            t[..., :k].sort(-1).values[..., middle : middle + 1], t[..., :k].median(-1, keepdim=True).values
+        )
 
 
 @needs_cuda

@@ -5,6 +5,7 @@ Each loss is rebuilt in NumPy from the oracle's colour conversions, channel rang
 so every loss-level choice (which channels, ranges, boundaries, hue weights, cyclic EMD, which image is X in
 H(X|Y), the lambdas, the reductions) is checked independently of the implementation.
 """
+
 import colorsys
 
 import numpy as np
@@ -30,7 +31,7 @@ def _channel(img, space, ch):
     """One channel (B, 1, *sp) of the image in ``space``, with its range and periodicity."""
     (i,) = [i for i, (name, _, _) in enumerate(oracle.CHANNELS[space]) if name == ch]
     _, value_range, periodic = oracle.CHANNELS[space][i]
-    return oracle.convert(img, space)[:, i:i + 1], value_range, periodic
+    return oracle.convert(img, space)[:, i : i + 1], value_range, periodic
 
 
 def _hue_weight(img, hue_weight, const=None):
@@ -47,30 +48,39 @@ def _oracle_hist(img, space, ch, bins, hue_weight, const=None, pixel_weight=None
     weight = _hue_weight(img, hue_weight, const) if periodic else None
     if pixel_weight is not None:
         weight = pixel_weight if weight is None else weight * pixel_weight
-    return oracle.soft_histogram(values, bins, value_range, BANDWIDTH, "circular" if periodic else "reflect",
-                                 weight)[:, 0]
+    return oracle.soft_histogram(values, bins, value_range, BANDWIDTH, "circular" if periodic else "reflect", weight)[
+        :, 0
+    ]
 
 
 def _oracle_channel_emd(inp, tgt, space, ch, bins, order, hue_weight, inp_weight=None, tgt_weight=None):
     """EMD of one colour channel's soft histograms, per sample, from the oracle."""
     periodic = _channel(inp, space, ch)[2]
-    return oracle.emd(_oracle_hist(inp, space, ch, bins, hue_weight, pixel_weight=inp_weight),
-                      _oracle_hist(tgt, space, ch, bins, hue_weight, pixel_weight=tgt_weight), order, periodic)
+    return oracle.emd(
+        _oracle_hist(inp, space, ch, bins, hue_weight, pixel_weight=inp_weight),
+        _oracle_hist(tgt, space, ch, bins, hue_weight, pixel_weight=tgt_weight),
+        order,
+        periodic,
+    )
 
 
 def _oracle_mi(out, src, space, ch, bins, weight=None):
     x, value_range, periodic = _channel(out, space, ch)
     y = _channel(src, space, ch)[0]
-    return oracle.mi_distance(x, y, bins, value_range, BANDWIDTH, "circular" if periodic else "reflect",
-                              weight)[:, 0]
+    return oracle.mi_distance(x, y, bins, value_range, BANDWIDTH, "circular" if periodic else "reflect", weight)[:, 0]
 
 
 def _oracle_huenet(out, src, tgt, space, bins, src_weight=None, tgt_weight=None):
     """Hue-Net's per-sample terms with the default channels and saturation hue weights; the source's pixel
     weights apply to the output too (it is the source repainted)."""
     hist_channels, mi_channels = HUENET_CHANNELS[space]
-    hist = np.mean([_oracle_channel_emd(out, tgt, space, ch, bins, 1, "saturation", src_weight, tgt_weight)
-                    for ch in hist_channels], 0)
+    hist = np.mean(
+        [
+            _oracle_channel_emd(out, tgt, space, ch, bins, 1, "saturation", src_weight, tgt_weight)
+            for ch in hist_channels
+        ],
+        0,
+    )
     return hist, np.mean([_oracle_mi(out, src, space, ch, bins, src_weight) for ch in mi_channels], 0)
 
 
@@ -98,8 +108,9 @@ def test_histogram_emd_loss_matches_oracle(space, channels, order, backend):
 def test_histograms_span_each_channels_range(space):
     # Pure colours at the extremes of every channel: a histogram built on too narrow a range would push their
     # mass into the reflected images, one built on too wide a range would leave the end bins nearly empty.
-    corners = torch.tensor([[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, 0], [0, 1, 0], [1, 0, 1]],
-                           dtype=torch.float64).T.reshape(1, 3, 2, 4)
+    corners = torch.tensor(
+        [[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, 0], [0, 1, 0], [1, 0, 1]], dtype=torch.float64
+    ).T.reshape(1, 3, 2, 4)
     loss = HistogramEMDLoss(space, space, bins=16, hue_weight=None, reduction="none")
     for got, ch in zip(loss.histograms(corners), space):
         np.testing.assert_allclose(got.numpy(), _oracle_hist(corners.numpy(), space, ch, 16, None), atol=1e-12, rtol=0)
@@ -224,21 +235,24 @@ def test_grey_images_give_the_oracle_loss_and_finite_gradients():
     assert torch.isfinite(grad).all()
 
 
-@pytest.mark.parametrize("make,exc,arg", [
-    (lambda: HistogramEMDLoss(colorspace="lab"), ValueError, "colorspace"),
-    (lambda: HistogramEMDLoss(channels="hx"), ValueError, "channels"),
-    (lambda: HistogramEMDLoss(channels="hh"), ValueError, "channels"),
-    (lambda: HistogramEMDLoss(hue_weight="value"), ValueError, "hue_weight"),
-    (lambda: HistogramEMDLoss(order=3), ValueError, "order"),
-    (lambda: HistogramEMDLoss(bins=1), ValueError, "bins"),
-    (lambda: HistogramEMDLoss(bandwidth=0), ValueError, "bandwidth"),
-    (lambda: HistogramEMDLoss(reduction="avg"), ValueError, "reduction"),
-    (lambda: HistogramEMDLoss(detach_hue_weight="yes"), TypeError, "detach_hue_weight"),
-    (lambda: MutualInformationLoss(objective="nmi"), ValueError, "objective"),
-    (lambda: MutualInformationLoss(reduction="avg"), ValueError, "reduction"),
-    (lambda: HueNetLoss(colorspace="rgb"), ValueError, "colorspace"),
-    (lambda: HueNetLoss(mi_channels="q"), ValueError, "mi_channels"),
-])
+@pytest.mark.parametrize(
+    "make,exc,arg",
+    [
+        (lambda: HistogramEMDLoss(colorspace="lab"), ValueError, "colorspace"),
+        (lambda: HistogramEMDLoss(channels="hx"), ValueError, "channels"),
+        (lambda: HistogramEMDLoss(channels="hh"), ValueError, "channels"),
+        (lambda: HistogramEMDLoss(hue_weight="value"), ValueError, "hue_weight"),
+        (lambda: HistogramEMDLoss(order=3), ValueError, "order"),
+        (lambda: HistogramEMDLoss(bins=1), ValueError, "bins"),
+        (lambda: HistogramEMDLoss(bandwidth=0), ValueError, "bandwidth"),
+        (lambda: HistogramEMDLoss(reduction="avg"), ValueError, "reduction"),
+        (lambda: HistogramEMDLoss(detach_hue_weight="yes"), TypeError, "detach_hue_weight"),
+        (lambda: MutualInformationLoss(objective="nmi"), ValueError, "objective"),
+        (lambda: MutualInformationLoss(reduction="avg"), ValueError, "reduction"),
+        (lambda: HueNetLoss(colorspace="rgb"), ValueError, "colorspace"),
+        (lambda: HueNetLoss(mi_channels="q"), ValueError, "mi_channels"),
+    ],
+)
 def test_bad_arguments(make, exc, arg):
     with pytest.raises(exc, match=rf"`{arg}`"):
         make()

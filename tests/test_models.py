@@ -1,4 +1,5 @@
 """The Hue-Net generator, the PatchGAN discriminator and the GAN losses (huenet.models)."""
+
 import math
 
 import pytest

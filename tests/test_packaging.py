@@ -1,4 +1,5 @@
 """The library imports without the application's dependencies, and the wheel ships the kernels as huenet.kernels."""
+
 import os
 import shutil
 import subprocess
@@ -28,8 +29,7 @@ print(repr(huenet.losses.HueNetLoss(bins=16, backend="eager")(out, src, tgt).ite
 
 
 def test_library_imports_and_computes_without_the_application_dependencies():
-    proc = subprocess.run([sys.executable, "-c", _NO_APP_DEPS], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", _NO_APP_DEPS], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     from huenet.losses import HueNetLoss
 
@@ -46,8 +46,23 @@ def test_wheel_ships_the_kernels_inside_huenet(tmp_path):
         shutil.copy(os.path.join(ROOT, name), src / name)
     for name in ("huenet", "kernels"):
         shutil.copytree(os.path.join(ROOT, name), src / name, ignore=shutil.ignore_patterns("__pycache__"))
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(src),
-                           "-w", str(tmp_path / "dist")], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(src),
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("huenet-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

@@ -1,4 +1,5 @@
 """The paired tasks: input derivation, paired/AB data, the conditional D, per-task losses, PSNR and SSIM."""
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,7 @@ from huenet.losses import HueNetLoss
 
 try:
     import kornia  # noqa: F401
+
     HAVE_KORNIA = True
 except ImportError:
     HAVE_KORNIA = False
@@ -94,7 +96,8 @@ def test_paired_crops_line_up(tmp_path):
 def test_colorize_and_edges_from_photos(tmp_path):
     for k in range(3):
         Image.fromarray(np.random.default_rng(k).integers(0, 256, (50, 60, 3), dtype=np.uint8)).save(
-            tmp_path / f"{k}.png")
+            tmp_path / f"{k}.png"
+        )
     images = make_paired_image_set(str(tmp_path), 32, 0)
     inp, photo = PairedImages(images, [0, 1, 2], 32, "colorize")[1][:2]
     torch.testing.assert_close(inp, grey(photo[None])[0])
@@ -157,8 +160,9 @@ def test_conditional_discriminator_takes_input_and_image():
 
 def _task_loss(task):
     d = task_defaults(task)
-    return HueNetLoss(d["colorspace"], bins=32, hist_channels=d["hist_channels"], mi_channels=d["mi_channels"],
-                      reduction="none")
+    return HueNetLoss(
+        d["colorspace"], bins=32, hist_channels=d["hist_channels"], mi_channels=d["mi_channels"], reduction="none"
+    )
 
 
 def test_colorize_loss_compares_chroma_to_the_reference_and_luma_to_the_input():
@@ -202,16 +206,16 @@ def _ssim_reference(x, y):
     """SSIM of two (H, W) float64 arrays from its definition: Gaussian-weighted statistics of each valid
     11x11 window (sigma 1.5, weights summing to 1), C1 = 0.01^2, C2 = 0.03^2, averaged over windows."""
     k = np.arange(11) - 5.0
-    w = np.exp(-k ** 2 / (2 * 1.5 ** 2))
+    w = np.exp(-(k**2) / (2 * 1.5**2))
     w = np.outer(w, w) / np.outer(w, w).sum()
     values = []
     for i in range(x.shape[0] - 10):
         for j in range(x.shape[1] - 10):
-            px, py = x[i:i + 11, j:j + 11], y[i:i + 11, j:j + 11]
+            px, py = x[i : i + 11, j : j + 11], y[i : i + 11, j : j + 11]
             mx, my = (w * px).sum(), (w * py).sum()
             vx, vy = (w * (px - mx) ** 2).sum(), (w * (py - my) ** 2).sum()
             cov = (w * (px - mx) * (py - my)).sum()
-            values.append((2 * mx * my + 1e-4) * (2 * cov + 9e-4) / ((mx ** 2 + my ** 2 + 1e-4) * (vx + vy + 9e-4)))
+            values.append((2 * mx * my + 1e-4) * (2 * cov + 9e-4) / ((mx**2 + my**2 + 1e-4) * (vx + vy + 9e-4)))
     return np.mean(values)
 
 
@@ -219,8 +223,10 @@ def test_rgb_ssim_against_a_float64_reference():
     g = torch.Generator().manual_seed(2)
     truth = torch.rand(2, 3, 20, 18, generator=g)
     output = (truth + 0.2 * torch.rand(2, 3, 20, 18, generator=g)).clamp(0, 1)
-    want = [np.mean([_ssim_reference(output[b, c].double().numpy(), truth[b, c].double().numpy())
-                     for c in range(3)]) for b in range(2)]
+    want = [
+        np.mean([_ssim_reference(output[b, c].double().numpy(), truth[b, c].double().numpy()) for c in range(3)])
+        for b in range(2)
+    ]
     np.testing.assert_allclose(rgb_ssim(output, truth).numpy(), want, atol=2e-5)
     torch.testing.assert_close(rgb_ssim(truth, truth), torch.ones(2))
     with pytest.raises(ValueError, match="truth"):

@@ -1,4 +1,5 @@
 """The paired tasks end to end: the GAN step's terms, training and resume per task, evaluate, transfer, bad input."""
+
 import json
 
 import numpy as np
@@ -62,8 +63,17 @@ def test_paired_run_trains_and_resumes(tmp_path, task, lambda_hist):
     assert grid.size == (4 * 32 + 3 * 2, 4 * 32 + 3 * 2)
     # The task is part of the experiment: resuming as another task is refused.
     with pytest.raises(RunError, match="--task"):
-        train(TrainConfig(**{**cfg, "task": "transfer" if task != "transfer" else "colorize", "max_steps": 13,
-                             "lambda_hist": lambda_hist, "colorspace": "yuv"}))
+        train(
+            TrainConfig(
+                **{
+                    **cfg,
+                    "task": "transfer" if task != "transfer" else "colorize",
+                    "max_steps": 13,
+                    "lambda_hist": lambda_hist,
+                    "colorspace": "yuv",
+                }
+            )
+        )
 
 
 @pytest.fixture(scope="module")
@@ -104,14 +114,25 @@ def test_evaluate_a_paired_run(colorize_run, tmp_path, capsys):
 def test_transfer_with_a_paired_checkpoint(colorize_run, tmp_path, capsys):
     photo, edges = _photo(tmp_path / "photo.png"), _edges(tmp_path / "edges.png")
     dest = tmp_path / "out.png"
-    transfer.main(["--checkpoint", str(colorize_run), "--source", str(photo), "--target", str(photo),
-                   "--out", str(dest)])
+    transfer.main(
+        ["--checkpoint", str(colorize_run), "--source", str(photo), "--target", str(photo), "--out", str(dest)]
+    )
     assert "converted to grey" in capsys.readouterr().err
     assert Image.open(dest).size == (40, 30)
     refused = "--source .*edges.png'.*this is a colorize checkpoint.*looks like an edge map"
     with pytest.raises(SystemExit, match=refused):
-        transfer.main(["--checkpoint", str(colorize_run), "--source", str(edges), "--target", str(photo),
-                       "--out", str(tmp_path / "o2.png")])
+        transfer.main(
+            [
+                "--checkpoint",
+                str(colorize_run),
+                "--source",
+                str(edges),
+                "--target",
+                str(photo),
+                "--out",
+                str(tmp_path / "o2.png"),
+            ]
+        )
     assert not (tmp_path / "o2.png").exists()
 
 

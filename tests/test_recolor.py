@@ -1,4 +1,5 @@
 """huenet.recolor: LUT application against a float64 trilinear reference, .cube files, fitting, masks."""
+
 import math
 import warnings
 
@@ -23,8 +24,11 @@ def _trilinear_reference(table: np.ndarray, rgb: np.ndarray) -> np.ndarray:
         for dr in (0, 1):
             for dg in (0, 1):
                 for db in (0, 1):
-                    w = ((frac[0] if dr else 1 - frac[0]) * (frac[1] if dg else 1 - frac[1])
-                         * (frac[2] if db else 1 - frac[2]))
+                    w = (
+                        (frac[0] if dr else 1 - frac[0])
+                        * (frac[1] if dg else 1 - frac[1])
+                        * (frac[2] if db else 1 - frac[2])
+                    )
                     out[:, p] += w * table[:, base[2] + db, base[1] + dg, base[0] + dr]
     return out
 
@@ -40,8 +44,9 @@ def test_apply_matches_the_trilinear_formula(n):
     image = torch.rand(2, 3, 5, 7, generator=g, dtype=torch.float64)
     image[0, :, 0, 0] = torch.tensor([0.0, 1.0, 0.5])  # corners and faces of the cube
     image[0, :, 0, 1] = 1.0
-    expected = np.stack([_trilinear_reference(table.numpy(), im.reshape(3, -1).numpy()).reshape(3, 5, 7)
-                         for im in image])
+    expected = np.stack(
+        [_trilinear_reference(table.numpy(), im.reshape(3, -1).numpy()).reshape(3, 5, 7) for im in image]
+    )
     np.testing.assert_allclose(apply_lut(table, image).numpy(), expected, rtol=0, atol=1e-12)
 
 
@@ -58,8 +63,10 @@ def test_apply_in_chunks_equals_one_pass_and_keeps_shape_dtype():
 def test_apply_gradcheck_through_table_and_image():
     table = _random_table(4).requires_grad_()
     # Points away from the cell faces, where trilinear interpolation is smooth in the image as well.
-    image = (torch.rand(1, 3, 2, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 0.2
-             + torch.tensor([0.1, 0.4, 0.7], dtype=torch.float64).view(1, 3, 1, 1)).requires_grad_()
+    image = (
+        torch.rand(1, 3, 2, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 0.2
+        + torch.tensor([0.1, 0.4, 0.7], dtype=torch.float64).view(1, 3, 1, 1)
+    ).requires_grad_()
     assert torch.autograd.gradcheck(lambda t, x: apply_lut(t, x), (table, image))
 
 
@@ -100,17 +107,20 @@ def test_cube_identity_file_from_another_writer(tmp_path):
     torch.testing.assert_close(ColorLUT.load_cube(tmp_path / "id.cube")(image), image, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("text, line, message", [
-    ("LUT_3D_SIZE 2\n0 0 0\n1 0 0\n0 1 0\n1 1 0\n0 0 1\n1 0 1\n0 1 1\n", 8, "ends after 7 rows"),
-    ("LUT_3D_SIZE 2\n0 0 0\n1 0 zero\n", 3, "3 finite numbers"),
-    ("LUT_3D_SIZE 2\n0 0 0\n1 0\n", 3, "3 finite numbers"),
-    ("TITLE \"x\"\nLUT_3D_SIZE two\n", 2, "LUT_3D_SIZE must be an integer"),
-    ("0 0 0\n", 1, "before LUT_3D_SIZE"),
-    ("LUT_1D_SIZE 4\n", 1, "1D LUT"),
-    ("LUT_3D_SIZE 2\nDOMAIN_MAX 2 2 2\n", 2, "only DOMAIN_MAX"),
-    ("LUT_3D_SIZE 2\nFOO 1\n", 2, "unknown keyword"),
-    ("# only a comment\n", 1, "no LUT_3D_SIZE"),
-])
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("LUT_3D_SIZE 2\n0 0 0\n1 0 0\n0 1 0\n1 1 0\n0 0 1\n1 0 1\n0 1 1\n", 8, "ends after 7 rows"),
+        ("LUT_3D_SIZE 2\n0 0 0\n1 0 zero\n", 3, "3 finite numbers"),
+        ("LUT_3D_SIZE 2\n0 0 0\n1 0\n", 3, "3 finite numbers"),
+        ('TITLE "x"\nLUT_3D_SIZE two\n', 2, "LUT_3D_SIZE must be an integer"),
+        ("0 0 0\n", 1, "before LUT_3D_SIZE"),
+        ("LUT_1D_SIZE 4\n", 1, "1D LUT"),
+        ("LUT_3D_SIZE 2\nDOMAIN_MAX 2 2 2\n", 2, "only DOMAIN_MAX"),
+        ("LUT_3D_SIZE 2\nFOO 1\n", 2, "unknown keyword"),
+        ("# only a comment\n", 1, "no LUT_3D_SIZE"),
+    ],
+)
 def test_corrupt_cube_names_the_line(tmp_path, text, line, message):
     path = tmp_path / "bad.cube"
     path.write_text(text)
@@ -195,8 +205,12 @@ def test_masks_exclude_pixels():
     # which would blend the two halves at their border).
     red_target = torch.cat([target, _scene(0.0, seed=6)], -1)
     target_mask = torch.cat([torch.ones(40, 48), torch.zeros(40, 48)], -1)
-    torch.testing.assert_close(fit(left, red_target, target_mask=target_mask, steps=8, fit_size=96).table,
-                               fit(left, target, steps=8, fit_size=96).table, rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        fit(left, red_target, target_mask=target_mask, steps=8, fit_size=96).table,
+        fit(left, target, steps=8, fit_size=96).table,
+        rtol=0,
+        atol=1e-5,
+    )
 
 
 def test_mask_errors():

@@ -1,6 +1,7 @@
 """The realism study: tally statistics by hand, study generation, malformed answer files, and the page itself
 driven in a real browser (Debian's chromium + chromedriver through selenium; skipped, with the reason, where
 they are not installed)."""
+
 import json
 import math
 import os
@@ -27,10 +28,20 @@ def _wilson_by_hand(k, n):
     return (k + Z * Z / 2 - root) / (n + Z * Z), (k + Z * Z / 2 + root) / (n + Z * Z)
 
 
-@pytest.mark.parametrize("k, n, published", [
-    # Newcombe (1998), Statistics in Medicine 17:857, table I, method 3 (Wilson score without correction).
-    (81, 263, (0.2553, 0.3662)), (15, 148, (0.0624, 0.1605)), (0, 20, (0.0, 0.1611)), (1, 29, (0.0061, 0.1718)),
-    (68, 100, None), (101, 200, None), (7, 7, None), (1, 1, None)])
+@pytest.mark.parametrize(
+    "k, n, published",
+    [
+        # Newcombe (1998), Statistics in Medicine 17:857, table I, method 3 (Wilson score without correction).
+        (81, 263, (0.2553, 0.3662)),
+        (15, 148, (0.0624, 0.1605)),
+        (0, 20, (0.0, 0.1611)),
+        (1, 29, (0.0061, 0.1718)),
+        (68, 100, None),
+        (101, 200, None),
+        (7, 7, None),
+        (1, 1, None),
+    ],
+)
 def test_wilson_interval(k, n, published):
     low, high = study.wilson_interval(k, n)
     assert (low, high) == pytest.approx(_wilson_by_hand(k, n), abs=1e-12)
@@ -39,11 +50,12 @@ def test_wilson_interval(k, n, published):
     assert 0 <= low <= k / n <= high <= 1
 
 
-@pytest.mark.parametrize("k, n", [(1, 10), (9, 10), (5, 10), (0, 1), (1, 1), (68, 100), (101, 200), (3, 7),
-                                  (4, 7), (0, 30)])
+@pytest.mark.parametrize(
+    "k, n", [(1, 10), (9, 10), (5, 10), (0, 1), (1, 1), (68, 100), (101, 200), (3, 7), (4, 7), (0, 30)]
+)
 def test_binomial_test(k, n):
     # Two-sided: the total probability under p = 1/2 of the counts no more likely than k.
-    pmf = [math.comb(n, i) / 2 ** n for i in range(n + 1)]
+    pmf = [math.comb(n, i) / 2**n for i in range(n + 1)]
     by_hand = sum(p for p in pmf if p <= pmf[k] * (1 + 1e-12))
     assert study.binomial_test(k, n) == pytest.approx(min(1.0, by_hand), rel=1e-12)
 
@@ -57,29 +69,43 @@ def test_statistics_reject_impossible_counts():
 
 # ------------------------------------------------------------------------------------------------ tally
 def _answers(method, truth, real, n, tag):
-    return [{"image": f"images/{tag}{method}{i}.png", "method": method, "truth": truth,
-             "answer": "real" if i < real else "fake", "ms": 800 + i} for i in range(n)]
+    return [
+        {
+            "image": f"images/{tag}{method}{i}.png",
+            "method": method,
+            "truth": truth,
+            "answer": "real" if i < real else "fake",
+            "ms": 800 + i,
+        }
+        for i in range(n)
+    ]
 
 
 def test_tally_reproduces_the_papers_table(tmp_path, capsys):
     # The seed's table: targets judged real 68% of the time, outputs 50.5%; split over two participants, one
     # file as the page downloads it, one a bare list.
     first = _answers("target", "real", 40, 50, "a") + _answers("huenet", "fake", 50, 100, "a")
-    second = _answers("target", "real", 28, 50, "b") + _answers("huenet", "fake", 51, 100, "b") \
+    second = (
+        _answers("target", "real", 28, 50, "b")
+        + _answers("huenet", "fake", 51, 100, "b")
         + _answers("reinhard", "fake", 3, 10, "b")
+    )
     (tmp_path / "p1.json").write_text(json.dumps({"study": "x", "trials": len(first), "answers": first}))
     (tmp_path / "p2.json").write_text(json.dumps(second))
     study.main(["tally", str(tmp_path / "p1.json"), str(tmp_path / "p2.json"), "--out", str(tmp_path / "t")])
     printed = capsys.readouterr().out
     rows = json.loads((tmp_path / "t" / "tally.json").read_text())["rows"]
-    assert [r["label"] for r in rows] == ["Target (real image)", "Output (painted image): huenet",
-                                          "Output (painted image): reinhard"]
+    assert [r["label"] for r in rows] == [
+        "Target (real image)",
+        "Output (painted image): huenet",
+        "Output (painted image): reinhard",
+    ]
     for row, (real, n) in zip(rows, [(68, 100), (101, 200), (3, 10)]):
         assert (row["n"], row["real"], row["fake"]) == (n, real, n - real)
         assert row["real_percent"] == pytest.approx(100 * real / n)
         assert row["fake_percent"] == pytest.approx(100 * (n - real) / n)
         assert row["real_percent_ci95"] == pytest.approx([100 * v for v in _wilson_by_hand(real, n)])
-        pmf = [math.comb(n, i) / 2 ** n for i in range(n + 1)]
+        pmf = [math.comb(n, i) / 2**n for i in range(n + 1)]
         assert row["p_value"] == pytest.approx(min(1, sum(p for p in pmf if p <= pmf[real] * (1 + 1e-12))))
     # 68/100: Wilson [58.34, 76.33] %; two-sided p = 0.00041 (by the formulas above, printed to 4 places).
     assert "| Target (real image) | 100 | 68.0 (68) | 32.0 (32) | 58.3 – 76.3 | 0.0004 |" in printed
@@ -99,33 +125,40 @@ def _fails(argv, capsys, code):
 
 
 MALFORMED = [
-    ("{\"answers\": [{\"image\": \"a\", ", "not a JSON file, or a truncated one"),
+    ('{"answers": [{"image": "a", ', "not a JSON file, or a truncated one"),
     ("[1, 2]", "answer 1: must be an object"),
-    ("{\"trials\": 3}", "expected {\"answers\": [...]}"),
-    ("{\"rows\": []}", "looks like a tally"),
-    ("{\"answers\": {}}", "\"answers\" must be a list"),
+    ('{"trials": 3}', 'expected {"answers": [...]}'),
+    ('{"rows": []}', "looks like a tally"),
+    ('{"answers": {}}', '"answers" must be a list'),
     ("[]", "holds no answers"),
-    ("{\"trials\": \"8\", \"answers\": []}", "\"trials\" must be a whole number"),
+    ('{"trials": "8", "answers": []}', '"trials" must be a whole number'),
 ]
 
 
 def _good(i, **change):
-    return {"image": f"images/{i:03d}.png", "method": "huenet", "truth": "fake", "answer": "real", "ms": 900,
-            **change}
+    return {"image": f"images/{i:03d}.png", "method": "huenet", "truth": "fake", "answer": "real", "ms": 900, **change}
 
 
-@pytest.mark.parametrize("text, message", MALFORMED + [
-    (json.dumps([_good(1), _good(2), {k: v for k, v in _good(3).items() if k != "ms"}]),
-     "answer 3: lacks 'ms' (a partial entry?)"),
-    (json.dumps([_good(1), _good(2, answer="maybe")]), "answer 2: 'answer' must be \"real\" or \"fake\""),
-    (json.dumps([_good(1, truth="real")]), "answer 1: truth 'real' does not fit method 'huenet'"),
-    (json.dumps([_good(1, ms=-3)]), "answer 1: 'ms' must be a number"),
-    (json.dumps([_good(1, ms=True)]), "answer 1: 'ms' must be a number"),
-    (json.dumps([_good(1, method="")]), "answer 1: 'method' must be a non-empty string"),
-    (json.dumps([_good(1), _good(2), _good(1)]), "answer 3: image 'images/001.png' was already answered in "
-                                                  "answer 1"),
-    (json.dumps({"trials": 40, "answers": [_good(1), _good(2)]}), "partial: 2 of 40 trials answered"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    MALFORMED
+    + [
+        (
+            json.dumps([_good(1), _good(2), {k: v for k, v in _good(3).items() if k != "ms"}]),
+            "answer 3: lacks 'ms' (a partial entry?)",
+        ),
+        (json.dumps([_good(1), _good(2, answer="maybe")]), 'answer 2: \'answer\' must be "real" or "fake"'),
+        (json.dumps([_good(1, truth="real")]), "answer 1: truth 'real' does not fit method 'huenet'"),
+        (json.dumps([_good(1, ms=-3)]), "answer 1: 'ms' must be a number"),
+        (json.dumps([_good(1, ms=True)]), "answer 1: 'ms' must be a number"),
+        (json.dumps([_good(1, method="")]), "answer 1: 'method' must be a non-empty string"),
+        (
+            json.dumps([_good(1), _good(2), _good(1)]),
+            "answer 3: image 'images/001.png' was already answered in answer 1",
+        ),
+        (json.dumps({"trials": 40, "answers": [_good(1), _good(2)]}), "partial: 2 of 40 trials answered"),
+    ],
+)
 def test_tally_rejects_malformed_files(tmp_path, capsys, text, message):
     good = tmp_path / "good.json"
     good.write_text(json.dumps([_good(7)]))
@@ -142,8 +175,9 @@ def test_tally_partial_files_on_request_and_missing_files(tmp_path, capsys):
     partial.write_text(json.dumps({"trials": 40, "answers": [_good(1), _good(2, answer="fake")]}))
     study.main(["tally", str(partial), "--allow-partial", "--out", str(tmp_path)])
     assert "| Output (painted image): huenet | 2 | 50.0 (1) | 50.0 (1) |" in capsys.readouterr().out
-    assert f"{tmp_path / 'missing.json'}: cannot be read" in _fails(["tally", str(tmp_path / "missing.json")],
-                                                                    capsys, 1)
+    assert f"{tmp_path / 'missing.json'}: cannot be read" in _fails(
+        ["tally", str(tmp_path / "missing.json")], capsys, 1
+    )
     # One participant twice (the same file, or a copy of it) is refused.
     (tmp_path / "copy.json").write_text(partial.read_text())
     for second in (partial, tmp_path / "copy.json"):
@@ -155,8 +189,13 @@ def test_the_command_line_door(tmp_path):
     import subprocess
 
     (tmp_path / "a.json").write_text(json.dumps([_good(1), _good(2, answer="fake")]))
-    result = subprocess.run([sys.executable, "-m", "huenet.study", "tally", "a.json"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "huenet.study", "tally", "a.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "| Output (painted image): huenet | 2 | 50.0 (1) | 50.0 (1) |" in result.stdout
     assert (tmp_path / "tally.md").exists()
@@ -168,7 +207,7 @@ def _photo(path, size, seed):
     rng = np.random.default_rng(seed)
     low = rng.uniform(0, 255, (3, 4, 3))
     array = np.asarray(Image.fromarray(low.astype(np.uint8)).resize(size, Image.BICUBIC)).copy()
-    array[size[1] // 3: size[1] // 2] //= 3
+    array[size[1] // 3 : size[1] // 2] //= 3
     Image.fromarray(array).save(path)
     return path
 
@@ -187,8 +226,9 @@ def _crop(image, size):
     scale = size / min(image.size)
     w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
     left, top = (w - size) // 2, (h - size) // 2
-    return pil_to_tensor(image.convert("RGB").resize((w, h), Image.BICUBIC).crop((left, top, left + size,
-                                                                                   top + size))).contiguous()
+    return pil_to_tensor(
+        image.convert("RGB").resize((w, h), Image.BICUBIC).crop((left, top, left + size, top + size))
+    ).contiguous()
 
 
 def _levels(a, b):
@@ -198,8 +238,20 @@ def _levels(a, b):
 
 def test_study_with_baselines_on_a_folder(photos, tmp_path, capsys):
     out = tmp_path / "study"
-    study.main(["--out", str(out), "--data", str(photos), "--methods", "reinhard,histogram-matching,mkl",
-                "--n", "8", "--size", "32"])
+    study.main(
+        [
+            "--out",
+            str(out),
+            "--data",
+            str(photos),
+            "--methods",
+            "reinhard,histogram-matching,mkl",
+            "--n",
+            "8",
+            "--size",
+            "32",
+        ]
+    )
     printed = capsys.readouterr()
     assert "8 trials (4 target, 2 reinhard, 1 histogram-matching, 1 mkl)" in printed.out
     assert "8/8" in printed.err  # tqdm's progress
@@ -231,30 +283,71 @@ def test_study_with_baselines_on_a_folder(photos, tmp_path, capsys):
     assert "http://" not in page and "https://" not in page and "//" + "cdn" not in page
     assert manifest["id"] in page and not any(t["source"] in page for t in trials)
     # The same seed makes the same study; another seed another order.
-    study.main(["--out", str(tmp_path / "again"), "--data", str(photos), "--methods",
-                "reinhard,histogram-matching,mkl", "--n", "8", "--size", "32"])
+    study.main(
+        [
+            "--out",
+            str(tmp_path / "again"),
+            "--data",
+            str(photos),
+            "--methods",
+            "reinhard,histogram-matching,mkl",
+            "--n",
+            "8",
+            "--size",
+            "32",
+        ]
+    )
     assert json.loads((tmp_path / "again" / "study.json").read_text()) == manifest
-    study.main(["--out", str(tmp_path / "other"), "--data", str(photos), "--methods", "reinhard",
-                "--n", "8", "--size", "32", "--seed", "1"])
-    assert [t["truth"] for t in json.loads((tmp_path / "other" / "study.json").read_text())["trials"]] != \
-        [t["truth"] for t in trials]
+    study.main(
+        [
+            "--out",
+            str(tmp_path / "other"),
+            "--data",
+            str(photos),
+            "--methods",
+            "reinhard",
+            "--n",
+            "8",
+            "--size",
+            "32",
+            "--seed",
+            "1",
+        ]
+    )
+    assert [t["truth"] for t in json.loads((tmp_path / "other" / "study.json").read_text())["trials"]] != [
+        t["truth"] for t in trials
+    ]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    train(TrainConfig(out=str(out), image_size=32, batch_size=2, ngf=8, bins=32, cond_bins=8,
-                      synthetic_images=40, max_steps=2, sample_every=1000))
+    train(
+        TrainConfig(
+            out=str(out),
+            image_size=32,
+            batch_size=2,
+            ngf=8,
+            bins=32,
+            cond_bins=8,
+            synthetic_images=40,
+            max_steps=2,
+            sample_every=1000,
+        )
+    )
     return out
 
 
 def test_study_of_a_trained_run_on_its_validation_split(run_dir, tmp_path, capsys):
     out = tmp_path / "study"
-    study.main(["--checkpoint", str(run_dir), "--out", str(out), "--methods", "huenet,reinhard", "--n", "6",
-                "--size", "40"])
+    study.main(
+        ["--checkpoint", str(run_dir), "--out", str(out), "--methods", "huenet,reinhard", "--n", "6", "--size", "40"]
+    )
     printed = capsys.readouterr()
-    assert "6 trials (3 target, 2 huenet, 1 reinhard) from the validation split of built-in synthetic (40 images)" \
+    assert (
+        "6 trials (3 target, 2 huenet, 1 reinhard) from the validation split of built-in synthetic (40 images)"
         in printed.out
+    )
     assert "huenet.study: warning: 6 trials from 4 images: images repeat" in printed.err  # 10% of 40
     from huenet.colortransfer.data import make_image_set, split_indices
 
@@ -283,25 +376,28 @@ def test_study_command_line_errors(photos, run_dir, tmp_path, monkeypatch, capsy
     busy.mkdir()
     (busy / "answers.json").write_text("[]")
     for argv, message, code in [
-            (["--n", "7"], "--n must be an even number >= 2", 2),
-            (["--size", "4"], "--size must be >= 16", 2),
-            (["--out", str(busy)], f"--out: {str(busy)!r} exists and is not an empty folder", 2),
-            (["--methods", "sepia"], "--methods: unknown method 'sepia'", 2),
-            (["--methods", "reinhard,reinhard"], "--methods must name distinct methods", 2),
-            (["--methods", "huenet"], "--checkpoint: the method huenet needs a trained run", 2),
-            (["--device", "tpu"], "--device", 2),
-            (["--data", str(tmp_path / "nothing")], "--data: the folder", 1),
-            (["--checkpoint", str(tmp_path)], "--checkpoint: no checkpoint at", 1)]:
+        (["--n", "7"], "--n must be an even number >= 2", 2),
+        (["--size", "4"], "--size must be >= 16", 2),
+        (["--out", str(busy)], f"--out: {str(busy)!r} exists and is not an empty folder", 2),
+        (["--methods", "sepia"], "--methods: unknown method 'sepia'", 2),
+        (["--methods", "reinhard,reinhard"], "--methods must name distinct methods", 2),
+        (["--methods", "huenet"], "--checkpoint: the method huenet needs a trained run", 2),
+        (["--device", "tpu"], "--device", 2),
+        (["--data", str(tmp_path / "nothing")], "--data: the folder", 1),
+        (["--checkpoint", str(tmp_path)], "--checkpoint: no checkpoint at", 1),
+    ]:
         error = _fails(["--out", str(tmp_path / "y"), *base, *argv], capsys, code)
         assert message in error, error
         assert not (tmp_path / "y" / "index.html").exists()
     # Without --data, the run's validation split needs a run.
     assert "--data: give a folder of images, or --checkpoint" in _fails(
-        ["--out", str(tmp_path / "y"), "--methods", "reinhard"], capsys, 2)
+        ["--out", str(tmp_path / "y"), "--methods", "reinhard"], capsys, 2
+    )
     # A method whose code is not installed: a clear error, and the default leaves it out.
     monkeypatch.setitem(sys.modules, "huenet.recolor", None)
     assert "--methods: method 'fit' is not available in this installation" in _fails(
-        ["--out", str(tmp_path / "z"), *base[:2], "--methods", "fit"], capsys, 2)
+        ["--out", str(tmp_path / "z"), *base[:2], "--methods", "fit"], capsys, 2
+    )
     assert study.default_methods() == ["huenet"]
 
 
@@ -313,11 +409,11 @@ def _garbled_png(path):
 
     data = path.read_bytes()
     at = data.index(b"IDAT") - 4
-    length = struct.unpack(">I", data[at:at + 4])[0]
+    length = struct.unpack(">I", data[at : at + 4])[0]
     junk = bytes(range(256)) * (length // 256 + 1)
     junk = junk[:length]
     chunk = struct.pack(">I", length) + b"IDAT" + junk + struct.pack(">I", zlib.crc32(b"IDAT" + junk))
-    path.write_bytes(data[:at] + chunk + data[at + 12 + length:])
+    path.write_bytes(data[:at] + chunk + data[at + 12 + length :])
 
 
 def test_the_training_free_fit_method(photos, tmp_path, monkeypatch, capsys):
@@ -347,8 +443,9 @@ def test_transparent_images_are_shown_over_white(tmp_path):
         array[..., :3] = (30, 200 - 100 * i, 90)
         array[:, 20:, 3] = 255  # the left half transparent (its colour black), the right half opaque
         Image.fromarray(array, "RGBA").save(tmp_path / f"cutout{i}.png")
-    study.main(["--out", str(tmp_path / "s"), "--data", str(tmp_path), "--methods", "reinhard", "--n", "2",
-                "--size", "40"])
+    study.main(
+        ["--out", str(tmp_path / "s"), "--data", str(tmp_path), "--methods", "reinhard", "--n", "2", "--size", "40"]
+    )
     for t in json.loads((tmp_path / "s" / "study.json").read_text())["trials"]:
         shown = np.asarray(Image.open(tmp_path / "s" / t["image"]), float)
         assert shown.shape == (40, 40, 3)
@@ -361,15 +458,22 @@ def test_unreadable_images(tmp_path, capsys):
         _photo(tmp_path / f"ok{i}.png", (40, 40), i)
     broken = _photo(tmp_path / "broken.jpg", (64, 64), 9)
     broken.write_bytes(broken.read_bytes()[:40])  # a torn file: found unreadable up front, left out
-    study.main(["--out", str(tmp_path / "s"), "--data", str(tmp_path), "--methods", "reinhard", "--n", "6",
-                "--size", "32"])
+    study.main(
+        ["--out", str(tmp_path / "s"), "--data", str(tmp_path), "--methods", "reinhard", "--n", "6", "--size", "32"]
+    )
     assert "huenet.study: warning: skipped 1 unreadable image file(s)" in capsys.readouterr().err
-    assert {t["source"] for t in json.loads((tmp_path / "s" / "study.json").read_text())["trials"]} == \
-        {"ok0.png", "ok1.png", "ok2.png"}
+    assert {t["source"] for t in json.loads((tmp_path / "s" / "study.json").read_text())["trials"]} == {
+        "ok0.png",
+        "ok1.png",
+        "ok2.png",
+    }
     # A file that fails only when its pixels are decoded stops the study, named.
     _garbled_png(_photo(tmp_path / "ok1.png", (40, 40), 1))
-    error = _fails(["--out", str(tmp_path / "t"), "--data", str(tmp_path), "--methods", "reinhard", "--n", "6",
-                    "--size", "32"], capsys, 1)
+    error = _fails(
+        ["--out", str(tmp_path / "t"), "--data", str(tmp_path), "--methods", "reinhard", "--n", "6", "--size", "32"],
+        capsys,
+        1,
+    )
     assert error.startswith("huenet.study: error: --data: cannot decode ok1.png: "), error
 
 
@@ -394,13 +498,20 @@ def chrome_factory(tmp_path_factory):
         """A desktop-sized window, or with ``phone=(width, height)`` a touch screen of that many CSS pixels."""
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=1000,900"):
+        for arg in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1000,900",
+        ):
             options.add_argument(arg)
         if phone:
             # A headless window is at least 500 pixels wide: a phone's viewport needs device emulation.
-            options.add_experimental_option("mobileEmulation", {"deviceMetrics": {
-                "width": phone[0], "height": phone[1], "pixelRatio": 3, "touch": True}})
+            options.add_experimental_option(
+                "mobileEmulation",
+                {"deviceMetrics": {"width": phone[0], "height": phone[1], "pixelRatio": 3, "touch": True}},
+            )
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
         drivers.append(driver)
@@ -417,8 +528,20 @@ def chrome_factory(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(photos, tmp_path_factory):
     out = tmp_path_factory.mktemp("page") / "study"
-    study.main(["--out", str(out), "--data", str(photos), "--methods", "reinhard,histogram-matching",
-                "--n", "8", "--size", "64"])
+    study.main(
+        [
+            "--out",
+            str(out),
+            "--data",
+            str(photos),
+            "--methods",
+            "reinhard,histogram-matching",
+            "--n",
+            "8",
+            "--size",
+            "64",
+        ]
+    )
     return out
 
 
@@ -478,8 +601,16 @@ def test_page_in_a_browser(chrome_factory, page, tmp_path, capsys):
     assert _visible(driver, "start") and driver.execute_script("return studyAnswers()") == []
     ActionChains(driver).send_keys("\n").perform()  # Enter starts, from the keyboard alone
     _wait(driver, "return !document.getElementById('trial').hidden", "the first trial")
-    plan = [("key", "real"), ("click", "fake"), ("tab", "real"), ("click", "real"),
-            ("key", "fake"), ("tab", "fake"), ("tab", "fake"), ("click", "fake")]
+    plan = [
+        ("key", "real"),
+        ("click", "fake"),
+        ("tab", "real"),
+        ("click", "real"),
+        ("key", "fake"),
+        ("tab", "fake"),
+        ("tab", "fake"),
+        ("click", "fake"),
+    ]
     for i, (how, choice) in enumerate(plan[:4]):
         assert driver.find_element(By.ID, "progress").text == f"{i + 1} / 8"
         assert driver.find_element(By.ID, "image").get_attribute("src").endswith(trials[i]["image"])
@@ -495,8 +626,9 @@ def test_page_in_a_browser(chrome_factory, page, tmp_path, capsys):
         _answer(driver, how, choice)
     assert _visible(driver, "download")
     answers = driver.execute_script("return studyAnswers()")
-    assert [(a["image"], a["method"], a["truth"]) for a in answers] == \
-        [(t["image"], t["method"], t["truth"]) for t in trials]
+    assert [(a["image"], a["method"], a["truth"]) for a in answers] == [
+        (t["image"], t["method"], t["truth"]) for t in trials
+    ]
     assert [a["answer"] for a in answers] == [choice for _, choice in plan]
     assert all(isinstance(a["ms"], int) and 0 <= a["ms"] < 60_000 for a in answers)
     assert set(answers[0]) == {"image", "method", "truth", "answer", "ms"}
@@ -570,6 +702,7 @@ def test_a_large_image_is_shrunk_to_fit_a_phone(chrome_factory, photos, tmp_path
     _wait(driver, READY, "the first image")
     width, image, fake = driver.execute_script(
         "return [innerWidth, document.getElementById('image').getBoundingClientRect(),"
-        " document.getElementById('fake').getBoundingClientRect()]")
+        " document.getElementById('fake').getBoundingClientRect()]"
+    )
     assert width == 360 and 250 <= image["width"] <= width - 16 and image["width"] == image["height"]
     assert fake["bottom"] <= driver.execute_script("return innerHeight")

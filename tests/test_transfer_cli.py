@@ -1,4 +1,5 @@
 """python -m huenet.transfer: every method, .cube in and out, masks, folders, 16-bit and RGBA, every error."""
+
 import io
 import zipfile
 
@@ -22,8 +23,9 @@ def _hue_emd(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.fixture
 def pair(tmp_path):
-    return _image(tmp_path / "source.png", (60, 40), (40, 170, 40)), _image(tmp_path / "target.jpg", (30, 50),
-                                                                              (200, 50, 40))
+    return _image(tmp_path / "source.png", (60, 40), (40, 170, 40)), _image(
+        tmp_path / "target.jpg", (30, 50), (200, 50, 40)
+    )
 
 
 def _run(*argv):
@@ -73,8 +75,7 @@ def test_gan_folders_pair_sources_with_cycling_targets(run_dir, tmp_path):  # no
         _image(tmp_path / "src" / f"s{i}.png", size, (30, 30, 200))
     for i in range(2):
         _image(tmp_path / "tgt" / f"t{i}.png", (32, 32), (220, 200, 30))
-    _run("--checkpoint", run_dir, "--source", tmp_path / "src", "--target", tmp_path / "tgt", "--out",
-         tmp_path / "out")
+    _run("--checkpoint", run_dir, "--source", tmp_path / "src", "--target", tmp_path / "tgt", "--out", tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s0__t0.png", "s1__t1.png", "s2__t0.png"]
     assert Image.open(tmp_path / "out" / "s1__t1.png").size == (64, 36)
 
@@ -122,15 +123,32 @@ def test_rgba_source_keeps_alpha_and_transparent_pixels_do_not_count(tmp_path):
     rgba = np.zeros((30, 40, 4), np.uint8)
     rgba[:, :20] = (40, 170, 40, 255)
     rgba[:, 20:] = (220, 30, 30, 0)
-    rgba[..., :3] = np.clip(rgba[..., :3].astype(int) + np.random.default_rng(1).integers(-30, 30, (30, 40, 3)),
-                            0, 255)
+    rgba[..., :3] = np.clip(rgba[..., :3].astype(int) + np.random.default_rng(1).integers(-30, 30, (30, 40, 3)), 0, 255)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
     Image.fromarray(rgba[:, :20, :3]).save(tmp_path / "left.png")
     target = _image(tmp_path / "t.png", (30, 30), (40, 60, 210))
-    _run("--source", tmp_path / "a.png", "--target", target, "--out", tmp_path / "a_out.png", "--cube",
-         tmp_path / "a.cube", *FAST)
-    _run("--source", tmp_path / "left.png", "--target", target, "--out", tmp_path / "l_out.png", "--cube",
-         tmp_path / "l.cube", *FAST)
+    _run(
+        "--source",
+        tmp_path / "a.png",
+        "--target",
+        target,
+        "--out",
+        tmp_path / "a_out.png",
+        "--cube",
+        tmp_path / "a.cube",
+        *FAST,
+    )
+    _run(
+        "--source",
+        tmp_path / "left.png",
+        "--target",
+        target,
+        "--out",
+        tmp_path / "l_out.png",
+        "--cube",
+        tmp_path / "l.cube",
+        *FAST,
+    )
     out = Image.open(tmp_path / "a_out.png")
     assert out.mode == "RGBA"
     np.testing.assert_array_equal(np.asarray(out)[..., 3], rgba[..., 3])
@@ -145,11 +163,33 @@ def test_masks_choose_the_pixels_that_count(tmp_path):
     mask[:, :10] = 255
     Image.fromarray(mask).save(tmp_path / "m.png")
     Image.fromarray(np.full((30, 30), 255, np.uint8)).save(tmp_path / "tm.png")
-    _run("--source", source, "--target", target, "--out", tmp_path / "o.png", "--mask", tmp_path / "m.png",
-         "--target-mask", tmp_path / "tm.png", "--cube", tmp_path / "m.cube", *FAST)
+    _run(
+        "--source",
+        source,
+        "--target",
+        target,
+        "--out",
+        tmp_path / "o.png",
+        "--mask",
+        tmp_path / "m.png",
+        "--target-mask",
+        tmp_path / "tm.png",
+        "--cube",
+        tmp_path / "m.cube",
+        *FAST,
+    )
     Image.fromarray(np.asarray(Image.open(source))[:, :10]).save(tmp_path / "strip.png")
-    _run("--source", tmp_path / "strip.png", "--target", target, "--out", tmp_path / "o2.png", "--cube",
-         tmp_path / "strip.cube", *FAST)
+    _run(
+        "--source",
+        tmp_path / "strip.png",
+        "--target",
+        target,
+        "--out",
+        tmp_path / "o2.png",
+        "--cube",
+        tmp_path / "strip.cube",
+        *FAST,
+    )
     masked, strip = (ColorLUT.load_cube(tmp_path / n).table for n in ("m.cube", "strip.cube"))
     assert (masked - strip).abs().max() < 1e-4
 
@@ -171,11 +211,34 @@ def test_usage_errors_exit_2(pair, tmp_path, capsys, run_dir):  # noqa: F811
     cube = tmp_path / "x.cube"
     ColorLUT.identity(3).save_cube(cube)
     base = ["--source", source, "--target", target]
-    _error(capsys, 2, "--lut applies a saved LUT; it cannot be combined with --method gan",
-           "--source", source, "--out", out, "--lut", cube, "--method", "gan", "--checkpoint", run_dir)
+    _error(
+        capsys,
+        2,
+        "--lut applies a saved LUT; it cannot be combined with --method gan",
+        "--source",
+        source,
+        "--out",
+        out,
+        "--lut",
+        cube,
+        "--method",
+        "gan",
+        "--checkpoint",
+        run_dir,
+    )
     _error(capsys, 2, "--method gan needs --checkpoint", *base, "--out", out, "--method", "gan")
-    _error(capsys, 2, "--checkpoint is only used by --method gan", *base, "--out", out, "--method", "fit",
-           "--checkpoint", run_dir)
+    _error(
+        capsys,
+        2,
+        "--checkpoint is only used by --method gan",
+        *base,
+        "--out",
+        out,
+        "--method",
+        "fit",
+        "--checkpoint",
+        run_dir,
+    )
     _error(capsys, 2, "--target is not used", *base, "--out", out, "--lut", cube)
     _error(capsys, 2, "--target is required", "--source", source, "--out", out)
     _error(capsys, 2, "--strength must be in [0, 1]", *base, "--out", out, "--strength", "2")
@@ -188,16 +251,26 @@ def test_usage_errors_exit_2(pair, tmp_path, capsys, run_dir):  # noqa: F811
     (tmp_path / "sdir").mkdir()
     _image(tmp_path / "sdir" / "a.png", (20, 20), (10, 100, 10))
     out.write_bytes(b"x")
-    _error(capsys, 2, "is an existing file, but --source is a folder",
-           "--source", tmp_path / "sdir", "--target", target, "--out", out)
+    _error(
+        capsys,
+        2,
+        "is an existing file, but --source is a folder",
+        "--source",
+        tmp_path / "sdir",
+        "--target",
+        target,
+        "--out",
+        out,
+    )
 
 
 def test_run_time_errors_exit_1_and_write_nothing(pair, tmp_path, capsys):
     source, target = pair
     out = tmp_path / "never.png"
     base = ["--source", source, "--target", target, "--out", out, *FAST]
-    _error(capsys, 1, "--source: no file or folder", "--source", tmp_path / "nope.png", "--target", target,
-           "--out", out)
+    _error(
+        capsys, 1, "--source: no file or folder", "--source", tmp_path / "nope.png", "--target", target, "--out", out
+    )
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     _error(capsys, 1, "--target: cannot read", "--source", source, "--target", tmp_path / "broken.png", "--out", out)
     bad_cube = tmp_path / "bad.cube"
@@ -233,15 +306,37 @@ def _bad_checkpoints(tmp_path, run_dir):  # noqa: F811
 def test_bad_checkpoints_get_one_clean_line(pair, tmp_path, capsys, run_dir):  # noqa: F811
     source, target = pair
     for name in _bad_checkpoints(tmp_path, run_dir):
-        _error(capsys, 1, name, "--checkpoint", tmp_path / name, "--source", source, "--target", target,
-               "--out", tmp_path / "o.png")
+        _error(
+            capsys,
+            1,
+            name,
+            "--checkpoint",
+            tmp_path / name,
+            "--source",
+            source,
+            "--target",
+            target,
+            "--out",
+            tmp_path / "o.png",
+        )
     from huenet.colortransfer.checkpoint import load_generator
 
     for name in _bad_checkpoints(tmp_path, run_dir):
         with pytest.raises(ValueError, match=name):
             load_generator(tmp_path / name, "cpu")
-    _error(capsys, 1, "no checkpoint at", "--checkpoint", tmp_path / "nothing", "--source", source,
-           "--target", target, "--out", tmp_path / "o.png")
+    _error(
+        capsys,
+        1,
+        "no checkpoint at",
+        "--checkpoint",
+        tmp_path / "nothing",
+        "--source",
+        source,
+        "--target",
+        target,
+        "--out",
+        tmp_path / "o.png",
+    )
 
 
 def test_grey_target_warns_and_invents_no_colour(tmp_path, capsys):

@@ -12,6 +12,7 @@ optional weights (M, N) and the bin-unit ``Binning`` (``Binning.in_bin_units``).
 saving any (M, N, K) tensor. The values reach them in bin units, so autograd maps dL/du back to the caller's
 values through ``to_bin_units`` (du/dz = 1/L; the circular wrap has slope 1).
 """
+
 from __future__ import annotations
 
 import functools
@@ -65,8 +66,17 @@ def _custom_ops(name: str, impl) -> SimpleNamespace:
         return u.new_empty(u.shape[0], bins)
 
     @custom_op(f"huenet::{name}_soft_histogram_backward", mutates_args=())
-    def soft_backward(g: Tensor, u: Tensor, w: Optional[Tensor], p: Tensor, bins: int, bandwidth: float,
-                      boundary: str, need_u: bool, need_w: bool) -> tuple[Tensor, Tensor]:
+    def soft_backward(
+        g: Tensor,
+        u: Tensor,
+        w: Optional[Tensor],
+        p: Tensor,
+        bins: int,
+        bandwidth: float,
+        boundary: str,
+        need_u: bool,
+        need_w: bool,
+    ) -> tuple[Tensor, Tensor]:
         grads = impl.soft_histogram_backward(g, u, w, p, _binning(bins, bandwidth, boundary), need_u, need_w)
         return tuple(_empty_if_none(t, u) for t in grads)
 
@@ -96,11 +106,22 @@ def _custom_ops(name: str, impl) -> SimpleNamespace:
         return x.new_empty(x.shape[0], bins, bins)
 
     @custom_op(f"huenet::{name}_joint_histogram_backward", mutates_args=())
-    def joint_backward(g: Tensor, x: Tensor, y: Tensor, w: Optional[Tensor], j: Tensor, bins: int,
-                       bandwidth: float, boundary: str, need_x: bool, need_y: bool,
-                       need_w: bool) -> tuple[Tensor, Tensor, Tensor]:
-        grads = impl.joint_histogram_backward(g, x, y, w, j, _binning(bins, bandwidth, boundary), need_x, need_y,
-                                              need_w)
+    def joint_backward(
+        g: Tensor,
+        x: Tensor,
+        y: Tensor,
+        w: Optional[Tensor],
+        j: Tensor,
+        bins: int,
+        bandwidth: float,
+        boundary: str,
+        need_x: bool,
+        need_y: bool,
+        need_w: bool,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        grads = impl.joint_histogram_backward(
+            g, x, y, w, j, _binning(bins, bandwidth, boundary), need_x, need_y, need_w
+        )
         return tuple(_empty_if_none(t, x) for t in grads)
 
     @joint_backward.register_fake
@@ -126,8 +147,9 @@ def _custom_ops(name: str, impl) -> SimpleNamespace:
     def joint_histogram(x: Tensor, y: Tensor, w: Optional[Tensor], binning: Binning) -> Tensor:
         return joint(x, y, w, binning.bins, binning.bandwidth, binning.boundary)
 
-    return SimpleNamespace(name=name, soft_histogram=soft_histogram, joint_histogram=joint_histogram,
-                           entropies=impl.entropies)
+    return SimpleNamespace(
+        name=name, soft_histogram=soft_histogram, joint_histogram=joint_histogram, entropies=impl.entropies
+    )
 
 
 class _Triton:
@@ -139,8 +161,12 @@ class _Triton:
     def dot_precision(self) -> str:
         precision = os.environ.get(PRECISION_ENV_VAR, "tf32x3")
         if precision not in self.kernels.DOT_PRECISIONS:
-            fail("joint_histogram", f"environment variable {PRECISION_ENV_VAR}",
-                 "one of " + ", ".join(map(repr, self.kernels.DOT_PRECISIONS)), repr(precision))
+            fail(
+                "joint_histogram",
+                f"environment variable {PRECISION_ENV_VAR}",
+                "one of " + ", ".join(map(repr, self.kernels.DOT_PRECISIONS)),
+                repr(precision),
+            )
         return precision
 
     @staticmethod
@@ -155,17 +181,27 @@ class _Triton:
         return self.kernels.soft_histogram.forward(u.contiguous(), self._contiguous(w), *self._args(binning, u.dtype))
 
     def soft_histogram_backward(self, g, u, w, p, binning, need_u, need_w):
-        return self.kernels.soft_histogram.backward(g.contiguous(), u.contiguous(), self._contiguous(w), p,
-                                                    *self._args(binning, u.dtype), need_u, need_w)
+        return self.kernels.soft_histogram.backward(
+            g.contiguous(), u.contiguous(), self._contiguous(w), p, *self._args(binning, u.dtype), need_u, need_w
+        )
 
     def joint_histogram_forward(self, x, y, w, binning):
-        return self.kernels.joint_histogram.forward(x.contiguous(), y.contiguous(), self._contiguous(w),
-                                                    *self._args(binning, x.dtype), self.dot_precision())
+        return self.kernels.joint_histogram.forward(
+            x.contiguous(), y.contiguous(), self._contiguous(w), *self._args(binning, x.dtype), self.dot_precision()
+        )
 
     def joint_histogram_backward(self, g, x, y, w, joint, binning, need_x, need_y, need_w):
-        return self.kernels.joint_histogram.backward(g.contiguous(), x.contiguous(), y.contiguous(),
-                                                     self._contiguous(w), joint, *self._args(binning, x.dtype),
-                                                     need_x, need_y, need_w)
+        return self.kernels.joint_histogram.backward(
+            g.contiguous(),
+            x.contiguous(),
+            y.contiguous(),
+            self._contiguous(w),
+            joint,
+            *self._args(binning, x.dtype),
+            need_x,
+            need_y,
+            need_w,
+        )
 
     def entropies(self, joint):
         return _triton_entropies(joint.contiguous())
@@ -183,11 +219,16 @@ def _(joint):
 
 _triton_entropies.register_autograd(
     lambda ctx, g: importlib.import_module("huenet.kernels").entropy.backward(g, ctx.saved_tensors[0]),
-    setup_context=lambda ctx, inputs, output: ctx.save_for_backward(inputs[0]))
+    setup_context=lambda ctx, inputs, output: ctx.save_for_backward(inputs[0]),
+)
 
 EAGER = _custom_ops("eager", eager)
-REFERENCE = SimpleNamespace(name="reference", soft_histogram=reference.soft_histogram,
-                            joint_histogram=reference.joint_histogram, entropies=reference.entropies)
+REFERENCE = SimpleNamespace(
+    name="reference",
+    soft_histogram=reference.soft_histogram,
+    joint_histogram=reference.joint_histogram,
+    entropies=reference.entropies,
+)
 
 
 @functools.lru_cache(maxsize=None)
@@ -205,8 +246,10 @@ def _triton_unavailable(device_type: str) -> str | None:
     if isinstance(backend, str):
         return backend
     if device_type != "cuda" and not importlib.import_module("huenet.kernels").INTERPRETED:
-        return (f"the tensors are on {device_type}, and the kernels run on CPU tensors only under the Triton "
-                "interpreter (TRITON_INTERPRET=1 set before importing huenet)")
+        return (
+            f"the tensors are on {device_type}, and the kernels run on CPU tensors only under the Triton "
+            "interpreter (TRITON_INTERPRET=1 set before importing huenet)"
+        )
     return None
 
 

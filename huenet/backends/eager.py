@@ -17,6 +17,7 @@ accumulate into K+1 bins, the last a dump for virtual bins that fold nowhere, so
 needed. When the bandwidth is so wide that a window would cover every virtual bin that folds into a real one,
 all pixels share that one fixed window (the dense fallback), and the joint histogram becomes a matmul.
 """
+
 from __future__ import annotations
 
 import torch
@@ -93,8 +94,15 @@ def soft_histogram_forward(u: torch.Tensor, w: torch.Tensor | None, binning: Bin
     return (hist[:, :-1] / _weight_sums(u, w).unsqueeze(-1).to(torch.float64)).to(u.dtype)
 
 
-def soft_histogram_backward(g: torch.Tensor, u: torch.Tensor, w: torch.Tensor | None, p: torch.Tensor,
-                            binning: Binning, need_u: bool, need_w: bool):
+def soft_histogram_backward(
+    g: torch.Tensor,
+    u: torch.Tensor,
+    w: torch.Tensor | None,
+    p: torch.Tensor,
+    binning: Binning,
+    need_u: bool,
+    need_w: bool,
+):
     """(dL/du, dL/dw), each (M, N) or None, gathered over each pixel's window (no atomics):
     dL/du_x = (w_x / S) sum_j g_fold(j) d pi_j/du_x  and  dL/dw_x = (sum_j g_fold(j) pi_j(u_x) - <g, p>) / S."""
     layout = _Layout(binning, u.dtype, u.device)
@@ -132,8 +140,7 @@ def _rows(values: torch.Tensor, index: torch.Tensor, k1: int) -> torch.Tensor:
     return values.new_zeros(*values.shape[:-1], k1).scatter_add_(-1, index, values)
 
 
-def joint_histogram_forward(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
-                            binning: Binning) -> torch.Tensor:
+def joint_histogram_forward(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
     """J[m, k1, k2] = sum_x w m_k1(x) m_k2(y) / S for x, y (M, N) with S = sum_x w; returns (M, K, K).
 
     Each pixel adds the outer product of its two windows, (2R+1)² values, at the windows' folded bins; for
@@ -161,8 +168,17 @@ def joint_histogram_forward(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | 
     return (joint[:, :-1, :-1] / _weight_sums(x, w).to(torch.float64)[:, None, None]).to(x.dtype)
 
 
-def joint_histogram_backward(g: torch.Tensor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
-                             joint: torch.Tensor, binning: Binning, need_x: bool, need_y: bool, need_w: bool):
+def joint_histogram_backward(
+    g: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    w: torch.Tensor | None,
+    joint: torch.Tensor,
+    binning: Binning,
+    need_x: bool,
+    need_y: bool,
+    need_w: bool,
+):
     """(dL/dx, dL/dy, dL/dw), each (M, N) or None, with G = dL/dJ / S gathered onto each pixel's window pair:
     dL/dx = w · sum_{j1 j2} G d pi_j1(x) pi_j2(y), dL/dy likewise, dL/dw = sum G pi_j1(x) pi_j2(y) - <dL/dJ, J>/S."""
     layout = _Layout(binning, x.dtype, x.device)

@@ -8,6 +8,7 @@ eager backend shares it.
 Like every backend it takes values in bin units (M, N) and the bin-unit ``Binning`` (lo = 0, width 1), where
 the formulas below read exactly as in value units.
 """
+
 from __future__ import annotations
 
 import torch
@@ -61,5 +62,6 @@ def _neg_xlogx_sum(p: torch.Tensor, dims) -> torch.Tensor:
 
 def entropies(joint: torch.Tensor) -> torch.Tensor:
     """(H(X,Y), H(X), H(Y)) of joint histograms (M, K, K) whose rows index X, stacked as (M, 3)."""
-    return torch.stack([_neg_xlogx_sum(joint, (-2, -1)), _neg_xlogx_sum(joint.sum(-1), -1),
-                        _neg_xlogx_sum(joint.sum(-2), -1)], -1)
+    return torch.stack(
+        [_neg_xlogx_sum(joint, (-2, -1)), _neg_xlogx_sum(joint.sum(-1), -1), _neg_xlogx_sum(joint.sum(-2), -1)], -1
+    )

@@ -13,6 +13,7 @@ Example:
     >>> {name: fn(source, target).shape for name, fn in BASELINES.items()}["reinhard"]
     torch.Size([2, 3, 16, 16])
 """
+
 from __future__ import annotations
 
 import torch

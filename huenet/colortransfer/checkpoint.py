@@ -4,6 +4,7 @@ A checkpoint is written to a temporary file in the same folder, flushed to disk 
 one (``os.replace`` is atomic on POSIX and Windows), so a crash at any moment -- ``kill -9`` included -- leaves
 either the previous checkpoint or the new one, never a torn file.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,19 @@ CHECKPOINT_NAME = "checkpoint.pt"
 _TMP_SUFFIX = ".tmp"
 #: What a checkpoint must hold to rebuild the generator; a training checkpoint also holds TRAINING_KEYS.
 GENERATOR_KEYS = ("config", "generator_config", "generator")
-TRAINING_KEYS = GENERATOR_KEYS + ("discriminator", "opt_g", "opt_d", "scaler", "rng", "step", "epoch",
-                                  "epoch_step", "world_size", "nonfinite_total", "elapsed")
+TRAINING_KEYS = GENERATOR_KEYS + (
+    "discriminator",
+    "opt_g",
+    "opt_d",
+    "scaler",
+    "rng",
+    "step",
+    "epoch",
+    "epoch_step",
+    "world_size",
+    "nonfinite_total",
+    "elapsed",
+)
 
 
 class CheckpointError(ValueError):
@@ -70,8 +82,9 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
-                    keys: tuple[str, ...] = GENERATOR_KEYS) -> dict:
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu", keys: tuple[str, ...] = GENERATOR_KEYS
+) -> dict:
     """Read a checkpoint (a run folder or a file) with tensors mapped to ``device``; it must hold ``keys``.
 
     Raises:
@@ -125,6 +138,7 @@ def load_generator(run_or_file: str | os.PathLike, device: str | torch.device = 
         generator.load_state_dict(state["generator"])
     except (TypeError, ValueError, RuntimeError) as err:
         reason = str(err).strip().splitlines()[0][:120]
-        raise CheckpointError(f"{str(checkpoint_path(run_or_file))!r} holds a generator that cannot be rebuilt "
-                              f"({reason})") from err
+        raise CheckpointError(
+            f"{str(checkpoint_path(run_or_file))!r} holds a generator that cannot be rebuilt ({reason})"
+        ) from err
     return generator.eval(), state["config"]

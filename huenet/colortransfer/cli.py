@@ -4,6 +4,7 @@ The library and the application's modules name their own arguments ("HueNetLoss:
 only a command line knows its flags, so each one translates with :func:`flag_message`. A problem the user can
 fix ends in one line on stderr: exit 2 for a usage error, 1 for a run-time one, never a traceback.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -61,6 +62,7 @@ def exit_with(prog: str, err: RunError) -> None:
 @contextlib.contextmanager
 def clean_warnings(prog: str):
     """Print each warning as one line, ``<prog>: warning: <message>``, above any progress bar, not through it."""
+
     def show(message, category, filename, lineno, file=None, line=None):
         tqdm.write(f"{prog}: warning: {message}", file=sys.stderr)
 

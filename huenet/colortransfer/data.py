@@ -9,6 +9,7 @@ target for every source image, new each epoch, with resize + random crop + flip 
 Everything random here is a function of ``(seed, epoch, index)`` rather than of a global RNG, so a resumed
 run or a DataLoader worker sees exactly the pairs and crops an uninterrupted run would.
 """
+
 from __future__ import annotations
 
 import os
@@ -97,11 +98,14 @@ class ImageFolder:
                 self.skipped.append(path)
         if self.skipped:
             shown = ", ".join(p.name for p in self.skipped[:5]) + (", ..." if len(self.skipped) > 5 else "")
-            warnings.warn(f"skipped {len(self.skipped)} unreadable image file(s) under {str(root)!r}: {shown}",
-                          stacklevel=2)
+            warnings.warn(
+                f"skipped {len(self.skipped)} unreadable image file(s) under {str(root)!r}: {shown}", stacklevel=2
+            )
         if len(self.files) < 2:
-            raise ValueError(f"need at least 2 readable images under {str(root)!r}; found "
-                             f"{len(self.files)} (and {len(self.skipped)} unreadable)")
+            raise ValueError(
+                f"need at least 2 readable images under {str(root)!r}; found "
+                f"{len(self.files)} (and {len(self.skipped)} unreadable)"
+            )
 
     def __len__(self) -> int:
         return len(self.files)
@@ -247,7 +251,7 @@ class UnpairedPairs(Dataset):
             image = _resize_short_side(image, round(size * self.val_scale))
             height, width = image.shape[-2:]
             left, top = (width - size) // 2, (height - size) // 2
-        image = image[:, top:top + size, left:left + size]
+        image = image[:, top : top + size, left : left + size]
         if self.train and rng.random() < 0.5:
             image = image.flip(-1)
         return image.contiguous()
@@ -259,6 +263,7 @@ class UnpairedPairs(Dataset):
         skipped: list[str] = []
         source = self._crop(self._load(i, skipped), rng)
         target = self._crop(self._load(self.target_position(i), skipped), rng)
-        source_alpha, target_alpha = (image[3:] if len(image) == 4 else torch.ones_like(image[:1])
-                                      for image in (source, target))
+        source_alpha, target_alpha = (
+            image[3:] if len(image) == 4 else torch.ones_like(image[:1]) for image in (source, target)
+        )
         return Pair(source[:3], target[:3], source_alpha, target_alpha, "\n".join(skipped))

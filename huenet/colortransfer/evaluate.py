@@ -16,6 +16,7 @@ reference, and D_MI(V) and lightness SSIM to the input (:data:`~huenet.colortran
 the baselines are the input itself and, for colorize, Reinhard's transfer of the reference's Lab statistics
 to the grey input (a global tint). pix2pix is compared as a run of its own (docs/results.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,13 +39,17 @@ MODEL_NAME = "huenet"
 # Fewer validation pairs than this give means too rough to compare methods by: warn.
 FEW_PAIRS = 10
 # The training-free baselines of each paired task: the input as it is, and for colorize a global tint.
-PAIRED_BASELINES = {"colorize": {"grey input": identity, "reinhard": reinhard},
-                    "edges2photo": {"edge input": identity}}
+PAIRED_BASELINES = {"colorize": {"grey input": identity, "reinhard": reinhard}, "edges2photo": {"edge input": identity}}
 EXEMPLARS = ("truth", "other")
 
 
-def evaluate(generator, pairs: UnpairedPairs, batch_size: int = 16, device: str | torch.device = "cpu",
-             skipped: set[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
+def evaluate(
+    generator,
+    pairs: UnpairedPairs,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    skipped: set[str] | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
     """Score ``generator`` and the baselines on every pair of ``pairs``.
 
     Images that fail to decode are replaced by the next one (see :class:`UnpairedPairs`) and their names are
@@ -64,16 +69,25 @@ def evaluate(generator, pairs: UnpairedPairs, batch_size: int = 16, device: str 
             source, target = (torch.stack(t).to(device) for t in ([p.source for p in batch], [p.target for p in batch]))
             for k in (source == target).flatten(1).all(1).nonzero().flatten().tolist():
                 name = pairs.images.name(pairs.indices[start + k])
-                warnings.warn(f"validation pair {start + k} ({name!r}): its source and target are the same "
-                              "image, so it scores no colour transfer", stacklevel=2)
+                warnings.warn(
+                    f"validation pair {start + k} ({name!r}): its source and target are the same "
+                    "image, so it scores no colour transfer",
+                    stacklevel=2,
+                )
             for name, method in methods.items():
                 for key, values in transfer_metrics(method(source, target).float(), source, target).items():
                     scores[name][key].append(values.cpu())
     return _summarise(scores)
 
 
-def evaluate_paired(generator, pairs: PairedImages, exemplar: str = "truth", batch_size: int = 16,
-                    device: str | torch.device = "cpu", skipped: set[str] | None = None) -> dict:
+def evaluate_paired(
+    generator,
+    pairs: PairedImages,
+    exemplar: str = "truth",
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    skipped: set[str] | None = None,
+) -> dict:
     """Score ``generator`` and the task's baselines on every (input, ground truth) pair of ``pairs``.
 
     ``exemplar``: "truth" gives G each pair's own photo as the reference (as in training); "other" the photo of
@@ -132,25 +146,42 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m huenet.evaluate",
         description="Score a trained Hue-Net and four baselines (identity, Reinhard in Lab, per-channel "
-                    "histogram matching, MKL) on the validation pairs: hue EMD, histogram intersection and a*b* "
-                    "sliced Wasserstein distance to the target; D_MI, V-SSIM and L-SSIM to the source. For a "
-                    "colorize or edges2photo run: PSNR and SSIM to the ground truth as well, against the input "
-                    "itself (and a Reinhard tint for colorize).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, metavar="RUN_OR_FILE",
-                        help="a run folder (its checkpoint.pt) or a checkpoint file")
-    parser.add_argument("--data", default=None, metavar="DIR",
-                        help="evaluate on this folder's validation split instead of the run's data")
+        "histogram matching, MKL) on the validation pairs: hue EMD, histogram intersection and a*b* "
+        "sliced Wasserstein distance to the target; D_MI, V-SSIM and L-SSIM to the source. For a "
+        "colorize or edges2photo run: PSNR and SSIM to the ground truth as well, against the input "
+        "itself (and a Reinhard tint for colorize).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="RUN_OR_FILE",
+        help="a run folder (its checkpoint.pt) or a checkpoint file",
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="evaluate on this folder's validation split instead of the run's data",
+    )
     parser.add_argument("--image-size", type=int, default=None, help="crop size; default: the run's")
     parser.add_argument("--limit", type=int, default=None, help="score at most this many validation pairs")
     parser.add_argument("--batch-size", type=int, default=16, help="pairs per batch")
-    parser.add_argument("--exemplar", choices=EXEMPLARS, default=None,
-                        help="paired tasks: the reference given with each input, its own photo (truth, as in "
-                             "training; the default) or another validation photo (other)")
+    parser.add_argument(
+        "--exemplar",
+        choices=EXEMPLARS,
+        default=None,
+        help="paired tasks: the reference given with each input, its own photo (truth, as in "
+        "training; the default) or another validation photo (other)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--json", default=None, metavar="PATH",
-                        help="where to write the results (its folder is created); default: evaluation.json "
-                             "next to the checkpoint, or evaluation-<folder>.json with --data")
+    parser.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="where to write the results (its folder is created); default: evaluation.json "
+        "next to the checkpoint, or evaluation-<folder>.json with --data",
+    )
     args = parser.parse_args(argv)
     for flag in ("image_size", "limit", "batch_size"):
         value = getattr(args, flag)
@@ -204,20 +235,28 @@ def _run(args) -> None:
         raise UsageError(f"--exemplar is for the paired tasks; the checkpoint is a {task} run")
     try:
         if task in PAIRED_TASKS:
-            images = make_paired_image_set(data, config["image_size"], config["seed"], config["synthetic_images"],
-                                           config.get("data_format", "auto"))
+            images = make_paired_image_set(
+                data,
+                config["image_size"],
+                config["seed"],
+                config["synthetic_images"],
+                config.get("data_format", "auto"),
+            )
         else:
             images = make_image_set(data, config["image_size"], config["seed"], config["synthetic_images"])
         _, val_idx = split_indices(len(images), config["val_fraction"], config["seed"])
         if task in PAIRED_TASKS:
-            pairs = PairedImages(images, val_idx[:args.limit], image_size, task, train=False, seed=config["seed"])
+            pairs = PairedImages(images, val_idx[: args.limit], image_size, task, train=False, seed=config["seed"])
         else:
-            pairs = UnpairedPairs(images, val_idx[:args.limit], image_size, train=False, seed=config["seed"])
+            pairs = UnpairedPairs(images, val_idx[: args.limit], image_size, train=False, seed=config["seed"])
     except (OSError, ValueError, ImportError) as err:
         raise RunError(f"--data: {err}" if args.data is not None else f"the run's data: {err}") from err
     if len(pairs) < FEW_PAIRS:
-        hint = "" if args.limit is not None and args.limit < len(val_idx) else \
-            f" (the validation split is {config['val_fraction']:.0%} of the images; use a larger folder)"
+        hint = (
+            ""
+            if args.limit is not None and args.limit < len(val_idx)
+            else f" (the validation split is {config['val_fraction']:.0%} of the images; use a larger folder)"
+        )
         warnings.warn(f"only {len(pairs)} validation pair(s): the means below are rough{hint}", stacklevel=2)
     skipped = set(skipped_images(images))
     if task in PAIRED_TASKS:
@@ -230,19 +269,30 @@ def _run(args) -> None:
         metrics, what = METRICS, "pairs"
 
     data_name = data if data is not None else f"built-in synthetic ({config['synthetic_images']} images)"
-    print(f"{PROG}: {len(pairs)} validation {what} of {data_name} at {image_size}x{image_size}, "
-          f"checkpoint {ckpt}" + (f"; {len(skipped)} unreadable image(s) skipped" if skipped else "") + "\n")
+    print(
+        f"{PROG}: {len(pairs)} validation {what} of {data_name} at {image_size}x{image_size}, "
+        f"checkpoint {ckpt}" + (f"; {len(skipped)} unreadable image(s) skipped" if skipped else "") + "\n"
+    )
     print(format_table(result, metrics))
     try:
-        runlog.write_json(out, {"checkpoint": str(ckpt), "task": task, "data": data, "image_size": image_size,
-                                "pairs": len(pairs), "unreadable": sorted(skipped),
-                                **({"exemplar": exemplar} if task in PAIRED_TASKS else {}),
-                                "metrics": {k: {"label": label, "lower_is_better": lower}
-                                            for k, (label, lower) in metrics.items()},
-                                "results": result})
+        runlog.write_json(
+            out,
+            {
+                "checkpoint": str(ckpt),
+                "task": task,
+                "data": data,
+                "image_size": image_size,
+                "pairs": len(pairs),
+                "unreadable": sorted(skipped),
+                **({"exemplar": exemplar} if task in PAIRED_TASKS else {}),
+                "metrics": {k: {"label": label, "lower_is_better": lower} for k, (label, lower) in metrics.items()},
+                "results": result,
+            },
+        )
     except OSError as err:
         raise RunError(f"--json: cannot write {str(out)!r} ({err.strerror or err})") from err
     print(f"\nwritten to {out}")
+
 
 if __name__ == "__main__":
     main()

@@ -22,6 +22,7 @@ Example:
     >>> sorted(record), record["nonfinite"]
     (['adv', 'hist', 'l1', 'loss_d', 'loss_g', 'mi', 'nonfinite'], False)
 """
+
 from __future__ import annotations
 
 import inspect
@@ -37,8 +38,11 @@ from .models import GANLoss, HueNetGenerator, PatchDiscriminator
 from .tasks import PAIRED_TASKS
 
 # torch 2.13 renamed DDP's broadcast_buffers to forward_sync_buffers (the old name warns).
-_BUFFER_SYNC_ARG = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(
-    DistributedDataParallel.__init__).parameters else "broadcast_buffers"
+_BUFFER_SYNC_ARG = (
+    "forward_sync_buffers"
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    else "broadcast_buffers"
+)
 #: The losses of a step: G's total, D's, and G's three terms unweighted.
 LOSS_KEYS = ("loss_g", "loss_d", "adv", "hist", "mi", "l1")
 # Activations a training step keeps per element of one forward pass of G and D, as a multiple of that
@@ -75,12 +79,24 @@ class HueNetGAN:
         ctx: the process group under torchrun; None runs alone.
     """
 
-    def __init__(self, generator: HueNetGenerator, discriminator: PatchDiscriminator, loss: HueNetLoss | None,
-                 gan_mode: str = "bce", lr: float = 2e-4, beta1: float = 0.5, lambda_gan: float = 1.0,
-                 amp: bool = False, ctx: runtime.Distributed | None = None, lambda_l1: float = 0.0):
+    def __init__(
+        self,
+        generator: HueNetGenerator,
+        discriminator: PatchDiscriminator,
+        loss: HueNetLoss | None,
+        gan_mode: str = "bce",
+        lr: float = 2e-4,
+        beta1: float = 0.5,
+        lambda_gan: float = 1.0,
+        amp: bool = False,
+        ctx: runtime.Distributed | None = None,
+        lambda_l1: float = 0.0,
+    ):
         if lambda_l1 and not discriminator.conditional:
-            raise ValueError("HueNetGAN: `lambda_l1` must be 0 with an unconditional discriminator (unpaired "
-                             f"transfer has no ground truth); got {lambda_l1!r}")
+            raise ValueError(
+                "HueNetGAN: `lambda_l1` must be 0 with an unconditional discriminator (unpaired "
+                f"transfer has no ground truth); got {lambda_l1!r}"
+            )
         self.G, self.D, self.loss = generator, discriminator, loss
         self.paired, self.lambda_l1 = discriminator.conditional, float(lambda_l1)
         self.device = next(generator.parameters()).device
@@ -105,21 +121,38 @@ class HueNetGAN:
     def from_config(cls, cfg, ctx: runtime.Distributed) -> HueNetGAN:
         """The GAN of a :class:`~huenet.colortransfer.options.TrainConfig`, seeded by ``cfg.seed``."""
         torch.manual_seed(cfg.seed)  # identical initial weights in every process
-        generator = HueNetGenerator(cfg.image_size, cfg.ngf, cfg.cond_bins, cfg.colorspace, cfg.bandwidth,
-                                    cfg.dropout, cfg.backend).to(ctx.device)
+        generator = HueNetGenerator(
+            cfg.image_size, cfg.ngf, cfg.cond_bins, cfg.colorspace, cfg.bandwidth, cfg.dropout, cfg.backend
+        ).to(ctx.device)
         discriminator = PatchDiscriminator(cfg.ndf or cfg.ngf, conditional=cfg.task in PAIRED_TASKS).to(ctx.device)
-        loss = HueNetLoss(cfg.colorspace, cfg.bins, cfg.bandwidth, cfg.lambda_hist, cfg.lambda_mi,
-                          cfg.hist_channels, cfg.mi_channels, cfg.emd_order, cfg.hue_weight, "none", cfg.backend,
-                          cfg.detach_hue_weight)
+        loss = HueNetLoss(
+            cfg.colorspace,
+            cfg.bins,
+            cfg.bandwidth,
+            cfg.lambda_hist,
+            cfg.lambda_mi,
+            cfg.hist_channels,
+            cfg.mi_channels,
+            cfg.emd_order,
+            cfg.hue_weight,
+            "none",
+            cfg.backend,
+            cfg.detach_hue_weight,
+        )
         amp = cfg.amp and ctx.device.type == "cuda"
-        return cls(generator, discriminator, loss, cfg.gan_mode, cfg.lr, cfg.beta1, cfg.lambda_gan, amp, ctx,
-                   cfg.lambda_l1)
+        return cls(
+            generator, discriminator, loss, cfg.gan_mode, cfg.lr, cfg.beta1, cfg.lambda_gan, amp, ctx, cfg.lambda_l1
+        )
 
     # ------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict:
-        return {"generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "scaler": self.scaler.state_dict()}
+        return {
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["generator"])
@@ -149,8 +182,11 @@ class HueNetGAN:
         l1 = zero
         if self.paired:
             diff = (output.float() - target).abs()
-            l1 = diff.mean() if target_weight is None else (diff * target_weight).sum() / (
-                3 * target_weight.sum()).clamp(min=1e-12)
+            l1 = (
+                diff.mean()
+                if target_weight is None
+                else (diff * target_weight).sum() / (3 * target_weight.sum()).clamp(min=1e-12)
+            )
         loss_g = self.lambda_gan * adv + self.lambda_l1 * l1
         hist = mi = zero
         if self.loss is not None:
@@ -167,8 +203,14 @@ class HueNetGAN:
         """What D must call real: the ground truth of a paired task; the source for transfer (official code)."""
         return target if self.paired else source
 
-    def step(self, source: torch.Tensor, target: torch.Tensor, source_alpha: torch.Tensor | None = None,
-             target_alpha: torch.Tensor | None = None, update: bool = True) -> dict:
+    def step(
+        self,
+        source: torch.Tensor,
+        target: torch.Tensor,
+        source_alpha: torch.Tensor | None = None,
+        target_alpha: torch.Tensor | None = None,
+        update: bool = True,
+    ) -> dict:
         """One D update then one G update; a loss that is not finite skips its update(s).
 
         Args:
@@ -188,8 +230,9 @@ class HueNetGAN:
             with torch.no_grad(), self._autocast():
                 output = self.G(source, self.G.histograms(target))
                 condition = self._condition(source)
-                loss_d = self.gan_loss.discriminator(self.D(self._real(source, target), condition),
-                                                     self.D(output, condition))
+                loss_d = self.gan_loss.discriminator(
+                    self.D(self._real(source, target), condition), self.D(output, condition)
+                )
                 terms = self._generator_terms(output, source, target, *weights)
             return dict(zip(LOSS_KEYS, (terms[0], loss_d, *terms[1:])), nonfinite=False)
 
@@ -197,8 +240,9 @@ class HueNetGAN:
             output = self.G_train(source, self.G.histograms(target))
             self.D.requires_grad_(True)
             condition = self._condition(source)
-            loss_d = self.gan_loss.discriminator(self.D_train(self._real(source, target), condition),
-                                                 self.D_train(output.detach(), condition))
+            loss_d = self.gan_loss.discriminator(
+                self.D_train(self._real(source, target), condition), self.D_train(output.detach(), condition)
+            )
         ok = self._all_finite(loss_d)
         if ok:
             self.opt_d.zero_grad(set_to_none=True)
@@ -246,7 +290,7 @@ def step_bytes(batch: int, image_size: int, ngf: int, ndf: int, cond_bins: int, 
 
     # eval(): BatchNorm cannot train on a batch of one image with a 1x1 bottleneck; the shapes are the same.
     G, D = HueNetGenerator(image_size, ngf, cond_bins).eval(), PatchDiscriminator(ndf).eval()
-    side = max(32, 2 ** G.depth)
+    side = max(32, 2**G.depth)
     hooks = [m.register_forward_hook(count) for net in (G, D) for m in net.modules()]
     try:
         with torch.no_grad():
@@ -255,5 +299,5 @@ def step_bytes(batch: int, image_size: int, ngf: int, ndf: int, cond_bins: int, 
         for hook in hooks:
             hook.remove()
     scale = batch * (image_size / side) ** 2
-    histogram_values = batch * image_size ** 2 * 3 * 8 + batch * 3 * bins * bins
+    histogram_values = batch * image_size**2 * 3 * 8 + batch * 3 * bins * bins
     return int((_STEP_ACTIVATION_FACTOR * total * scale + histogram_values) * _FLOAT_BYTES)

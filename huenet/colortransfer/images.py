@@ -12,6 +12,7 @@ Example:
     >>> picture.bits, round(float(picture.rgb.mean()), 4), picture.alpha is None
     (16, 0.5, True)
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,7 @@ WRITE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")
 ALPHA_EXTENSIONS = (".png", ".tif", ".tiff", ".webp")
 # What decoders raise for a file that is not an image, is truncated or has a broken structure.
-UNREADABLE_ERRORS = (OSError, ValueError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError,
-                     EOFError)
+UNREADABLE_ERRORS = (OSError, ValueError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError, EOFError)
 
 
 @dataclass
@@ -85,8 +85,7 @@ def read_image(path: str | os.PathLike) -> Picture:
     path = Path(path)
     with Image.open(path) as image:
         image.load()
-        if image.format == "PNG" and image.mode not in ("I", "I;16", "I;16B", "I;16L") \
-                and _png_bit_depth(path) == 16:
+        if image.format == "PNG" and image.mode not in ("I", "I;16", "I;16B", "I;16L") and _png_bit_depth(path) == 16:
             return _read_png16(path)
         if image.format == "TIFF" and max(image.tag_v2.get(258, (8,))) == 16:
             return _read_tiff16(path)
@@ -129,7 +128,8 @@ def write_image(path: str | os.PathLike, rgb: torch.Tensor, alpha: torch.Tensor 
             height, width, planes = array.shape
             with open(tmp, "wb") as f:
                 png.Writer(width, height, greyscale=False, alpha=planes == 4, bitdepth=16).write(
-                    f, array.reshape(height, width * planes))
+                    f, array.reshape(height, width * planes)
+                )
         elif sixteen:
             import tifffile
 

@@ -16,6 +16,7 @@ Example:
     >>> sorted(transfer_metrics(a, a, b))
     ['ab_swd', 'hue_emd', 'hue_intersection', 'lightness_ssim', 'v_mi_distance', 'v_ssim']
 """
+
 from __future__ import annotations
 
 import torch
@@ -92,7 +93,7 @@ def v_mi_distance(output: torch.Tensor, source: torch.Tensor, bins: int = MI_BIN
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
-    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    g = torch.exp(-(x**2) / (2 * sigma**2))
     g = g / g.sum()
     return (g[:, None] * g[None, :])[None, None]
 
@@ -100,16 +101,16 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.T
 def _ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean SSIM of (B, 1, H, W) images with data range 1, (B,)."""
     window = _gaussian_window(min(11, x.shape[-2], x.shape[-1]), device=x.device)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
 
     def blur(t):
         return F.conv2d(t, window)
 
     mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x ** 2
-    var_y = blur(y * y) - mu_y ** 2
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y
-    ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return ssim.flatten(1).mean(1)
 
 
@@ -135,8 +136,16 @@ def _wasserstein_1d(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """
     n, m = x.shape[1], y.shape[1]
     xs, ys = x.sort(1).values, y.sort(1).values
-    steps = torch.cat([torch.arange(1, n + 1, device=x.device, dtype=torch.float64) / n,
-                       torch.arange(1, m + 1, device=x.device, dtype=torch.float64) / m]).sort().values
+    steps = (
+        torch.cat(
+            [
+                torch.arange(1, n + 1, device=x.device, dtype=torch.float64) / n,
+                torch.arange(1, m + 1, device=x.device, dtype=torch.float64) / m,
+            ]
+        )
+        .sort()
+        .values
+    )
     widths = torch.diff(steps, prepend=steps.new_zeros(1))
     mids = steps - widths / 2
     ix = (mids * n).long().clamp_(max=n - 1)
@@ -172,8 +181,9 @@ def rgb_ssim(output: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     _check_rgb("rgb_ssim", "output", output)
     _check_rgb("rgb_ssim", "truth", truth)
     if output.shape != truth.shape:
-        raise ValueError(f"rgb_ssim: `truth` must have the shape of `output` {tuple(output.shape)}; "
-                         f"got {tuple(truth.shape)}")
+        raise ValueError(
+            f"rgb_ssim: `truth` must have the shape of `output` {tuple(output.shape)}; got {tuple(truth.shape)}"
+        )
     b = output.shape[0]
     return _ssim(output.float().flatten(0, 1)[:, None], truth.float().flatten(0, 1)[:, None]).view(b, 3).mean(1)
 
@@ -186,17 +196,23 @@ def psnr(output: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     _check_rgb("psnr", "output", output)
     _check_rgb("psnr", "truth", truth)
     if output.shape != truth.shape:
-        raise ValueError(f"psnr: `truth` must have the shape of `output` {tuple(output.shape)}; "
-                         f"got {tuple(truth.shape)}")
+        raise ValueError(
+            f"psnr: `truth` must have the shape of `output` {tuple(output.shape)}; got {tuple(truth.shape)}"
+        )
     mse = (output.double() - truth.double()).pow(2).flatten(1).mean(1)
     return (10 * torch.log10(1 / mse)).float()
 
 
 def transfer_metrics(output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """All of :data:`METRICS` for one batch: name -> (B,)."""
-    return {"hue_emd": hue_emd(output, target), "hue_intersection": hue_intersection(output, target),
-            "v_mi_distance": v_mi_distance(output, source), "v_ssim": v_ssim(output, source),
-            "ab_swd": ab_swd(output, target), "lightness_ssim": lightness_ssim(output, source)}
+    return {
+        "hue_emd": hue_emd(output, target),
+        "hue_intersection": hue_intersection(output, target),
+        "v_mi_distance": v_mi_distance(output, source),
+        "v_ssim": v_ssim(output, source),
+        "ab_swd": ab_swd(output, target),
+        "lightness_ssim": lightness_ssim(output, source),
+    }
 
 
 PAIRED_METRICS = {
@@ -211,14 +227,20 @@ PAIRED_METRICS = {
 }
 
 
-def paired_metrics(output: torch.Tensor, inputs: torch.Tensor, reference: torch.Tensor,
-                   truth: torch.Tensor) -> dict[str, torch.Tensor]:
+def paired_metrics(
+    output: torch.Tensor, inputs: torch.Tensor, reference: torch.Tensor, truth: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """All of :data:`PAIRED_METRICS` for one batch of a paired task: name -> (B,).
 
     ``inputs``: the grey or edge inputs; ``reference``: the exemplars G was given; ``truth``: the photos the
     inputs were made from (the reference too, when evaluating as in training).
     """
-    return {"psnr": psnr(output, truth), "ssim": rgb_ssim(output, truth),
-            "hue_emd": hue_emd(output, reference), "hue_intersection": hue_intersection(output, reference),
-            "ab_swd": ab_swd(output, reference), "v_mi_distance": v_mi_distance(output, inputs),
-            "lightness_ssim": lightness_ssim(output, inputs)}
+    return {
+        "psnr": psnr(output, truth),
+        "ssim": rgb_ssim(output, truth),
+        "hue_emd": hue_emd(output, reference),
+        "hue_intersection": hue_intersection(output, reference),
+        "ab_swd": ab_swd(output, reference),
+        "v_mi_distance": v_mi_distance(output, inputs),
+        "lightness_ssim": lightness_ssim(output, inputs),
+    }

@@ -12,6 +12,7 @@ Example:
     >>> out.shape, D(out).shape
     (torch.Size([2, 3, 64, 64]), torch.Size([2, 1, 6, 6]))
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,11 @@ def init_weights(module: nn.Module) -> None:
 
 def _up(in_ch: int, out_ch: int, dropout: float) -> nn.Sequential:
     # Bilinear upsampling + 3x3 conv (as the official code) instead of a transposed conv: no checkerboard.
-    layers = [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-              nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch)]
+    layers = [
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+    ]
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
     layers.append(nn.ReLU(inplace=True))
@@ -102,8 +106,16 @@ class HueNetGenerator(nn.Module):
         source: (B, 3, H, W) RGB in [0, 1]; hist: (B, 3 * cond_bins). Output: (B, 3, H, W) in (0, 1).
     """
 
-    def __init__(self, image_size: int = 256, ngf: int = 64, cond_bins: int = 32, colorspace: str = "hsv",
-                 bandwidth: float = 0.4, dropout: float = 0.0, backend: str = "auto"):
+    def __init__(
+        self,
+        image_size: int = 256,
+        ngf: int = 64,
+        cond_bins: int = 32,
+        colorspace: str = "hsv",
+        bandwidth: float = 0.4,
+        dropout: float = 0.0,
+        backend: str = "auto",
+    ):
         super().__init__()
         op = "HueNetGenerator"
         _check_int(op, "image_size", image_size, 8)
@@ -113,23 +125,40 @@ class HueNetGenerator(nn.Module):
             raise ValueError(f"{op}: `dropout` must be in [0, 1); got {dropout!r}")
         if colorspace not in ("hsv", "yuv"):
             raise ValueError(f"{op}: `colorspace` must be 'hsv' or 'yuv'; got {colorspace!r}")
-        self.config = dict(image_size=image_size, ngf=ngf, cond_bins=cond_bins, colorspace=colorspace,
-                           bandwidth=bandwidth, dropout=dropout, backend=backend)
+        self.config = dict(
+            image_size=image_size,
+            ngf=ngf,
+            cond_bins=cond_bins,
+            colorspace=colorspace,
+            bandwidth=bandwidth,
+            dropout=dropout,
+            backend=backend,
+        )
         self.depth = generator_depth(image_size)
         self.cond_bins = cond_bins
         self._hist = HistogramEMDLoss(colorspace, colorspace, cond_bins, bandwidth, backend=backend)
 
-        widths = [ngf * min(2 ** i, 8) for i in range(self.depth)]
+        widths = [ngf * min(2**i, 8) for i in range(self.depth)]
         self.down = nn.ModuleList([nn.Sequential(nn.Conv2d(3, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True))])
         for i in range(1, self.depth):
-            self.down.append(nn.Sequential(nn.Conv2d(widths[i - 1], widths[i], 4, 2, 1, bias=False),
-                                           nn.BatchNorm2d(widths[i]), nn.LeakyReLU(0.2, True)))
+            self.down.append(
+                nn.Sequential(
+                    nn.Conv2d(widths[i - 1], widths[i], 4, 2, 1, bias=False),
+                    nn.BatchNorm2d(widths[i]),
+                    nn.LeakyReLU(0.2, True),
+                )
+            )
         bottleneck = widths[-1]
-        self.mlp = nn.Sequential(nn.Linear(3 * cond_bins, 2 * bottleneck), nn.ReLU(True),
-                                 nn.Linear(2 * bottleneck, bottleneck), nn.ReLU(True))
+        self.mlp = nn.Sequential(
+            nn.Linear(3 * cond_bins, 2 * bottleneck),
+            nn.ReLU(True),
+            nn.Linear(2 * bottleneck, bottleneck),
+            nn.ReLU(True),
+        )
         self.global_coef = nn.Linear(2 * bottleneck, 12)
-        self.fuse = nn.Sequential(nn.Conv2d(2 * bottleneck, bottleneck, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(bottleneck), nn.ReLU(True))
+        self.fuse = nn.Sequential(
+            nn.Conv2d(2 * bottleneck, bottleneck, 3, padding=1, bias=False), nn.BatchNorm2d(bottleneck), nn.ReLU(True)
+        )
         # Decoder level i takes level i+1's output concatenated with encoder level i+1's skip (the deepest
         # takes the fused bottleneck alone) and produces encoder level i's width.
         self.up = nn.ModuleList()
@@ -139,8 +168,9 @@ class HueNetGenerator(nn.Module):
         self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
         # The head sees the source itself at full resolution next to the upsampled features: bilinear
         # upsampling cannot restore single-pixel detail, and colour transfer is mostly a per-pixel mapping.
-        self.head = nn.Sequential(nn.Conv2d(2 * widths[0] + 3, widths[0], 3, padding=1), nn.ReLU(True),
-                                  nn.Conv2d(widths[0], 12, 1))
+        self.head = nn.Sequential(
+            nn.Conv2d(2 * widths[0] + 3, widths[0], 3, padding=1), nn.ReLU(True), nn.Conv2d(widths[0], 12, 1)
+        )
         init_weights(self)
         # Start at the identity transform: A = I (bias), b = 0, no dependence on the features yet.
         nn.init.zeros_(self.head[-1].weight)
@@ -159,10 +189,12 @@ class HueNetGenerator(nn.Module):
             raise ValueError(f"HueNetGenerator: `source` must be of shape (B, 3, H, W); got {tuple(source.shape)}")
         expected = (source.shape[0], 3 * self.cond_bins)
         if hist.shape != expected:
-            raise ValueError(f"HueNetGenerator: `hist` must be of shape {expected} (from .histograms(target)); "
-                             f"got {tuple(hist.shape)}")
+            raise ValueError(
+                f"HueNetGenerator: `hist` must be of shape {expected} (from .histograms(target)); "
+                f"got {tuple(hist.shape)}"
+            )
         h, w = source.shape[-2:]
-        multiple = 2 ** self.depth
+        multiple = 2**self.depth
         pad_h, pad_w = -h % multiple, -w % multiple
         # Reflect padding needs pad < size; tiny inputs fall back to replicating the border.
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
@@ -211,7 +243,7 @@ class PatchDiscriminator(nn.Module):
         ch = ndf
         layers = [nn.Conv2d(6 if conditional else 3, ch, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for i in range(1, n_layers + 1):
-            prev, ch = ch, ndf * min(2 ** i, 8)
+            prev, ch = ch, ndf * min(2**i, 8)
             stride = 2 if i < n_layers else 1
             layers += [nn.Conv2d(prev, ch, 4, stride, 1, bias=False), nn.BatchNorm2d(ch), nn.LeakyReLU(0.2, True)]
         layers.append(nn.Conv2d(ch, 1, 4, 1, 1))
@@ -220,8 +252,10 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, image: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         if self.conditional != (condition is not None):
-            raise ValueError("PatchDiscriminator: `condition` must be given exactly when conditional=True; "
-                             f"conditional={self.conditional}, condition={'given' if condition is not None else None}")
+            raise ValueError(
+                "PatchDiscriminator: `condition` must be given exactly when conditional=True; "
+                f"conditional={self.conditional}, condition={'given' if condition is not None else None}"
+            )
         x = image if condition is None else torch.cat([image, condition], 1)
         return self.net(x * 2 - 1)
 

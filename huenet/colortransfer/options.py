@@ -4,6 +4,7 @@ Every field ``x_y`` of the config is the flag ``--x-y``. :func:`check_config` re
 work before anything is loaded or allocated, naming the flag: its own checks, the library's (translated from
 the library's argument names) and a memory estimate of one training step.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,8 +71,22 @@ class TrainConfig:
 
 # Settings that may change when a run is resumed (how long, where and how fast it runs); all others must
 # match the checkpoint's, or the resumed run would silently be a different experiment.
-RESUMABLE_CHANGES = frozenset({"out", "epochs", "max_steps", "device", "amp", "num_workers", "threads", "backend",
-                               "sample_every", "checkpoint_every", "max_nonfinite", "resume"})
+RESUMABLE_CHANGES = frozenset(
+    {
+        "out",
+        "epochs",
+        "max_steps",
+        "device",
+        "amp",
+        "num_workers",
+        "threads",
+        "backend",
+        "sample_every",
+        "checkpoint_every",
+        "max_nonfinite",
+        "resume",
+    }
+)
 
 
 def flag(field: str) -> str:
@@ -96,86 +111,176 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m huenet.train",
         description="Train a Hue-Net GAN: output = G(input, hist(reference)), with loss lambda_gan*GAN + "
-                    "lambda_mi*D_MI(output, input) + lambda_hist*EMD(output, reference) (+ lambda_l1*L1 to the "
-                    "ground truth). Rerun the same command to resume; use torchrun for several processes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", default=d.task, metavar="{" + ",".join(TASKS) + "}",
-                   help="transfer: unpaired colour transfer; colorize: grey input + colour reference -> photo; "
-                        "edges2photo: edge map + colour reference -> photo (see docs/training.md)")
+        "lambda_mi*D_MI(output, input) + lambda_hist*EMD(output, reference) (+ lambda_l1*L1 to the "
+        "ground truth). Rerun the same command to resume; use torchrun for several processes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--task",
+        default=d.task,
+        metavar="{" + ",".join(TASKS) + "}",
+        help="transfer: unpaired colour transfer; colorize: grey input + colour reference -> photo; "
+        "edges2photo: edge map + colour reference -> photo (see docs/training.md)",
+    )
     g = p.add_argument_group("data and run folder")
-    g.add_argument("--data", default=d.data, metavar="DIR",
-                   help="folder tree of images (jpg, png, ...); default: the built-in synthetic image set")
-    g.add_argument("--data-format", choices=DATA_FORMATS, default=d.data_format,
-                   help="paired tasks: 'photos' derives each input from its photo (grey, or kornia's Canny "
-                        "edges); 'ab' reads pix2pix AB images (input | photo side by side); 'auto': ab when every "
-                        "image is twice as wide as high")
-    g.add_argument("--out", default=d.out, metavar="RUN_DIR",
-                   help="run folder: config, checkpoint, metrics log, samples and plots go here")
+    g.add_argument(
+        "--data",
+        default=d.data,
+        metavar="DIR",
+        help="folder tree of images (jpg, png, ...); default: the built-in synthetic image set",
+    )
+    g.add_argument(
+        "--data-format",
+        choices=DATA_FORMATS,
+        default=d.data_format,
+        help="paired tasks: 'photos' derives each input from its photo (grey, or kornia's Canny "
+        "edges); 'ab' reads pix2pix AB images (input | photo side by side); 'auto': ab when every "
+        "image is twice as wide as high",
+    )
+    g.add_argument(
+        "--out",
+        default=d.out,
+        metavar="RUN_DIR",
+        help="run folder: config, checkpoint, metrics log, samples and plots go here",
+    )
     g.add_argument("--image-size", type=int, default=d.image_size, help="side of the square training crops")
-    g.add_argument("--synthetic-images", type=int, default=d.synthetic_images,
-                   help="number of built-in synthetic images (without --data)")
+    g.add_argument(
+        "--synthetic-images",
+        type=int,
+        default=d.synthetic_images,
+        help="number of built-in synthetic images (without --data)",
+    )
     g.add_argument("--val-fraction", type=float, default=d.val_fraction, help="seeded validation split")
-    g.add_argument("--num-workers", type=int, default=d.num_workers,
-                   help="DataLoader worker processes; default 4 on CUDA, 0 on the CPU (the CPU is busy training)")
-    g.add_argument("--threads", type=int, default=d.threads,
-                   help="CPU threads per process; default: half the logical CPUs (at least 1), since two "
-                        "threads sharing a busy 2-core machine run small ops many times slower than one")
+    g.add_argument(
+        "--num-workers",
+        type=int,
+        default=d.num_workers,
+        help="DataLoader worker processes; default 4 on CUDA, 0 on the CPU (the CPU is busy training)",
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=d.threads,
+        help="CPU threads per process; default: half the logical CPUs (at least 1), since two "
+        "threads sharing a busy 2-core machine run small ops many times slower than one",
+    )
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step per process")
     g.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training pairs")
-    g.add_argument("--max-steps", type=int, default=d.max_steps,
-                   help="stop after this many steps in total (across resumes), even mid-epoch")
+    g.add_argument(
+        "--max-steps",
+        type=int,
+        default=d.max_steps,
+        help="stop after this many steps in total (across resumes), even mid-epoch",
+    )
     g.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate of G and D")
     g.add_argument("--beta1", type=float, default=d.beta1, help="Adam beta1 of G and D")
     g.add_argument("--seed", type=int, default=d.seed, help="seeds the data split, pairs, jitter and the models")
     g = p.add_argument_group("loss")
     g.add_argument("--bins", type=int, default=d.bins, help="histogram bins of the EMD and MI losses")
     g.add_argument("--bandwidth", type=float, default=d.bandwidth, help="soft-histogram kernel width, in bins")
-    g.add_argument("--colorspace", choices=("hsv", "yuv"), default=d.colorspace,
-                   help="colour space of the losses and of G's conditioning histograms; default: hsv for "
-                        "transfer, yuv (the official code's) for colorize and edges2photo")
-    g.add_argument("--hist-channels", default=d.hist_channels,
-                   help="channels of the EMD term, e.g. 'hsv' to add S and V; default: transfer 'h' (hsv) or "
-                        "'yuv' (yuv), colorize 'uv' (yuv) or 'h' (hsv), edges2photo 'yuv' or 'hsv'")
-    g.add_argument("--mi-channels", default=d.mi_channels,
-                   help="channels of the D_MI term; default: transfer 'v' (hsv) or 'yuv' (yuv); colorize and "
-                        "edges2photo 'y' (yuv) or 'v' (hsv)")
-    g.add_argument("--emd-order", type=int, choices=(1, 2), default=d.emd_order,
-                   help="EMD order: 1 = circular Wasserstein-1, 2 = the official RMS form")
-    g.add_argument("--hue-weight", choices=[str(w).lower() for w in HUE_WEIGHTS], default=d.hue_weight,
-                   help="per-pixel weight of the hue histograms")
-    g.add_argument("--detach-hue-weight", action=argparse.BooleanOptionalAction, default=d.detach_hue_weight,
-                   help="take no gradient through the hue weights, so the generator cannot lower the hue EMD by "
-                        "desaturating wrongly hued pixels")
+    g.add_argument(
+        "--colorspace",
+        choices=("hsv", "yuv"),
+        default=d.colorspace,
+        help="colour space of the losses and of G's conditioning histograms; default: hsv for "
+        "transfer, yuv (the official code's) for colorize and edges2photo",
+    )
+    g.add_argument(
+        "--hist-channels",
+        default=d.hist_channels,
+        help="channels of the EMD term, e.g. 'hsv' to add S and V; default: transfer 'h' (hsv) or "
+        "'yuv' (yuv), colorize 'uv' (yuv) or 'h' (hsv), edges2photo 'yuv' or 'hsv'",
+    )
+    g.add_argument(
+        "--mi-channels",
+        default=d.mi_channels,
+        help="channels of the D_MI term; default: transfer 'v' (hsv) or 'yuv' (yuv); colorize and "
+        "edges2photo 'y' (yuv) or 'v' (hsv)",
+    )
+    g.add_argument(
+        "--emd-order",
+        type=int,
+        choices=(1, 2),
+        default=d.emd_order,
+        help="EMD order: 1 = circular Wasserstein-1, 2 = the official RMS form",
+    )
+    g.add_argument(
+        "--hue-weight",
+        choices=[str(w).lower() for w in HUE_WEIGHTS],
+        default=d.hue_weight,
+        help="per-pixel weight of the hue histograms",
+    )
+    g.add_argument(
+        "--detach-hue-weight",
+        action=argparse.BooleanOptionalAction,
+        default=d.detach_hue_weight,
+        help="take no gradient through the hue weights, so the generator cannot lower the hue EMD by "
+        "desaturating wrongly hued pixels",
+    )
     g.add_argument("--lambda-gan", type=float, default=d.lambda_gan, help="weight of the adversarial term")
     g.add_argument("--lambda-mi", type=float, default=d.lambda_mi, help="weight of D_MI(output, input)")
-    g.add_argument("--lambda-hist", type=float, default=d.lambda_hist,
-                   help="weight of EMD(output, reference); default: 100, colorize 20 (the official code's)")
-    g.add_argument("--lambda-l1", type=float, default=d.lambda_l1,
-                   help="paired tasks: weight of pix2pix's L1 to the ground truth; 0 is Hue-Net, and "
-                        "'--lambda-l1 100 --lambda-hist 0 --lambda-mi 0' is pix2pix")
-    g.add_argument("--gan-mode", choices=GAN_MODES, default=d.gan_mode,
-                   help="bce: non-saturating BCE; lsgan: least squares")
+    g.add_argument(
+        "--lambda-hist",
+        type=float,
+        default=d.lambda_hist,
+        help="weight of EMD(output, reference); default: 100, colorize 20 (the official code's)",
+    )
+    g.add_argument(
+        "--lambda-l1",
+        type=float,
+        default=d.lambda_l1,
+        help="paired tasks: weight of pix2pix's L1 to the ground truth; 0 is Hue-Net, and "
+        "'--lambda-l1 100 --lambda-hist 0 --lambda-mi 0' is pix2pix",
+    )
+    g.add_argument(
+        "--gan-mode", choices=GAN_MODES, default=d.gan_mode, help="bce: non-saturating BCE; lsgan: least squares"
+    )
     g = p.add_argument_group("models")
     g.add_argument("--ngf", type=int, default=d.ngf, help="generator width (channels of its first level)")
     g.add_argument("--ndf", type=int, default=d.ndf, help="discriminator width; default: --ngf")
-    g.add_argument("--cond-bins", type=int, default=d.cond_bins,
-                   help="bins per channel of the target histograms G is conditioned on")
-    g.add_argument("--dropout", type=float, default=d.dropout,
-                   help="dropout in G's first three decoder levels (pix2pix: 0.5)")
+    g.add_argument(
+        "--cond-bins",
+        type=int,
+        default=d.cond_bins,
+        help="bins per channel of the target histograms G is conditioned on",
+    )
+    g.add_argument(
+        "--dropout", type=float, default=d.dropout, help="dropout in G's first three decoder levels (pix2pix: 0.5)"
+    )
     g = p.add_argument_group("running")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=d.amp,
-                   help="mixed precision (CUDA only); the histogram losses always run in fp32")
-    g.add_argument("--backend", choices=("auto", "eager", "triton"), default=d.backend,
-                   help="histogram backend of the losses and the conditioning")
-    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=d.resume,
-                   help="continue from the run folder's checkpoint if it has one; --no-resume starts over")
+    g.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=d.amp,
+        help="mixed precision (CUDA only); the histogram losses always run in fp32",
+    )
+    g.add_argument(
+        "--backend",
+        choices=("auto", "eager", "triton"),
+        default=d.backend,
+        help="histogram backend of the losses and the conditioning",
+    )
+    g.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=d.resume,
+        help="continue from the run folder's checkpoint if it has one; --no-resume starts over",
+    )
     g.add_argument("--sample-every", type=int, default=d.sample_every, help="steps between sample grids")
-    g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
-                   help="steps between checkpoints (one is also written at each epoch end and at the end)")
-    g.add_argument("--max-nonfinite", type=int, default=d.max_nonfinite,
-                   help="stop after this many consecutive steps with a non-finite loss (each is skipped)")
+    g.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=d.checkpoint_every,
+        help="steps between checkpoints (one is also written at each epoch end and at the end)",
+    )
+    g.add_argument(
+        "--max-nonfinite",
+        type=int,
+        default=d.max_nonfinite,
+        help="stop after this many consecutive steps with a non-finite loss (each is skipped)",
+    )
     return p
 
 
@@ -199,8 +304,22 @@ def check_config(cfg: TrainConfig) -> None:
 
     ``cfg`` has its task's defaults filled in (:func:`resolve_task_defaults`).
     """
-    minimum = dict(image_size=32, batch_size=1, epochs=1, max_steps=1, bins=2, cond_bins=2, ngf=1, ndf=1,
-                   synthetic_images=2, num_workers=0, threads=1, sample_every=1, checkpoint_every=1, max_nonfinite=1)
+    minimum = dict(
+        image_size=32,
+        batch_size=1,
+        epochs=1,
+        max_steps=1,
+        bins=2,
+        cond_bins=2,
+        ngf=1,
+        ndf=1,
+        synthetic_images=2,
+        num_workers=0,
+        threads=1,
+        sample_every=1,
+        checkpoint_every=1,
+        max_nonfinite=1,
+    )
     for field, low in minimum.items():
         value = getattr(cfg, field)
         if value is not None and value < low:
@@ -209,8 +328,10 @@ def check_config(cfg: TrainConfig) -> None:
         if not getattr(cfg, field) > 0:
             raise UsageError(f"{flag(field)} must be > 0; got {getattr(cfg, field)}")
     if cfg.lambda_l1 and cfg.task not in PAIRED_TASKS:
-        raise UsageError(f"--lambda-l1 needs a paired task (--task {' or '.join(PAIRED_TASKS)}): transfer has no "
-                         f"ground truth; got --lambda-l1 {cfg.lambda_l1}")
+        raise UsageError(
+            f"--lambda-l1 needs a paired task (--task {' or '.join(PAIRED_TASKS)}): transfer has no "
+            f"ground truth; got --lambda-l1 {cfg.lambda_l1}"
+        )
     for field in ("lambda_gan", "lambda_mi", "lambda_hist", "lambda_l1"):
         if not (math.isfinite(getattr(cfg, field)) and getattr(cfg, field) >= 0):
             raise UsageError(f"{flag(field)} must be a finite number >= 0; got {getattr(cfg, field)}")
@@ -219,8 +340,15 @@ def check_config(cfg: TrainConfig) -> None:
     try:
         device = runtime.resolve_device(cfg.device)
         split_indices(2, cfg.val_fraction)
-        HueNetLoss(cfg.colorspace, cfg.bins, cfg.bandwidth, hist_channels=cfg.hist_channels,
-                   mi_channels=cfg.mi_channels, hue_weight=cfg.hue_weight, detach_hue_weight=cfg.detach_hue_weight)
+        HueNetLoss(
+            cfg.colorspace,
+            cfg.bins,
+            cfg.bandwidth,
+            hist_channels=cfg.hist_channels,
+            mi_channels=cfg.mi_channels,
+            hue_weight=cfg.hue_weight,
+            detach_hue_weight=cfg.detach_hue_weight,
+        )
         HueNetGenerator(cfg.image_size, cfg.ngf, cfg.cond_bins, cfg.colorspace, cfg.bandwidth, cfg.dropout)
         # The backend is only resolved when a histogram is computed; do it now for a clear early error
         # (e.g. backend="triton" before its kernels exist) instead of a traceback from inside the first step.
@@ -238,6 +366,8 @@ def check_memory(cfg: TrainConfig, device: torch.device) -> None:
     needed = step_bytes(cfg.batch_size, cfg.image_size, cfg.ngf, cfg.ndf or cfg.ngf, cfg.cond_bins, cfg.bins)
     if needed > free:
         where = "GPU memory" if device.type == "cuda" else "RAM"
-        raise UsageError(f"--image-size {cfg.image_size} with --batch-size {cfg.batch_size} needs about "
-                         f"{needed / 2**30:.1f} GiB for one training step, but only {free / 2**30:.1f} GiB of "
-                         f"{where} is free; lower --image-size or --batch-size")
+        raise UsageError(
+            f"--image-size {cfg.image_size} with --batch-size {cfg.batch_size} needs about "
+            f"{needed / 2**30:.1f} GiB for one training step, but only {free / 2**30:.1f} GiB of "
+            f"{where} is free; lower --image-size or --batch-size"
+        )

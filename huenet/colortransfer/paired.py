@@ -18,6 +18,7 @@ Example:
     >>> pairs[0].source.shape, pairs[0].target.shape
     (torch.Size([3, 32, 32]), torch.Size([3, 32, 32]))
 """
+
 from __future__ import annotations
 
 import os
@@ -57,19 +58,22 @@ class ABFolder(ImageFolder):
         super().__init__(root)
         for path, size in zip(self.files, _sizes(self)):
             if not _is_ab(size):
-                raise ValueError(f"{str(path)!r} is {size[0]}x{size[1]}; a pix2pix AB image holds the input and "
-                                 "the photo side by side, so it must be exactly twice as wide as high (pass "
-                                 "--data-format photos for a folder of photos)")
+                raise ValueError(
+                    f"{str(path)!r} is {size[0]}x{size[1]}; a pix2pix AB image holds the input and "
+                    "the photo side by side, so it must be exactly twice as wide as high (pass "
+                    "--data-format photos for a folder of photos)"
+                )
 
     @staticmethod
     def split(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(A, B) of a (C, H, 2H) image: the left half (the input) and the right half (the photo)."""
         half = image.shape[-1] // 2
-        return image[..., :half], image[..., half:2 * half]
+        return image[..., :half], image[..., half : 2 * half]
 
 
-def make_paired_image_set(data: str | None, image_size: int, seed: int, synthetic_count: int = 1000,
-                          data_format: str = "auto"):
+def make_paired_image_set(
+    data: str | None, image_size: int, seed: int, synthetic_count: int = 1000, data_format: str = "auto"
+):
     """The image set of a paired run: the built-in set, a photo folder or an :class:`ABFolder`.
 
     Raises:
@@ -90,9 +94,11 @@ def make_paired_image_set(data: str | None, image_size: int, seed: int, syntheti
             return ABFolder(data)
         if sum(ab) * 2 >= len(ab):
             odd = ab.index(False)
-            raise ValueError(f"most images under {data!r} are twice as wide as high, like a pix2pix AB folder, "
-                             f"but {folder.name(odd)!r} is {sizes[odd][0]}x{sizes[odd][1]}; pass --data-format "
-                             "photos to use them as photos")
+            raise ValueError(
+                f"most images under {data!r} are twice as wide as high, like a pix2pix AB folder, "
+                f"but {folder.name(odd)!r} is {sizes[odd][0]}x{sizes[odd][1]}; pass --data-format "
+                "photos to use them as photos"
+            )
     return folder
 
 

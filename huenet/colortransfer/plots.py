@@ -8,6 +8,7 @@
 
 ``python -m huenet.plots RUN_DIR`` regenerates all of them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from . import runlog  # noqa: E402
 from ..color import hsv_to_rgb, rgb_to_hsv  # noqa: E402
+from . import runlog  # noqa: E402
 from .metrics import hue_histogram  # noqa: E402
 
 _GAP = 2  # pixels between the images of a grid
@@ -34,8 +35,9 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
 
 
-def sample_grid(source: np.ndarray, target: np.ndarray, output: np.ndarray,
-                truth: np.ndarray | None = None) -> Image.Image:
+def sample_grid(
+    source: np.ndarray, target: np.ndarray, output: np.ndarray, truth: np.ndarray | None = None
+) -> Image.Image:
     """One row per sample, columns source | target | output (| ground truth, for the paired tasks).
 
     Inputs uint8 (N, 3, H, W); the target may have any H, W (it is resized to the source's).
@@ -49,12 +51,18 @@ def sample_grid(source: np.ndarray, target: np.ndarray, output: np.ndarray,
     for i in range(n):
         top = i * (h + _GAP)
         for j, column in enumerate(columns):
-            canvas[top:top + h, j * (w + _GAP):j * (w + _GAP) + w] = column[i]
+            canvas[top : top + h, j * (w + _GAP) : j * (w + _GAP) + w] = column[i]
     return Image.fromarray(canvas)
 
 
-def save_samples(run_dir: str | os.PathLike, step: int, source: torch.Tensor, target: torch.Tensor,
-                 output: torch.Tensor, truth: torch.Tensor | None = None) -> Path:
+def save_samples(
+    run_dir: str | os.PathLike,
+    step: int,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    output: torch.Tensor,
+    truth: torch.Tensor | None = None,
+) -> Path:
     """Save a batch (B, 3, H, W) in [0, 1] as ``samples/step_XXXXXXX.npz`` and its grid ``.png``.
 
     ``truth``: the ground-truth photos of a paired task's inputs (``source``), shown in a fourth column.
@@ -85,8 +93,13 @@ def plot_losses(records: list[dict], path: str | os.PathLike) -> None:
     """Loss curves of the step records (raw, faint, and a moving average) with the per-epoch validation."""
     steps = [r for r in records if r["kind"] == "step"]
     epochs = [r for r in records if r["kind"] == "epoch"]
-    panels = [("loss_g", "generator total"), ("loss_d", "discriminator"), ("adv", "adversarial (G)"),
-              ("hist", "EMD to target"), ("mi", "D_MI to source")]
+    panels = [
+        ("loss_g", "generator total"),
+        ("loss_d", "discriminator"),
+        ("adv", "adversarial (G)"),
+        ("hist", "EMD to target"),
+        ("mi", "D_MI to source"),
+    ]
     if any(r.get("l1") for r in steps):
         panels.append(("l1", "L1 to ground truth"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
@@ -96,7 +109,7 @@ def plot_losses(records: list[dict], path: str | os.PathLike) -> None:
         y = np.array([r[key] for r in steps], dtype=float)
         if len(y):
             ax.plot(x, y, color="C0", alpha=0.25, lw=0.8)
-            ax.plot(x[window - 1:] if len(y) >= window else x, _smooth(y, window), color="C0", label="train")
+            ax.plot(x[window - 1 :] if len(y) >= window else x, _smooth(y, window), color="C0", label="train")
         val_key = "val_" + key
         if any(val_key in r for r in epochs):
             ax.plot([r["step"] for r in epochs], [r[val_key] for r in epochs], "o-", color="C3", label="val")
@@ -116,8 +129,7 @@ def _hue_strip(ax, bins: int) -> None:
     ax.imshow(strip.permute(1, 2, 0).numpy(), extent=(0, 1, -0.06, -0.01), aspect="auto")
 
 
-def plot_hue_histograms(source: np.ndarray, target: np.ndarray, output: np.ndarray,
-                        path: str | os.PathLike) -> None:
+def plot_hue_histograms(source: np.ndarray, target: np.ndarray, output: np.ndarray, path: str | os.PathLike) -> None:
     """Saturation-weighted hue histograms of output vs target (source dashed), one panel per sample."""
     to_t = [torch.from_numpy(a).float() / 255 for a in (source, target, output)]
     hists = [hue_histogram(t, _PLOT_BINS).numpy() for t in to_t]
@@ -148,12 +160,17 @@ def plot_joint_histograms(source: np.ndarray, output: np.ndarray, path: str | os
     for i in range(n):
         rows = [(2, None, "V"), (0, src[i, 1] * out[i, 1], "hue (sat-weighted)")]
         for r, (channel, weight, label) in enumerate(rows):
-            joint, _, _ = np.histogram2d(src[i, channel].ravel(), out[i, channel].ravel(), bins=_PLOT_BINS,
-                                         range=[[0, 1], [0, 1]],
-                                         weights=None if weight is None else weight.ravel())
+            joint, _, _ = np.histogram2d(
+                src[i, channel].ravel(),
+                out[i, channel].ravel(),
+                bins=_PLOT_BINS,
+                range=[[0, 1], [0, 1]],
+                weights=None if weight is None else weight.ravel(),
+            )
             ax = axes[r][i]
-            ax.imshow(np.log1p(joint.T * 1000 / max(joint.sum(), 1e-12)), origin="lower", extent=(0, 1, 0, 1),
-                      cmap="magma")
+            ax.imshow(
+                np.log1p(joint.T * 1000 / max(joint.sum(), 1e-12)), origin="lower", extent=(0, 1, 0, 1), cmap="magma"
+            )
             ax.set_xlabel(f"source {label}")
             ax.set_ylabel(f"output {label}")
     fig.tight_layout()
@@ -180,8 +197,9 @@ def regenerate(run_dir: str | os.PathLike, redraw_samples: bool = True) -> list[
     samples = sorted((run_dir / runlog.SAMPLES_DIR).glob("step_*.npz"))
     for npz in samples if redraw_samples else ():
         with np.load(npz) as data:
-            sample_grid(data["source"], data["target"], data["output"],
-                        data["truth"] if "truth" in data else None).save(npz.with_suffix(".png"))
+            sample_grid(
+                data["source"], data["target"], data["output"], data["truth"] if "truth" in data else None
+            ).save(npz.with_suffix(".png"))
         written.append(npz.with_suffix(".png"))
     if samples:
         with np.load(samples[-1]) as data:
@@ -192,8 +210,9 @@ def regenerate(run_dir: str | os.PathLike, redraw_samples: bool = True) -> list[
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m huenet.plots",
-                                     description="Regenerate all plots of a huenet training run from its log.")
+    parser = argparse.ArgumentParser(
+        prog="python -m huenet.plots", description="Regenerate all plots of a huenet training run from its log."
+    )
     parser.add_argument("run_dir", help="the run folder (the --out of huenet.train)")
     args = parser.parse_args(argv)
     try:

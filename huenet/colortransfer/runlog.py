@@ -10,6 +10,7 @@ Layout of a run folder::
     summary.json        totals of the last finished run
     evaluation.json     written by python -m huenet.evaluate
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Where training runs: device choice and the torchrun / DistributedDataParallel process group."""
+
 from __future__ import annotations
 
 import os
@@ -21,15 +22,13 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"resolve_device: `device` must be cpu or auto on this machine (it has no CUDA); "
-                         f"got {name!r}")
+        raise ValueError(f"resolve_device: `device` must be cpu or auto on this machine (it has no CUDA); got {name!r}")
     try:
         device = torch.device(name)
         if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
             raise ValueError(f"there are {torch.cuda.device_count()} CUDA devices")
     except (RuntimeError, ValueError) as err:
-        raise ValueError(f"resolve_device: `device` must name a device of this machine; got {name!r} ({err})") \
-            from err
+        raise ValueError(f"resolve_device: `device` must name a device of this machine; got {name!r} ({err})") from err
     return device
 
 

@@ -18,6 +18,7 @@ Example:
     >>> binomial_test(1, 10)  # 1 of 10 is as far from 5 as 9 of 10: 2 * (1 + 10) / 2**10
     0.021484375
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,7 +73,7 @@ def binomial_test(successes: int, n: int) -> float:
         raise ValueError(f"binomial_test: need 0 <= successes <= n and n >= 1; got {successes} of {n}")
     low = min(successes, n - successes)
     tail = sum(math.comb(n, i) for i in range(low + 1))
-    return min(1.0, 2 * tail / 2 ** n)
+    return min(1.0, 2 * tail / 2**n)
 
 
 # --------------------------------------------------------------------------------------------------- tally
@@ -98,14 +99,14 @@ def read_answers(path: str | Path, allow_partial: bool = False) -> list[dict]:
     if isinstance(data, dict):
         if "answers" not in data:
             hint = " (it looks like a tally, not a participant's answers)" if "rows" in data else ""
-            raise RunError(f"{path}: expected {{\"answers\": [...]}} or a list of answers{hint}")
+            raise RunError(f'{path}: expected {{"answers": [...]}} or a list of answers{hint}')
         answers, trials = data["answers"], data.get("trials")
     else:
         answers, trials = data, None
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
-        raise RunError(f"{path}: \"trials\" must be a whole number >= 1; got {trials!r}")
+        raise RunError(f'{path}: "trials" must be a whole number >= 1; got {trials!r}')
     if not isinstance(answers, list):
-        raise RunError(f"{path}: \"answers\" must be a list; got {type(answers).__name__}")
+        raise RunError(f'{path}: "answers" must be a list; got {type(answers).__name__}')
     seen = {}
     for i, entry in enumerate(answers):
         where = f"answer {i + 1}"
@@ -116,26 +117,33 @@ def read_answers(path: str | Path, allow_partial: bool = False) -> list[dict]:
             raise _entry_error(path, where, f"lacks {', '.join(repr(k) for k in missing)} (a partial entry?)")
         for key in ("truth", "answer"):
             if entry[key] not in ANSWERS:
-                raise _entry_error(path, where, f"{key!r} must be \"real\" or \"fake\"; got {entry[key]!r}")
+                raise _entry_error(path, where, f'{key!r} must be "real" or "fake"; got {entry[key]!r}')
         if not isinstance(entry["method"], str) or not entry["method"]:
             raise _entry_error(path, where, f"'method' must be a non-empty string; got {entry['method']!r}")
         if (entry["truth"] == "real") != (entry["method"] == TARGET):
-            raise _entry_error(path, where, f"truth {entry['truth']!r} does not fit method {entry['method']!r} "
-                                            f"(real images have method {TARGET!r})")
+            raise _entry_error(
+                path,
+                where,
+                f"truth {entry['truth']!r} does not fit method {entry['method']!r} "
+                f"(real images have method {TARGET!r})",
+            )
         ms = entry["ms"]
         if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms < 0:
             raise _entry_error(path, where, f"'ms' must be a number of milliseconds >= 0; got {ms!r}")
         if not isinstance(entry["image"], str) or not entry["image"]:
             raise _entry_error(path, where, f"'image' must be a non-empty string; got {entry['image']!r}")
         if entry["image"] in seen:
-            raise _entry_error(path, where, f"image {entry['image']!r} was already answered in answer "
-                                            f"{seen[entry['image']]}")
+            raise _entry_error(
+                path, where, f"image {entry['image']!r} was already answered in answer {seen[entry['image']]}"
+            )
         seen[entry["image"]] = i + 1
     if not answers:
         raise RunError(f"{path}: holds no answers")
     if trials is not None and not allow_partial and len(answers) < trials:
-        raise RunError(f"{path}: partial: {len(answers)} of {trials} trials answered (finish the study, drop "
-                         "the file, or pass --allow-partial)")
+        raise RunError(
+            f"{path}: partial: {len(answers)} of {trials} trials answered (finish the study, drop "
+            "the file, or pass --allow-partial)"
+        )
     return answers
 
 
@@ -154,9 +162,17 @@ class Row:
 
     def as_dict(self) -> dict:
         low, high = wilson_interval(self.real, self.n)
-        return {"label": self.label, "method": self.method, "n": self.n, "real": self.real, "fake": self.fake,
-                "real_percent": 100 * self.real / self.n, "fake_percent": 100 * self.fake / self.n,
-                "real_percent_ci95": [100 * low, 100 * high], "p_value": binomial_test(self.real, self.n)}
+        return {
+            "label": self.label,
+            "method": self.method,
+            "n": self.n,
+            "real": self.real,
+            "fake": self.fake,
+            "real_percent": 100 * self.real / self.n,
+            "fake_percent": 100 * self.fake / self.n,
+            "real_percent_ci95": [100 * low, 100 * high],
+            "p_value": binomial_test(self.real, self.n),
+        }
 
 
 def tally(answers: list[dict]) -> list[Row]:
@@ -177,17 +193,23 @@ def _p_text(p: float) -> str:
 
 def format_tally(rows: list[Row], participants: int) -> str:
     """The table as markdown, with a line saying what the columns mean."""
-    lines = ["| | n | Real % | Fake % | Real %, 95% Wilson CI | p (two-sided exact binomial, 50%) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| | n | Real % | Fake % | Real %, 95% Wilson CI | p (two-sided exact binomial, 50%) |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
         d = row.as_dict()
         low, high = d["real_percent_ci95"]
-        lines.append(f"| {row.label} | {row.n} | {d['real_percent']:.1f} ({row.real}) | "
-                     f"{d['fake_percent']:.1f} ({row.fake}) | {low:.1f} – {high:.1f} | {_p_text(d['p_value'])} |")
+        lines.append(
+            f"| {row.label} | {row.n} | {d['real_percent']:.1f} ({row.real}) | "
+            f"{d['fake_percent']:.1f} ({row.fake}) | {low:.1f} – {high:.1f} | {_p_text(d['p_value'])} |"
+        )
     lines.append("")
-    lines.append(f"{participants} participant file(s), answers pooled. Real % / Fake %: share of the images of "
-                 "the row answered \"real\" / \"fake\" (counts in brackets). p: probability, were the answers "
-                 "coin flips, of a Real % at least this far from 50%.")
+    lines.append(
+        f"{participants} participant file(s), answers pooled. Real % / Fake %: share of the images of "
+        'the row answered "real" / "fake" (counts in brackets). p: probability, were the answers '
+        "coin flips, of a Real % at least this far from 50%."
+    )
     return "\n".join(lines)
 
 
@@ -195,12 +217,14 @@ def tally_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m huenet.study tally",
         description="Pool the answer files of a realism study (one per participant) into a table of Real % and "
-                    "Fake % per kind of image, with counts, 95%% Wilson intervals and an exact binomial test.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "Fake % per kind of image, with counts, 95%% Wilson intervals and an exact binomial test.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("files", nargs="+", metavar="FILE", help="answer files downloaded from the study page")
     parser.add_argument("--out", default=".", metavar="DIR", help="where to write tally.md and tally.json")
-    parser.add_argument("--allow-partial", action="store_true",
-                        help="count the answers of participants who did not finish")
+    parser.add_argument(
+        "--allow-partial", action="store_true", help="count the answers of participants who did not finish"
+    )
     args = parser.parse_args(argv)
     try:
         answers = []
@@ -220,8 +244,15 @@ def tally_main(argv: list[str] | None = None) -> None:
         try:
             out.mkdir(parents=True, exist_ok=True)
             (out / "tally.md").write_text(table + "\n", encoding="utf-8")
-            runlog.write_json(out / "tally.json", {"files": args.files, "participants": len(args.files),
-                                                   "answers": len(answers), "rows": [row.as_dict() for row in rows]})
+            runlog.write_json(
+                out / "tally.json",
+                {
+                    "files": args.files,
+                    "participants": len(args.files),
+                    "answers": len(answers),
+                    "rows": [row.as_dict() for row in rows],
+                },
+            )
         except OSError as err:
             raise RunError(f"--out {args.out!r}: cannot write there ({err.strerror or err})") from err
     except RunError as err:
@@ -246,13 +277,19 @@ def _baseline(name):
         from . import baselines
 
         return getattr(baselines, name)
+
     return make
 
 
 #: Method name -> factory(generator) -> fn(source, target) -> output, on (1, 3, S, S) RGB tensors in [0, 1].
 #: The factories import lazily, so a method whose code is not installed fails only when asked for.
-METHODS = {"huenet": _huenet, "fit": _fit, "mkl": _baseline("mkl"), "reinhard": _baseline("reinhard"),
-           "histogram-matching": _baseline("histogram_matching")}
+METHODS = {
+    "huenet": _huenet,
+    "fit": _fit,
+    "mkl": _baseline("mkl"),
+    "reinhard": _baseline("reinhard"),
+    "histogram-matching": _baseline("histogram_matching"),
+}
 
 
 def _available(name: str) -> bool:
@@ -290,8 +327,10 @@ def plan_trials(count: int, n: int, methods: list[str], seed: int) -> list[dict]
     and as a fake's source unless it must be.
     """
     trials = [{"truth": "real", "method": TARGET, "position": k % count} for k in range(n // 2)]
-    trials += [{"truth": "fake", "method": methods[k % len(methods)], "position": (n // 2 + k) % count}
-               for k in range(n - n // 2)]
+    trials += [
+        {"truth": "fake", "method": methods[k % len(methods)], "position": (n // 2 + k) % count}
+        for k in range(n - n // 2)
+    ]
     random.Random(f"study-order:{seed}").shuffle(trials)
     return trials
 
@@ -308,8 +347,17 @@ def render_page(study: dict) -> str:
     return template.replace(DATA_MARK, json.dumps(study, sort_keys=True).replace("<", "\\u003c"))
 
 
-def write_study(out: Path, images, indices: list[int], methods: dict, n: int, size: int, seed: int,
-                about: dict | None = None, device="cpu") -> dict:
+def write_study(
+    out: Path,
+    images,
+    indices: list[int],
+    methods: dict,
+    n: int,
+    size: int,
+    seed: int,
+    about: dict | None = None,
+    device="cpu",
+) -> dict:
     """Render the trials' images into ``out/images``, then write ``study.json`` (with ``about``: where the
     images and the model came from) and ``index.html``.
 
@@ -334,8 +382,12 @@ def write_study(out: Path, images, indices: list[int], methods: dict, n: int, si
         pair = pairs[position]
         if pair.skipped:
             raise RunError("--data: cannot decode " + "; ".join(pair.skipped.replace("\t", ": ").split("\n")))
-        record = {"image": f"images/{k + 1:03d}.png", "truth": trial["truth"], "method": trial["method"],
-                  "source": images.name(order[position])}
+        record = {
+            "image": f"images/{k + 1:03d}.png",
+            "truth": trial["truth"],
+            "method": trial["method"],
+            "source": images.name(order[position]),
+        }
         if trial["truth"] == "real":
             rgb = pair.source
         else:
@@ -347,13 +399,20 @@ def write_study(out: Path, images, indices: list[int], methods: dict, n: int, si
         write_image(path, _on_white(rgb.clamp(0, 1), pair.source_alpha))
         digest.update(path.read_bytes() + json.dumps(record, sort_keys=True).encode())
         records.append(record)
-    study = {"id": digest.hexdigest()[:16], "size": size, "seed": seed, **(about or {}), "methods": list(methods),
-             "trials": records}
+    study = {
+        "id": digest.hexdigest()[:16],
+        "size": size,
+        "seed": seed,
+        **(about or {}),
+        "methods": list(methods),
+        "trials": records,
+    }
     (out / "study.json").write_text(json.dumps(study, indent=2) + "\n", encoding="utf-8")
     # The page needs only what it shows and records: not the source and target names.
     page_trials = [{k: r[k] for k in ("image", "truth", "method")} for r in records]
-    (out / "index.html").write_text(render_page({"id": study["id"], "size": size, "trials": page_trials}),
-                                    encoding="utf-8")
+    (out / "index.html").write_text(
+        render_page({"id": study["id"], "size": size, "trials": page_trials}), encoding="utf-8"
+    )
     return study
 
 
@@ -389,18 +448,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m huenet.study",
         description="Write a static real/fake (2AFC) realism study: DIR/index.html shows real images and "
-                    "recoloured fakes one at a time, records answers and times, and downloads them as JSON. "
-                    "Then `python -m huenet.study tally FILE...` makes the table.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", default=None, metavar="RUN",
-                        help="a run folder or checkpoint file; needed for the method huenet and the default --data")
+        "recoloured fakes one at a time, records answers and times, and downloads them as JSON. "
+        "Then `python -m huenet.study tally FILE...` makes the table.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="RUN",
+        help="a run folder or checkpoint file; needed for the method huenet and the default --data",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder for the study")
-    parser.add_argument("--data", default=None, metavar="DIR",
-                        help="draw the images from this folder; default: the run's validation split")
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="draw the images from this folder; default: the run's validation split",
+    )
     parser.add_argument("--n", type=int, default=40, help="number of trials (even: half real, half fake)")
-    parser.add_argument("--methods", default=None,
-                        help=f"comma-separated methods making the fakes, of {', '.join(METHODS)}; "
-                             "default: huenet, and fit where it is installed")
+    parser.add_argument(
+        "--methods",
+        default=None,
+        help=f"comma-separated methods making the fakes, of {', '.join(METHODS)}; "
+        "default: huenet, and fit where it is installed",
+    )
     parser.add_argument("--size", type=int, default=256, help="side of the square images shown, in pixels")
     parser.add_argument("--seed", type=int, default=0, help="seeds which images are drawn, the pairs and the order")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -420,8 +491,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--size must be >= 16; got {args.size}")
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        parser.error(f"--out: {str(out)!r} exists and is not an empty folder (a study's answers may depend on "
-                     "it); choose a new folder")
+        parser.error(
+            f"--out: {str(out)!r} exists and is not an empty folder (a study's answers may depend on "
+            "it); choose a new folder"
+        )
     names = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else default_methods()
     if not names or len(set(names)) != len(names):
         parser.error(f"--methods must name distinct methods; got {args.methods!r}")
@@ -444,12 +517,16 @@ def _run(args, out: Path, names: list[str]) -> None:
         raise UsageError("--checkpoint: the method huenet needs a trained run (or leave it out of --methods)")
     generator, images, indices, source_name = _image_source(args, device)
     if len(indices) < 2:
-        raise RunError(f"--data: need at least 2 images to paint one with another's colours; {source_name} has "
-                       f"{len(indices)}")
+        raise RunError(
+            f"--data: need at least 2 images to paint one with another's colours; {source_name} has {len(indices)}"
+        )
     methods = build_methods(names, generator)
     if args.n > len(indices):
-        warnings.warn(f"{args.n} trials from {len(indices)} images: images repeat, and a scene may be shown both "
-                      "real and as a fake's source", stacklevel=1)
+        warnings.warn(
+            f"{args.n} trials from {len(indices)} images: images repeat, and a scene may be shown both "
+            "real and as a fake's source",
+            stacklevel=1,
+        )
     try:
         about = {"data": source_name, "checkpoint": args.checkpoint}
         study = write_study(out, images, indices, methods, args.n, args.size, args.seed, about, device)

@@ -11,6 +11,7 @@ Example:
     >>> images.load(0).size
     (48, 48)
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -133,7 +134,7 @@ def _draw(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
     palette = _palette(rng, family, 5)
     # Background: a linear gradient between two palette colours in a random direction.
     angle = rng.uniform(0, 2 * np.pi)
-    ramp = (xx * np.cos(angle) + yy * np.sin(angle))
+    ramp = xx * np.cos(angle) + yy * np.sin(angle)
     ramp = (ramp - ramp.min()) / max(ramp.max() - ramp.min(), 1e-9)
     image = (1 - ramp)[..., None] * palette[0] + ramp[..., None] * palette[1]
     labels = np.zeros((size, size), dtype=np.int64)

@@ -21,6 +21,7 @@ Example:
     >>> task_defaults("colorize")
     {'colorspace': 'yuv', 'hist_channels': 'uv', 'mi_channels': 'y', 'lambda_hist': 20.0}
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,9 +36,12 @@ PAIRED_TASKS = ("colorize", "edges2photo")
 # code's per-task weights). transfer keeps HueNetLoss's own channel defaults (None).
 _COLORSPACE = {"transfer": "hsv", "colorize": "yuv", "edges2photo": "yuv"}
 _CHANNELS = {
-    ("transfer", "hsv"): (None, None), ("transfer", "yuv"): (None, None),
-    ("colorize", "yuv"): ("uv", "y"), ("colorize", "hsv"): ("h", "v"),
-    ("edges2photo", "yuv"): ("yuv", "y"), ("edges2photo", "hsv"): ("hsv", "v"),
+    ("transfer", "hsv"): (None, None),
+    ("transfer", "yuv"): (None, None),
+    ("colorize", "yuv"): ("uv", "y"),
+    ("colorize", "hsv"): ("h", "v"),
+    ("edges2photo", "yuv"): ("yuv", "y"),
+    ("edges2photo", "hsv"): ("hsv", "v"),
 }
 _LAMBDA_HIST = {"transfer": 100.0, "colorize": 20.0, "edges2photo": 100.0}
 
@@ -78,8 +82,10 @@ def edge_map(photo: torch.Tensor) -> torch.Tensor:
     try:
         from kornia.filters import canny
     except ImportError as err:
-        raise ImportError("deriving edge maps from photos needs kornia: pip install 'huenet[edges]' (or give "
-                          "pix2pix AB images, or train on the built-in set)") from err
+        raise ImportError(
+            "deriving edge maps from photos needs kornia: pip install 'huenet[edges]' (or give "
+            "pix2pix AB images, or train on the built-in set)"
+        ) from err
     batch = photo.reshape(-1, *photo.shape[-3:]).float()
     luma = rgb_to_yuv(batch)[:, :1].clamp(0, 1)
     _, edges = canny(luma, *CANNY_THRESHOLDS)
@@ -109,16 +115,20 @@ def paired_input(task: str, image: torch.Tensor) -> tuple[torch.Tensor, str | No
     """
     if task == "colorize":
         if looks_like_edge_map(image):
-            raise ValueError("this is a colorize checkpoint, which takes a grey (or colour) photo, but the image "
-                             "looks like an edge map (black lines on white): that is the input of an edges2photo "
-                             "run")
+            raise ValueError(
+                "this is a colorize checkpoint, which takes a grey (or colour) photo, but the image "
+                "looks like an edge map (black lines on white): that is the input of an edges2photo "
+                "run"
+            )
         if is_grey(image):
             return image, None
         return grey(image), "a colour image given to a colorize checkpoint: converted to grey (BT.601 luma)"
     if task == "edges2photo":
         if not looks_like_edge_map(image):
-            raise ValueError("this is an edges2photo checkpoint, which takes an edge map (black lines on white, "
-                             "like pix2pix's edges2shoes), but the image looks like a photo: use a colorize or "
-                             "transfer run for photos, or draw its edges first (e.g. kornia.filters.canny)")
+            raise ValueError(
+                "this is an edges2photo checkpoint, which takes an edge map (black lines on white, "
+                "like pix2pix's edges2shoes), but the image looks like a photo: use a colorize or "
+                "transfer run for photos, or draw its edges first (e.g. kornia.filters.canny)"
+            )
         return image, None
     raise ValueError(f"paired_input: `task` must be one of {', '.join(PAIRED_TASKS)}; got {task!r}")

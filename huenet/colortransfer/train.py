@@ -9,6 +9,7 @@ Resuming is automatic: rerunning the same command in the same ``--out`` continue
 current step and writes the checkpoint. Under ``torchrun --nproc_per_node=N -m huenet.train ...`` it trains
 with DistributedDataParallel; only rank 0 writes files. See ``docs/training.md``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -122,13 +123,13 @@ class Trainer:
         self.paired = cfg.task in PAIRED_TASKS
         try:
             if self.paired:
-                images = make_paired_image_set(cfg.data, cfg.image_size, cfg.seed, cfg.synthetic_images,
-                                               cfg.data_format)
+                images = make_paired_image_set(
+                    cfg.data, cfg.image_size, cfg.seed, cfg.synthetic_images, cfg.data_format
+                )
             else:
                 images = make_image_set(cfg.data, cfg.image_size, cfg.seed, cfg.synthetic_images)
         except (OSError, ValueError) as err:
-            raise RunError(f"--data: {err}" if cfg.data is not None else flag_message(err, library_flags())) \
-                from err
+            raise RunError(f"--data: {err}" if cfg.data is not None else flag_message(err, library_flags())) from err
         # Names of the images that could not be read: found unreadable up front, or failing to decode later.
         self.images = images
         self.unreadable = set(skipped_images(images))
@@ -143,17 +144,21 @@ class Trainer:
         val = [val_set[i] for i in range(len(val_set))]
         self._note_unreadable(val)
         self.val_source, self.val_target, val_alpha_s, val_alpha_t = (
-            torch.stack(t).to(self.device) for t in list(zip(*val))[:4])
+            torch.stack(t).to(self.device) for t in list(zip(*val))[:4]
+        )
         self.val_weights = (pixel_weight(val_alpha_s), pixel_weight(val_alpha_t))
         self.steps_per_epoch = len(self.train_set) // ctx.world_size // cfg.batch_size
         if self.steps_per_epoch == 0:
-            raise RunError(f"--batch-size {cfg.batch_size} x {ctx.world_size} process(es) is more than the "
-                           f"{len(self.train_set)} training images")
+            raise RunError(
+                f"--batch-size {cfg.batch_size} x {ctx.world_size} process(es) is more than the "
+                f"{len(self.train_set)} training images"
+            )
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)
-        self.sampler = _ResumableSampler(self.train_set, ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed,
-                                         drop_last=True)
+        self.sampler = _ResumableSampler(
+            self.train_set, ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed, drop_last=True
+        )
 
         self.gan = HueNetGAN.from_config(cfg, ctx)
         self.step = self.epoch = self.epoch_step = 0
@@ -180,19 +185,28 @@ class Trainer:
             try:
                 state = load_checkpoint(path, self.device, TRAINING_KEYS)
             except CheckpointError as err:
-                raise RunError(f"{err}; to start over, rerun with --no-resume or delete the folder "
-                               f"{str(self.out)!r}") from err
+                raise RunError(
+                    f"{err}; to start over, rerun with --no-resume or delete the folder {str(self.out)!r}"
+                ) from err
             now = asdict(self.cfg)
-            changed = [f"{flag(k)} {state['config'].get(k)!r} -> {now[k]!r}" for k in now
-                       if k not in RESUMABLE_CHANGES and state["config"].get(k) != now[k]]
+            changed = [
+                f"{flag(k)} {state['config'].get(k)!r} -> {now[k]!r}"
+                for k in now
+                if k not in RESUMABLE_CHANGES and state["config"].get(k) != now[k]
+            ]
             if changed:
-                raise RunError(f"--out {str(self.out)!r} holds a checkpoint of a run with other settings ("
-                               + "; ".join(changed) + "). Rerun with the same flags to resume it, pass --no-resume "
-                               "to start over there, or choose another --out.")
+                raise RunError(
+                    f"--out {str(self.out)!r} holds a checkpoint of a run with other settings ("
+                    + "; ".join(changed)
+                    + "). Rerun with the same flags to resume it, pass --no-resume "
+                    "to start over there, or choose another --out."
+                )
             if state["world_size"] != self.ctx.world_size:
-                raise RunError(f"the checkpoint in {str(self.out)!r} was written by {state['world_size']} "
-                               f"process(es); resume it with the same number (now {self.ctx.world_size}), or "
-                               "pass --no-resume")
+                raise RunError(
+                    f"the checkpoint in {str(self.out)!r} was written by {state['world_size']} "
+                    f"process(es); resume it with the same number (now {self.ctx.world_size}), or "
+                    "pass --no-resume"
+                )
             self.gan.load_state_dict(state)
             set_rng_state(state["rng"][self.ctx.rank])
             self.step, self.epoch, self.epoch_step = state["step"], state["epoch"], state["epoch_step"]
@@ -202,15 +216,19 @@ class Trainer:
             if self.ctx.is_main:
                 # Steps logged after the checkpoint are run again; drop them so the log has each step once.
                 runlog.truncate_metrics(self.out, self.step)
-                self.epoch_losses = [r for r in runlog.read_metrics(self.out)
-                                     if r["kind"] == "step" and r["epoch"] == self.epoch and not r["nonfinite"]]
+                self.epoch_losses = [
+                    r
+                    for r in runlog.read_metrics(self.out)
+                    if r["kind"] == "step" and r["epoch"] == self.epoch and not r["nonfinite"]
+                ]
             resumed = self.step
         else:
             if self.ctx.is_main and self.out.exists():
                 for name in (CHECKPOINT_NAME, runlog.METRICS_NAME, runlog.SUMMARY_NAME, runlog.EVALUATION_NAME):
                     (self.out / name).unlink(missing_ok=True)
-                for old in itertools.chain((self.out / runlog.SAMPLES_DIR).glob("step_*"),
-                                           (self.out / runlog.PLOTS_DIR).glob("*.png")):
+                for old in itertools.chain(
+                    (self.out / runlog.SAMPLES_DIR).glob("step_*"), (self.out / runlog.PLOTS_DIR).glob("*.png")
+                ):
                     old.unlink()
             resumed = None
         if self.ctx.is_main:
@@ -228,12 +246,22 @@ class Trainer:
         else:
             states[0] = rng_state()
         if self.ctx.is_main:
-            save_checkpoint({
-                "config": asdict(self.cfg), "generator_config": self.gan.G.config, **self.gan.state_dict(),
-                "rng": states, "step": self.step, "epoch": self.epoch, "epoch_step": self.epoch_step,
-                "world_size": self.ctx.world_size, "nonfinite_total": self.nonfinite_total,
-                "elapsed": self.elapsed, "unreadable": sorted(self.unreadable),
-            }, self.out / CHECKPOINT_NAME)
+            save_checkpoint(
+                {
+                    "config": asdict(self.cfg),
+                    "generator_config": self.gan.G.config,
+                    **self.gan.state_dict(),
+                    "rng": states,
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "epoch_step": self.epoch_step,
+                    "world_size": self.ctx.world_size,
+                    "nonfinite_total": self.nonfinite_total,
+                    "elapsed": self.elapsed,
+                    "unreadable": sorted(self.unreadable),
+                },
+                self.out / CHECKPOINT_NAME,
+            )
         self.last_saved = self.step
 
     # --------------------------------------------------------------------------------------------- steps
@@ -251,7 +279,8 @@ class Trainer:
                 raise NonFiniteLossError(
                     f"{self.nonfinite_run} consecutive steps had a non-finite loss (step {self.step + 1}); "
                     "stopping. The last good checkpoint is in the run folder; try a lower --lr or --lambda-hist, "
-                    "or run without --amp.")
+                    "or run without --amp."
+                )
         else:
             self.nonfinite_run = 0
         return record
@@ -261,11 +290,16 @@ class Trainer:
         also PSNR and SSIM to the ground truth (which is the reference here)."""
         output = self.gan.generate(self.val_source, self.val_target)
         terms = self.gan.loss.terms(output, self.val_source, self.val_target, *self.val_weights)
-        scores = {"val_hist": terms["hist"].mean().item(), "val_mi": terms["mi"].mean().item(),
-                  "val_hue_emd": hue_emd(output, self.val_target).mean().item()}
+        scores = {
+            "val_hist": terms["hist"].mean().item(),
+            "val_mi": terms["mi"].mean().item(),
+            "val_hue_emd": hue_emd(output, self.val_target).mean().item(),
+        }
         if self.paired:
-            scores.update(val_psnr=psnr(output, self.val_target).mean().item(),
-                          val_ssim=rgb_ssim(output, self.val_target).mean().item())
+            scores.update(
+                val_psnr=psnr(output, self.val_target).mean().item(),
+                val_ssim=rgb_ssim(output, self.val_target).mean().item(),
+            )
         return scores
 
     def write_samples(self) -> None:
@@ -292,16 +326,26 @@ class Trainer:
         cfg, main = self.cfg, self.ctx.is_main
         if self.resumed_from is not None and self.step >= self.total_steps:
             if main:
-                print(f"{PROG}: the run in {str(self.out)!r} is finished (step {self.step} of {self.total_steps}); "
-                      "nothing to do. Raise --epochs or --max-steps to train on, or pass --no-resume to start "
-                      "over.", file=sys.stderr)
+                print(
+                    f"{PROG}: the run in {str(self.out)!r} is finished (step {self.step} of {self.total_steps}); "
+                    "nothing to do. Raise --epochs or --max-steps to train on, or pass --no-resume to start "
+                    "over.",
+                    file=sys.stderr,
+                )
             summary = self.out / runlog.SUMMARY_NAME
             return json.loads(summary.read_text()) if main and summary.exists() else {}
         if main and self.resumed_from is not None:
             print(f"{PROG}: resuming {str(self.out)!r} from step {self.step} (epoch {self.epoch})", file=sys.stderr)
         workers = cfg.num_workers if cfg.num_workers is not None else (4 if self.device.type == "cuda" else 0)
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not main, unit="it", dynamic_ncols=True,
-                   desc="train", file=sys.stderr)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not main,
+            unit="it",
+            dynamic_ncols=True,
+            desc="train",
+            file=sys.stderr,
+        )
         start, start_elapsed = time.perf_counter(), self.elapsed
         with _stop_on_signals() as received:
             while self.step < self.total_steps and not self._stop_requested(received):
@@ -310,9 +354,15 @@ class Trainer:
                 self.sampler.skip = self.epoch_step * cfg.batch_size
                 # The loader's own generator seeds its workers: drawing that seed from the global RNG would
                 # make a resumed run (whose global RNG was just restored) diverge from an uninterrupted one.
-                loader = DataLoader(self.train_set, cfg.batch_size, sampler=self.sampler, num_workers=workers,
-                                    drop_last=True, pin_memory=self.device.type == "cuda",
-                                    generator=torch.Generator().manual_seed(cfg.seed))
+                loader = DataLoader(
+                    self.train_set,
+                    cfg.batch_size,
+                    sampler=self.sampler,
+                    num_workers=workers,
+                    drop_last=True,
+                    pin_memory=self.device.type == "cuda",
+                    generator=torch.Generator().manual_seed(cfg.seed),
+                )
                 for batch in loader:
                     record = self.train_step(batch)
                     self.step += 1
@@ -320,10 +370,17 @@ class Trainer:
                     self.elapsed = start_elapsed + time.perf_counter() - start
                     bar.update()
                     if main:
-                        bar.set_postfix(G=f"{record['loss_g']:.3f}", D=f"{record['loss_d']:.3f}",
-                                        hist=f"{record['hist']:.4f}", mi=f"{record['mi']:.3f}", refresh=False)
-                        runlog.append_metrics(self.out, dict(kind="step", step=self.step, epoch=self.epoch,
-                                                             time=round(self.elapsed, 3), **record))
+                        bar.set_postfix(
+                            G=f"{record['loss_g']:.3f}",
+                            D=f"{record['loss_d']:.3f}",
+                            hist=f"{record['hist']:.4f}",
+                            mi=f"{record['mi']:.3f}",
+                            refresh=False,
+                        )
+                        runlog.append_metrics(
+                            self.out,
+                            dict(kind="step", step=self.step, epoch=self.epoch, time=round(self.elapsed, 3), **record),
+                        )
                         if not record["nonfinite"]:
                             self.epoch_losses.append(record)
                         if self.step % cfg.sample_every == 0:
@@ -347,8 +404,17 @@ class Trainer:
         if self.ctx.is_main:
             steps = self.epoch_losses
             means = {k: sum(r[k] for r in steps) / len(steps) for k in LOSS_KEYS} if steps else {}
-            runlog.append_metrics(self.out, dict(kind="epoch", step=self.step, epoch=self.epoch,
-                                                 time=round(self.elapsed, 3), **means, **self.validate()))
+            runlog.append_metrics(
+                self.out,
+                dict(
+                    kind="epoch",
+                    step=self.step,
+                    epoch=self.epoch,
+                    time=round(self.elapsed, 3),
+                    **means,
+                    **self.validate(),
+                ),
+            )
             self.epoch_losses = []
         self.epoch += 1
         self.epoch_step = 0
@@ -361,26 +427,40 @@ class Trainer:
         val = self.validate()
         identity = hue_emd(self.val_source, self.val_target).mean().item()
         epochs = [r for r in runlog.read_metrics(self.out) if r["kind"] == "epoch"]
-        summary = dict(steps=self.step, epochs_completed=self.epoch, seconds=round(self.elapsed, 1),
-                       it_per_s=round(self.step / self.elapsed, 3) if self.elapsed else None,
-                       nonfinite_steps=self.nonfinite_total, unreadable_files=len(self.unreadable),
-                       unreadable=sorted(self.unreadable),
-                       val_hue_emd=val["val_hue_emd"], val_hue_emd_identity=identity, val_mi=val["val_mi"],
-                       **{k: val[k] for k in ("val_psnr", "val_ssim") if k in val},
-                       last_epoch={k: v for k, v in epochs[-1].items() if k not in ("kind",)} if epochs else None,
-                       resumed_from=self.resumed_from, out=str(self.out))
+        summary = dict(
+            steps=self.step,
+            epochs_completed=self.epoch,
+            seconds=round(self.elapsed, 1),
+            it_per_s=round(self.step / self.elapsed, 3) if self.elapsed else None,
+            nonfinite_steps=self.nonfinite_total,
+            unreadable_files=len(self.unreadable),
+            unreadable=sorted(self.unreadable),
+            val_hue_emd=val["val_hue_emd"],
+            val_hue_emd_identity=identity,
+            val_mi=val["val_mi"],
+            **{k: val[k] for k in ("val_psnr", "val_ssim") if k in val},
+            last_epoch={k: v for k, v in epochs[-1].items() if k not in ("kind",)} if epochs else None,
+            resumed_from=self.resumed_from,
+            out=str(self.out),
+        )
         runlog.write_json(self.out / runlog.SUMMARY_NAME, summary)
         minutes, seconds = divmod(self.elapsed, 60)
-        print(f"{PROG}: {self.step} steps ({self.epoch} full epochs) in {int(minutes)}m{seconds:04.1f}s "
-              f"({summary['it_per_s']} it/s) -> {self.out}\n"
-              f"  validation hue EMD to target (hard, 256 bins): model {val['val_hue_emd']:.4f}, "
-              f"identity {identity:.4f}; D_MI to source: {val['val_mi']:.4f}\n"
-              + (f"  to the ground truth: PSNR {val['val_psnr']:.2f} dB, SSIM {val['val_ssim']:.4f}\n"
-                 if self.paired else "") +
-              f"  non-finite steps skipped: {self.nonfinite_total}; unreadable images skipped: "
-              f"{len(self.unreadable)}\n"
-              f"  see {self.out / runlog.PLOTS_DIR}, {self.out / runlog.SAMPLES_DIR}; "
-              f"evaluate with: python -m huenet.evaluate --checkpoint {self.out}", file=sys.stderr)
+        print(
+            f"{PROG}: {self.step} steps ({self.epoch} full epochs) in {int(minutes)}m{seconds:04.1f}s "
+            f"({summary['it_per_s']} it/s) -> {self.out}\n"
+            f"  validation hue EMD to target (hard, 256 bins): model {val['val_hue_emd']:.4f}, "
+            f"identity {identity:.4f}; D_MI to source: {val['val_mi']:.4f}\n"
+            + (
+                f"  to the ground truth: PSNR {val['val_psnr']:.2f} dB, SSIM {val['val_ssim']:.4f}\n"
+                if self.paired
+                else ""
+            )
+            + f"  non-finite steps skipped: {self.nonfinite_total}; unreadable images skipped: "
+            f"{len(self.unreadable)}\n"
+            f"  see {self.out / runlog.PLOTS_DIR}, {self.out / runlog.SAMPLES_DIR}; "
+            f"evaluate with: python -m huenet.evaluate --checkpoint {self.out}",
+            file=sys.stderr,
+        )
         return summary
 
     def _last_sample_step(self) -> int | None:

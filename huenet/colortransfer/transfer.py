@@ -18,6 +18,7 @@ is the task's input: a colorize checkpoint takes grey photos (a colour one is co
 edges2photo checkpoint edge maps, black lines on white. A source of the other kind is refused with a message
 naming the run's task.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,7 @@ from .images import UNREADABLE_ERRORS, Picture, check_writable, read_image, writ
 from .tasks import PAIRED_TASKS, paired_input
 
 METHODS = ("fit", "gan", "reinhard", "histogram-matching", "mkl")
-_CLASSICAL = {"reinhard": baselines.reinhard, "histogram-matching": baselines.histogram_matching,
-              "mkl": baselines.mkl}
+_CLASSICAL = {"reinhard": baselines.reinhard, "histogram-matching": baselines.histogram_matching, "mkl": baselines.mkl}
 PROG = "huenet.transfer"
 
 
@@ -54,8 +54,7 @@ def transfer(generator, source: torch.Tensor, target: torch.Tensor, max_side: in
     src = source[None]
     if max_side is not None and max(size) > max_side:
         scale = max_side / max(size)
-        src = F.interpolate(src, size=(max(1, round(size[0] * scale)), max(1, round(size[1] * scale))),
-                            mode="area")
+        src = F.interpolate(src, size=(max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), mode="area")
     out = generator(src, generator.histograms(target[None])).clamp(0, 1)
     if out.shape[2:] != size:
         out = F.interpolate(out, size=tuple(size), mode="bicubic", align_corners=False).clamp(0, 1)
@@ -66,31 +65,49 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m huenet.transfer",
         description="Repaint source images with a target image's colours: fit a colour LUT against huenet's "
-                    "histogram losses (default, no training), apply a saved .cube LUT, use a trained Hue-Net "
-                    "(--checkpoint) or a classical method.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "histogram losses (default, no training), apply a saved .cube LUT, use a trained Hue-Net "
+        "(--checkpoint) or a classical method.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--source", required=True, help="the image (or folder of images) to repaint")
-    parser.add_argument("--target", default=None,
-                        help="the image whose colours to use (a folder only with --method gan)")
-    parser.add_argument("--out", required=True,
-                        help="output image file for one source; a folder when --source is a folder")
-    parser.add_argument("--method", choices=METHODS, default=None,
-                        help="default: gan with --checkpoint, else fit")
-    parser.add_argument("--checkpoint", default=None, metavar="RUN_OR_FILE",
-                        help="a trained run folder (its checkpoint.pt) or checkpoint file, for --method gan")
+    parser.add_argument(
+        "--target", default=None, help="the image whose colours to use (a folder only with --method gan)"
+    )
+    parser.add_argument(
+        "--out", required=True, help="output image file for one source; a folder when --source is a folder"
+    )
+    parser.add_argument("--method", choices=METHODS, default=None, help="default: gan with --checkpoint, else fit")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="RUN_OR_FILE",
+        help="a trained run folder (its checkpoint.pt) or checkpoint file, for --method gan",
+    )
     parser.add_argument("--cube", default=None, metavar="OUT.cube", help="also write the fitted LUT here")
     parser.add_argument("--lut", default=None, metavar="IN.cube", help="apply this saved LUT instead of fitting")
-    parser.add_argument("--mask", default=None, metavar="IMAGE",
-                        help="greyscale image of the source's size: white pixels count in the fit")
-    parser.add_argument("--target-mask", default=None, metavar="IMAGE",
-                        help="greyscale image of the target's size: white pixels count in the fit")
+    parser.add_argument(
+        "--mask",
+        default=None,
+        metavar="IMAGE",
+        help="greyscale image of the source's size: white pixels count in the fit",
+    )
+    parser.add_argument(
+        "--target-mask",
+        default=None,
+        metavar="IMAGE",
+        help="greyscale image of the target's size: white pixels count in the fit",
+    )
     parser.add_argument("--strength", type=float, default=1.0, help="0 = the source unchanged, 1 = full transfer")
-    parser.add_argument("--per-image", action="store_true",
-                        help="with a source folder: fit one LUT per image instead of one for the whole folder")
+    parser.add_argument(
+        "--per-image",
+        action="store_true",
+        help="with a source folder: fit one LUT per image instead of one for the whole folder",
+    )
     parser.add_argument("--steps", type=int, default=recolor.DEFAULTS["steps"], help="fit: optimisation steps")
     parser.add_argument("--lut-size", type=int, default=recolor.DEFAULTS["size"], help="fit: LUT resolution N")
-    parser.add_argument("--max-side", type=int, default=None,
-                        help="gan: process sources at most this many pixels on their longer side")
+    parser.add_argument(
+        "--max-side", type=int, default=None, help="gan: process sources at most this many pixels on their longer side"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     return parser
 
@@ -110,8 +127,11 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         error("--lut applies a saved LUT; --target is not used with it")
     if not args.lut and not args.target:
         error("--target is required (or give --lut IN.cube)")
-    fit_only = [flag for flag, value in (("--cube", args.cube), ("--mask", args.mask),
-                                         ("--target-mask", args.target_mask)) if value]
+    fit_only = [
+        flag
+        for flag, value in (("--cube", args.cube), ("--mask", args.mask), ("--target-mask", args.target_mask))
+        if value
+    ]
     if args.method != "fit" and fit_only:
         error(f"{fit_only[0]} only works with --method fit; got --method {args.method}")
     if args.lut and (args.cube or args.target_mask or args.mask):
@@ -120,8 +140,11 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         error(f"--cube: {args.cube!r} must end in .cube")
     if not 0 <= args.strength <= 1:
         error(f"--strength must be in [0, 1]; got {args.strength}")
-    for flag, value, low in (("--steps", args.steps, 0), ("--lut-size", args.lut_size, 2),
-                             ("--max-side", args.max_side, 8)):
+    for flag, value, low in (
+        ("--steps", args.steps, 0),
+        ("--lut-size", args.lut_size, 2),
+        ("--max-side", args.max_side, 8),
+    ):
         if value is not None and value < low:
             error(f"{flag} must be >= {low}; got {value}")
     if args.max_side is not None and args.method != "gan":
@@ -172,8 +195,10 @@ def _read_mask(path: str | None, flag: str, picture: Picture | None, image_path:
         weight = _read(Path(path), flag).rgb.mean(0, keepdim=True)
         if picture is not None and weight.shape[1:] != picture.rgb.shape[1:]:
             h, w = picture.rgb.shape[1:]
-            raise RunError(f"{flag}: {path!r} is {weight.shape[2]}x{weight.shape[1]} but {str(image_path)!r} is "
-                           f"{w}x{h}; the mask must have its image's size")
+            raise RunError(
+                f"{flag}: {path!r} is {weight.shape[2]}x{weight.shape[1]} but {str(image_path)!r} is "
+                f"{w}x{h}; the mask must have its image's size"
+            )
     if picture is not None and picture.alpha is not None:
         weight = picture.alpha if weight is None else weight * picture.alpha
     return weight
@@ -182,9 +207,17 @@ def _read_mask(path: str | None, flag: str, picture: Picture | None, image_path:
 def _fit(sources: list[Picture], source_masks, target: Picture, target_mask, args, device, label: str):
     bar = tqdm(total=args.steps, desc=f"fitting {label}", unit="step", disable=None, leave=False)
     try:
-        return recolor.fit([p.rgb for p in sources], target.rgb, size=args.lut_size, steps=args.steps,
-                           strength=args.strength, mask=source_masks, target_mask=target_mask, device=device,
-                           callback=lambda step: bar.update(1))
+        return recolor.fit(
+            [p.rgb for p in sources],
+            target.rgb,
+            size=args.lut_size,
+            steps=args.steps,
+            strength=args.strength,
+            mask=source_masks,
+            target_mask=target_mask,
+            device=device,
+            callback=lambda step: bar.update(1),
+        )
     except ValueError as err:
         message = str(err).replace("`mask`", "--mask").replace("`target_mask`", "--target-mask")
         raise RunError(message.replace("fit: ", "", 1)) from None
@@ -205,8 +238,9 @@ def _paired_source(task: str, picture: Picture, path: Path) -> Picture:
 
 
 def _masks_or_none(masks: list):
-    return None if all(m is None for m in masks) else [m if m is not None else torch.ones(1, *shape)
-                                                       for m, shape in masks]
+    return (
+        None if all(m is None for m in masks) else [m if m is not None else torch.ones(1, *shape) for m, shape in masks]
+    )
 
 
 def _run(args) -> None:
@@ -249,8 +283,15 @@ def _run(args) -> None:
         target = _read(Path(_inputs(args.target, "--target")[0]), "--target")
         target_weight = _read_mask(args.target_mask, "--target-mask", target, Path(args.target))
     if args.method == "fit" and not args.lut and not args.per_image:
-        lut = _fit(pictures, _masks_or_none(source_weights), target, target_weight, args, device,
-                   f"one LUT on {len(pictures)} image(s)")
+        lut = _fit(
+            pictures,
+            _masks_or_none(source_weights),
+            target,
+            target_weight,
+            args,
+            device,
+            f"one LUT on {len(pictures)} image(s)",
+        )
         if args.cube:
             lut.save_cube(args.cube)
             print(args.cube)
@@ -259,17 +300,23 @@ def _run(args) -> None:
         out.mkdir(parents=True, exist_ok=True)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
-    frames = tqdm(list(zip(sources, pictures, source_weights, dests)), desc="transfer", unit="image",
-                  disable=None if many else True)
+    frames = tqdm(
+        list(zip(sources, pictures, source_weights, dests)),
+        desc="transfer",
+        unit="image",
+        disable=None if many else True,
+    )
     for i, (path, picture, weight, dest) in enumerate(frames):
         rgb = picture.rgb.to(device)
         if args.method == "gan":
-            result = transfer(generator, rgb, target_pictures[i % len(target_pictures)].rgb.to(device),
-                              args.max_side)
+            result = transfer(generator, rgb, target_pictures[i % len(target_pictures)].rgb.to(device), args.max_side)
             result = torch.lerp(rgb, result, args.strength)
         elif args.method == "fit":
-            image_lut = lut if lut is not None else _fit([picture], _masks_or_none([weight]), target,
-                                                         target_weight, args, device, path.name)
+            image_lut = (
+                lut
+                if lut is not None
+                else _fit([picture], _masks_or_none([weight]), target, target_weight, args, device, path.name)
+            )
             result = image_lut(rgb)
         else:
             result = _CLASSICAL[args.method](rgb[None], target.rgb[None].to(device))[0]
