@@ -147,7 +147,8 @@ def test_plots_regenerate_from_the_log(run_dir, capsys):
         assert str(run_dir / runlog.PLOTS_DIR / name) in written
         assert Image.open(run_dir / runlog.PLOTS_DIR / name).size[0] > 100
     grid = Image.open(sorted((run_dir / runlog.SAMPLES_DIR).glob("*.png"))[-1])
-    assert grid.size == (3 * 32 + 2 * 2, 4 * 32 + 3 * 2)  # 4 rows of source | target | output
+    # 4 rows of source | target | output, 32-px tiles enlarged to 128 px, under a header row of labels.
+    assert grid.size[0] == 3 * 128 + 2 * 2 and grid.size[1] > 4 * 128 + 3 * 2
 
 
 def test_plots_error_on_a_folder_without_a_log(tmp_path):

@@ -39,12 +39,15 @@ def test_joint_histogram_gradcheck(path, boundary):
     x = torch.rand(1, 2, 3, 4, generator=g, dtype=torch.float64).requires_grad_()
     y = torch.rand(1, 2, 3, 4, generator=g, dtype=torch.float64).requires_grad_()
     w = (torch.rand(1, 2, 3, 4, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
-    fn = lambda x, y, w: huenet.joint_histogram(
-        x,
-        y,
-        bins=40,
-        boundary=boundary,
-        weight=w,  # noqa: E731
-        backend="eager",
-    )
+
+    def fn(x, y, w):
+        return huenet.joint_histogram(
+            x,
+            y,
+            bins=40,
+            boundary=boundary,
+            weight=w,
+            backend="eager",
+        )
+
     assert torch.autograd.gradcheck(fn, (x, y, w))

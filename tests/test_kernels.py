@@ -123,14 +123,17 @@ def test_gradcheck_joint_histogram(boundary):
     x = _images((1, 1, 3, 4), torch.float64, seed=15).requires_grad_()
     y = _images((1, 1, 3, 4), torch.float64, seed=16).requires_grad_()
     w = _images((1, 1, 3, 4), torch.float64, seed=17, lo=0.1, hi=1.0).requires_grad_()
-    fn = lambda x, y, w: huenet.joint_histogram(
-        x,
-        y,
-        bins=40,
-        boundary=boundary,
-        weight=w,  # noqa: E731
-        backend="triton",
-    )
+
+    def fn(x, y, w):
+        return huenet.joint_histogram(
+            x,
+            y,
+            bins=40,
+            boundary=boundary,
+            weight=w,
+            backend="triton",
+        )
+
     assert torch.autograd.gradcheck(fn, (x, y, w), fast_mode=True)
 
 

@@ -201,6 +201,9 @@ class UnpairedPairs(Dataset):
         float32 in [0, 1].
     """
 
+    # Validation resizes the short side to image_size * val_scale before its centre crop.
+    val_scale = 1.0
+
     def __init__(self, images, indices, image_size: int, train: bool = True, seed: int = 0):
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
             raise ValueError(f"UnpairedPairs: `image_size` must be an int >= 8; got {image_size!r}")
@@ -245,7 +248,7 @@ class UnpairedPairs(Dataset):
             height, width = image.shape[-2:]
             left, top = rng.randint(0, width - size), rng.randint(0, height - size)
         else:
-            image = _resize_short_side(image, size)
+            image = _resize_short_side(image, round(size * self.val_scale))
             height, width = image.shape[-2:]
             left, top = (width - size) // 2, (height - size) // 2
         image = image[:, top : top + size, left : left + size]

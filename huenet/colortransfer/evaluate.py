@@ -7,6 +7,14 @@ validation image with a fixed other one, and scores the model and the baselines 
 with the metrics of :mod:`huenet.metrics`. Prints a table (mean over pairs) and writes the means, standard
 deviations and settings as JSON (default: ``evaluation.json`` in the run folder, or
 ``evaluation-<folder>.json`` for another ``--data``: the run's own evaluation is never overwritten).
+
+The task is the run's (``--task`` of training). For the paired tasks (colorize, edges2photo) each validation
+photo gives an input (grey or edges) and is its ground truth; the reference G is given is that photo too
+(``--exemplar truth``, as in training) or another validation photo (``--exemplar other``). The table then has
+PSNR and SSIM to the ground truth, hue EMD / intersection and the a*b* sliced Wasserstein distance to the
+reference, and D_MI(V) and lightness SSIM to the input (:data:`~huenet.colortransfer.metrics.PAIRED_METRICS`);
+the baselines are the input itself and, for colorize, Reinhard's transfer of the reference's Lab statistics
+to the grey input (a global tint). pix2pix is compared as a run of its own (docs/results.md).
 """
 
 from __future__ import annotations
@@ -18,16 +26,21 @@ from pathlib import Path
 import torch
 
 from . import runlog, runtime
-from .baselines import BASELINES
+from .baselines import BASELINES, identity, reinhard
 from .checkpoint import checkpoint_path, load_generator
 from .cli import RunError, UsageError, clean_warnings, exit_with, flag_message
 from .data import UnpairedPairs, make_image_set, skipped_images, split_indices
-from .metrics import METRICS, transfer_metrics
+from .metrics import METRICS, PAIRED_METRICS, paired_metrics, transfer_metrics
+from .paired import PairedImages, make_paired_image_set
+from .tasks import PAIRED_TASKS
 
 PROG = "huenet.evaluate"
 MODEL_NAME = "huenet"
 # Fewer validation pairs than this give means too rough to compare methods by: warn.
 FEW_PAIRS = 10
+# The training-free baselines of each paired task: the input as it is, and for colorize a global tint.
+PAIRED_BASELINES = {"colorize": {"grey input": identity, "reinhard": reinhard}, "edges2photo": {"edge input": identity}}
+EXEMPLARS = ("truth", "other")
 
 
 def evaluate(
@@ -64,6 +77,51 @@ def evaluate(
             for name, method in methods.items():
                 for key, values in transfer_metrics(method(source, target).float(), source, target).items():
                     scores[name][key].append(values.cpu())
+    return _summarise(scores)
+
+
+def evaluate_paired(
+    generator,
+    pairs: PairedImages,
+    exemplar: str = "truth",
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    skipped: set[str] | None = None,
+) -> dict:
+    """Score ``generator`` and the task's baselines on every (input, ground truth) pair of ``pairs``.
+
+    ``exemplar``: "truth" gives G each pair's own photo as the reference (as in training); "other" the photo of
+    another validation pair (a fixed one, as for transfer), so the colours asked for are not the truth's.
+
+    Returns:
+        ``{method: {metric: {"mean": ..., "std": ...}}}`` over :data:`PAIRED_METRICS`, methods "huenet" then
+        those of :data:`PAIRED_BASELINES`.
+    """
+    if exemplar not in EXEMPLARS:
+        raise ValueError(f"evaluate_paired: `exemplar` must be one of {', '.join(EXEMPLARS)}; got {exemplar!r}")
+    methods = {MODEL_NAME: lambda s, t: generator(s, generator.histograms(t)), **PAIRED_BASELINES[pairs.task]}
+    scores = {m: {k: [] for k in PAIRED_METRICS} for m in methods}
+    with torch.no_grad():
+        for start in range(0, len(pairs), batch_size):
+            positions = range(start, min(start + batch_size, len(pairs)))
+            batch = [pairs[i] for i in positions]
+            inputs, truth = (torch.stack(t).to(device) for t in ([p.source for p in batch], [p.target for p in batch]))
+            reference = truth
+            if exemplar == "other":
+                others = [pairs[pairs.target_position(i)] for i in positions]
+                reference = torch.stack([p.target for p in others]).to(device)
+                batch += others
+            if skipped is not None:
+                skipped.update(skipped_images(pairs.images, batch))
+            for name, method in methods.items():
+                output = method(inputs, reference).float()
+                for key, values in paired_metrics(output, inputs, reference, truth).items():
+                    scores[name][key].append(values.cpu())
+    return _summarise(scores)
+
+
+def _summarise(scores: dict[str, dict[str, list[torch.Tensor]]]) -> dict:
+    """{method: {metric: [per-batch values]}} -> {method: {metric: {"mean", "std"}}} over all pairs."""
     result = {}
     for name, per_metric in scores.items():
         result[name] = {}
@@ -74,12 +132,12 @@ def evaluate(
     return result
 
 
-def format_table(result: dict) -> str:
+def format_table(result: dict, metrics: dict = METRICS) -> str:
     """A markdown table: one row per method, one column per metric (mean ± std; arrows: which is better)."""
-    header = "| method | " + " | ".join(f"{label} {'↓' if lower else '↑'}" for label, lower in METRICS.values()) + " |"
-    lines = [header, "|---" * (len(METRICS) + 1) + "|"]
+    header = "| method | " + " | ".join(f"{label} {'↓' if lower else '↑'}" for label, lower in metrics.values()) + " |"
+    lines = [header, "|---" * (len(metrics) + 1) + "|"]
     for name, per_metric in result.items():
-        cells = [f"{per_metric[k]['mean']:.4f} ± {per_metric[k]['std']:.4f}" for k in METRICS]
+        cells = [f"{per_metric[k]['mean']:.4f} ± {per_metric[k]['std']:.4f}" for k in metrics]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -89,7 +147,9 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m huenet.evaluate",
         description="Score a trained Hue-Net and four baselines (identity, Reinhard in Lab, per-channel "
         "histogram matching, MKL) on the validation pairs: hue EMD, histogram intersection and a*b* "
-        "sliced Wasserstein distance to the target; D_MI, V-SSIM and L-SSIM to the source.",
+        "sliced Wasserstein distance to the target; D_MI, V-SSIM and L-SSIM to the source. For a "
+        "colorize or edges2photo run: PSNR and SSIM to the ground truth as well, against the input "
+        "itself (and a Reinhard tint for colorize).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
@@ -107,6 +167,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=None, help="crop size; default: the run's")
     parser.add_argument("--limit", type=int, default=None, help="score at most this many validation pairs")
     parser.add_argument("--batch-size", type=int, default=16, help="pairs per batch")
+    parser.add_argument(
+        "--exemplar",
+        choices=EXEMPLARS,
+        default=None,
+        help="paired tasks: the reference given with each input, its own photo (truth, as in "
+        "training; the default) or another validation photo (other)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
         "--json",
@@ -163,12 +230,27 @@ def _run(args) -> None:
     out = _json_path(args, ckpt)
     data = args.data if args.data is not None else config["data"]
     image_size = args.image_size or config["image_size"]
+    task = config.get("task", "transfer")  # runs from before --task were transfer runs
+    if args.exemplar is not None and task not in PAIRED_TASKS:
+        raise UsageError(f"--exemplar is for the paired tasks; the checkpoint is a {task} run")
     try:
-        images = make_image_set(data, config["image_size"], config["seed"], config["synthetic_images"])
-    except (OSError, ValueError) as err:
+        if task in PAIRED_TASKS:
+            images = make_paired_image_set(
+                data,
+                config["image_size"],
+                config["seed"],
+                config["synthetic_images"],
+                config.get("data_format", "auto"),
+            )
+        else:
+            images = make_image_set(data, config["image_size"], config["seed"], config["synthetic_images"])
+        _, val_idx = split_indices(len(images), config["val_fraction"], config["seed"])
+        if task in PAIRED_TASKS:
+            pairs = PairedImages(images, val_idx[: args.limit], image_size, task, train=False, seed=config["seed"])
+        else:
+            pairs = UnpairedPairs(images, val_idx[: args.limit], image_size, train=False, seed=config["seed"])
+    except (OSError, ValueError, ImportError) as err:
         raise RunError(f"--data: {err}" if args.data is not None else f"the run's data: {err}") from err
-    _, val_idx = split_indices(len(images), config["val_fraction"], config["seed"])
-    pairs = UnpairedPairs(images, val_idx[: args.limit], image_size, train=False, seed=config["seed"])
     if len(pairs) < FEW_PAIRS:
         hint = (
             ""
@@ -177,24 +259,33 @@ def _run(args) -> None:
         )
         warnings.warn(f"only {len(pairs)} validation pair(s): the means below are rough{hint}", stacklevel=2)
     skipped = set(skipped_images(images))
-    result = evaluate(generator, pairs, args.batch_size, device, skipped)
+    if task in PAIRED_TASKS:
+        exemplar = args.exemplar or "truth"
+        result = evaluate_paired(generator, pairs, exemplar, args.batch_size, device, skipped)
+        reference = "the ground truth" if exemplar == "truth" else "another photo"
+        metrics, what = PAIRED_METRICS, f"{task} pairs (reference: {reference})"
+    else:
+        result = evaluate(generator, pairs, args.batch_size, device, skipped)
+        metrics, what = METRICS, "pairs"
 
     data_name = data if data is not None else f"built-in synthetic ({config['synthetic_images']} images)"
     print(
-        f"{PROG}: {len(pairs)} validation pairs of {data_name} at {image_size}x{image_size}, "
+        f"{PROG}: {len(pairs)} validation {what} of {data_name} at {image_size}x{image_size}, "
         f"checkpoint {ckpt}" + (f"; {len(skipped)} unreadable image(s) skipped" if skipped else "") + "\n"
     )
-    print(format_table(result))
+    print(format_table(result, metrics))
     try:
         runlog.write_json(
             out,
             {
                 "checkpoint": str(ckpt),
+                "task": task,
                 "data": data,
                 "image_size": image_size,
                 "pairs": len(pairs),
                 "unreadable": sorted(skipped),
-                "metrics": {k: {"label": label, "lower_is_better": lower} for k, (label, lower) in METRICS.items()},
+                **({"exemplar": exemplar} if task in PAIRED_TASKS else {}),
+                "metrics": {k: {"label": label, "lower_is_better": lower} for k, (label, lower) in metrics.items()},
                 "results": result,
             },
         )

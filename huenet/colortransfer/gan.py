@@ -1,10 +1,16 @@
 r"""The Hue-Net GAN: generator, discriminator, their optimisers, the losses and the AMP scaler, and one step.
 
-``output = G(source, hist(target))`` for unpaired (source, target) pairs. :meth:`HueNetGAN.step` is:
+``output = G(source, hist(target))``. :meth:`HueNetGAN.step` is:
 
 1. D: ``GAN_D(D(source) -> real, D(output) -> fake)`` (the source is the real image, as in the official code);
 2. G: ``lambda_gan * GAN_G(D(output)) + lambda_mi * D_MI(output, source) + lambda_hist * EMD(output, target)``
    with :class:`huenet.losses.HueNetLoss` (cyclic EMD of hue histograms, D_MI on V, in HSV by default).
+
+That is colour transfer, on unpaired (source, target) photos. For the paired tasks (colorize, edges2photo;
+:mod:`~huenet.colortransfer.tasks`) the source is the input (grey or edges) and the target its ground-truth
+photo, which is also the reference; D is conditional (``discriminator.conditional``) and judges (image, input)
+pairs, the ground truth being real: ``GAN_D(D(target | source) -> real, D(output | source) -> fake)``, and G
+may add pix2pix's ``lambda_l1 * |output - target|``.
 
 Transparent pixels (an alpha of 0) take no part in any histogram: the alphas are the losses' pixel weights.
 The training loop (:mod:`huenet.colortransfer.train`) and the benchmark's training-step case both run this step.
@@ -14,7 +20,7 @@ Example:
     >>> gan = HueNetGAN(HueNetGenerator(32, ngf=4, cond_bins=8), PatchDiscriminator(4), HueNetLoss(bins=16))
     >>> record = gan.step(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
     >>> sorted(record), record["nonfinite"]
-    (['adv', 'hist', 'loss_d', 'loss_g', 'mi', 'nonfinite'], False)
+    (['adv', 'hist', 'l1', 'loss_d', 'loss_g', 'mi', 'nonfinite'], False)
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..losses import HueNetLoss
 from . import runtime
 from .models import GANLoss, HueNetGenerator, PatchDiscriminator
+from .tasks import PAIRED_TASKS
 
 # torch 2.13 renamed DDP's broadcast_buffers to forward_sync_buffers (the old name warns).
 _BUFFER_SYNC_ARG = (
@@ -37,7 +44,7 @@ _BUFFER_SYNC_ARG = (
     else "broadcast_buffers"
 )
 #: The losses of a step: G's total, D's, and G's three terms unweighted.
-LOSS_KEYS = ("loss_g", "loss_d", "adv", "hist", "mi")
+LOSS_KEYS = ("loss_g", "loss_d", "adv", "hist", "mi", "l1")
 # Activations a training step keeps per element of one forward pass of G and D, as a multiple of that
 # forward's outputs: the saved activations, their gradients, and D run three times (source, output twice).
 _STEP_ACTIVATION_FACTOR = 3
@@ -66,6 +73,8 @@ class HueNetGAN:
         gan_mode: "bce" or "lsgan".
         lr, beta1: Adam's learning rate and beta1, for both nets.
         lambda_gan: weight of G's adversarial term.
+        lambda_l1: weight of the L1 distance of the output to the target (paired tasks only: needs a
+            conditional discriminator, whose target is the ground truth).
         amp: mixed precision (CUDA only; the histogram losses always compute in fp32).
         ctx: the process group under torchrun; None runs alone.
     """
@@ -81,8 +90,15 @@ class HueNetGAN:
         lambda_gan: float = 1.0,
         amp: bool = False,
         ctx: runtime.Distributed | None = None,
+        lambda_l1: float = 0.0,
     ):
+        if lambda_l1 and not discriminator.conditional:
+            raise ValueError(
+                "HueNetGAN: `lambda_l1` must be 0 with an unconditional discriminator (unpaired "
+                f"transfer has no ground truth); got {lambda_l1!r}"
+            )
         self.G, self.D, self.loss = generator, discriminator, loss
+        self.paired, self.lambda_l1 = discriminator.conditional, float(lambda_l1)
         self.device = next(generator.parameters()).device
         self.ctx = ctx or runtime.Distributed(0, 1, self.device)
         self.gan_loss = GANLoss(gan_mode)
@@ -115,7 +131,7 @@ class HueNetGAN:
             cfg.backend,
             cfg.global_mapping,
         ).to(ctx.device)
-        discriminator = PatchDiscriminator(cfg.ndf or cfg.ngf).to(ctx.device)
+        discriminator = PatchDiscriminator(cfg.ndf or cfg.ngf, conditional=cfg.task in PAIRED_TASKS).to(ctx.device)
         loss = HueNetLoss(
             cfg.colorspace,
             cfg.bins,
@@ -131,7 +147,9 @@ class HueNetGAN:
             cfg.detach_hue_weight,
         )
         amp = cfg.amp and ctx.device.type == "cuda"
-        return cls(generator, discriminator, loss, cfg.gan_mode, cfg.lr, cfg.beta1, cfg.lambda_gan, amp, ctx)
+        return cls(
+            generator, discriminator, loss, cfg.gan_mode, cfg.lr, cfg.beta1, cfg.lambda_gan, amp, ctx, cfg.lambda_l1
+        )
 
     # ------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict:
@@ -162,18 +180,35 @@ class HueNetGAN:
         return bool(flag.item())
 
     def _generator_terms(self, output, source, target, source_weight, target_weight):
-        """G's adversarial term through the plain D (frozen: no DDP reduction for D here) and the histogram
-        terms (computed in fp32 whatever the autocast state, so given fp32 images)."""
+        """G's adversarial term through the plain D (frozen: no DDP reduction for D here), the histogram
+        terms (computed in fp32 whatever the autocast state, so given fp32 images) and, paired, the L1."""
         with self._autocast():
-            adv = self.gan_loss.generator(self.D(output))
-        if self.loss is None:
-            hist = mi = torch.zeros((), device=self.device)
-            loss_g = self.lambda_gan * adv
-        else:
+            adv = self.gan_loss.generator(self.D(output, self._condition(source)))
+        zero = torch.zeros((), device=self.device)
+        # pix2pix's L1 to the ground truth, over the pixels the losses weigh (all of them when opaque).
+        l1 = zero
+        if self.paired:
+            diff = (output.float() - target).abs()
+            l1 = (
+                diff.mean()
+                if target_weight is None
+                else (diff * target_weight).sum() / (3 * target_weight.sum()).clamp(min=1e-12)
+            )
+        loss_g = self.lambda_gan * adv + self.lambda_l1 * l1
+        hist = mi = zero
+        if self.loss is not None:
             terms = self.loss.terms(output.float(), source, target, source_weight, target_weight)
             hist, mi = terms["hist"].mean(), terms["mi"].mean()
-            loss_g = self.lambda_gan * adv + self.loss.lambda_mi * mi + self.loss.lambda_hist * hist
-        return loss_g, adv, hist, mi
+            loss_g = loss_g + self.loss.lambda_mi * mi + self.loss.lambda_hist * hist
+        return loss_g, adv, hist, mi, l1
+
+    def _condition(self, source: torch.Tensor) -> torch.Tensor | None:
+        """What D is conditioned on: the input of a paired task, nothing for transfer."""
+        return source if self.paired else None
+
+    def _real(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """What D must call real: the ground truth of a paired task; the source for transfer (official code)."""
+        return target if self.paired else source
 
     def step(
         self,
@@ -186,12 +221,13 @@ class HueNetGAN:
         """One D update then one G update; a loss that is not finite skips its update(s).
 
         Args:
-            source, target: (B, 3, H, W) RGB in [0, 1].
+            source, target: (B, 3, H, W) RGB in [0, 1]: the photos of a transfer pair, or a paired task's input
+                and ground truth.
             source_alpha, target_alpha: (B, 1, H, W) in [0, 1] or None (opaque).
             update: False computes the losses only, without gradients (the benchmark's forward case).
 
         Returns:
-            ``{"loss_g", "loss_d", "adv", "hist", "mi"}`` as 0-dim tensors (the means over all processes; NaN
+            ``{"loss_g", "loss_d", "adv", "hist", "mi", "l1"}`` as 0-dim tensors (the means over all processes; NaN
             for a skipped step) and ``"nonfinite"``: whether the step was skipped.
         """
         source = source.to(self.device, non_blocking=True)
@@ -200,21 +236,28 @@ class HueNetGAN:
         if not update:
             with torch.no_grad(), self._autocast():
                 output = self.G(source, self.G.histograms(target))
-                loss_d = self.gan_loss.discriminator(self.D(source), self.D(output))
-                loss_g, adv, hist, mi = self._generator_terms(output, source, target, *weights)
-            return dict(zip(LOSS_KEYS, (loss_g, loss_d, adv, hist, mi)), nonfinite=False)
+                condition = self._condition(source)
+                loss_d = self.gan_loss.discriminator(
+                    self.D(self._real(source, target), condition), self.D(output, condition)
+                )
+                terms = self._generator_terms(output, source, target, *weights)
+            return dict(zip(LOSS_KEYS, (terms[0], loss_d, *terms[1:])), nonfinite=False)
 
         with self._autocast():
             output = self.G_train(source, self.G.histograms(target))
             self.D.requires_grad_(True)
-            loss_d = self.gan_loss.discriminator(self.D_train(source), self.D_train(output.detach()))
+            condition = self._condition(source)
+            loss_d = self.gan_loss.discriminator(
+                self.D_train(self._real(source, target), condition), self.D_train(output.detach(), condition)
+            )
         ok = self._all_finite(loss_d)
         if ok:
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler.scale(loss_d).backward()
             self.scaler.step(self.opt_d)
             self.D.requires_grad_(False)
-            loss_g, adv, hist, mi = self._generator_terms(output, source, target, *weights)
+            terms = self._generator_terms(output, source, target, *weights)
+            loss_g = terms[0]
             ok = self._all_finite(loss_g)
             if ok:
                 self.opt_g.zero_grad(set_to_none=True)
@@ -222,8 +265,8 @@ class HueNetGAN:
                 self.scaler.step(self.opt_g)
             self.scaler.update()
         if not ok:
-            return dict(zip(LOSS_KEYS, torch.full((5,), math.nan).unbind()), nonfinite=True)
-        values = torch.stack([loss_g.detach(), loss_d.detach(), adv.detach(), hist.detach(), mi.detach()])
+            return dict(zip(LOSS_KEYS, torch.full((len(LOSS_KEYS),), math.nan).unbind()), nonfinite=True)
+        values = torch.stack([t.detach().float() for t in (loss_g, loss_d, *terms[1:])])
         return dict(zip(LOSS_KEYS, runtime.all_reduce_mean(self.ctx, values.float()).unbind()), nonfinite=False)
 
     @torch.no_grad()

@@ -172,6 +172,37 @@ def ab_swd(output: torch.Tensor, target: torch.Tensor, directions: int = SWD_DIR
     return torch.stack(scores).float()
 
 
+def rgb_ssim(output: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """SSIM (as :func:`v_ssim`) of each RGB channel of output and ground truth, averaged over channels, (B,).
+
+    The colour SSIM of scikit-image's ``structural_similarity(..., channel_axis=-1, gaussian_weights=True,
+    sigma=1.5, use_sample_covariance=False, data_range=1)``, as pix2pix-style papers report it.
+    """
+    _check_rgb("rgb_ssim", "output", output)
+    _check_rgb("rgb_ssim", "truth", truth)
+    if output.shape != truth.shape:
+        raise ValueError(
+            f"rgb_ssim: `truth` must have the shape of `output` {tuple(output.shape)}; got {tuple(truth.shape)}"
+        )
+    b = output.shape[0]
+    return _ssim(output.float().flatten(0, 1)[:, None], truth.float().flatten(0, 1)[:, None]).view(b, 3).mean(1)
+
+
+def psnr(output: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio ``10 log10(1 / MSE)`` in dB (data range 1) over all of RGB, (B,).
+
+    Identical images give +inf (as in scikit-image); means over a set should then be read with care.
+    """
+    _check_rgb("psnr", "output", output)
+    _check_rgb("psnr", "truth", truth)
+    if output.shape != truth.shape:
+        raise ValueError(
+            f"psnr: `truth` must have the shape of `output` {tuple(output.shape)}; got {tuple(truth.shape)}"
+        )
+    mse = (output.double() - truth.double()).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(1 / mse)).float()
+
+
 def transfer_metrics(output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """All of :data:`METRICS` for one batch: name -> (B,)."""
     return {
@@ -181,4 +212,35 @@ def transfer_metrics(output: torch.Tensor, source: torch.Tensor, target: torch.T
         "v_ssim": v_ssim(output, source),
         "ab_swd": ab_swd(output, target),
         "lightness_ssim": lightness_ssim(output, source),
+    }
+
+
+PAIRED_METRICS = {
+    # name: (label, lower is better) -- the paired tasks (colorize, edges2photo)
+    "psnr": ("PSNR to truth (dB)", False),
+    "ssim": ("SSIM to truth", False),
+    "hue_emd": ("hue EMD to reference", True),
+    "hue_intersection": ("hue HI to reference", False),
+    "ab_swd": ("a*b* SWD to reference", True),
+    "v_mi_distance": ("D_MI(V) to input", True),
+    "lightness_ssim": ("L-SSIM to input", False),
+}
+
+
+def paired_metrics(
+    output: torch.Tensor, inputs: torch.Tensor, reference: torch.Tensor, truth: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """All of :data:`PAIRED_METRICS` for one batch of a paired task: name -> (B,).
+
+    ``inputs``: the grey or edge inputs; ``reference``: the exemplars G was given; ``truth``: the photos the
+    inputs were made from (the reference too, when evaluating as in training).
+    """
+    return {
+        "psnr": psnr(output, truth),
+        "ssim": rgb_ssim(output, truth),
+        "hue_emd": hue_emd(output, reference),
+        "hue_intersection": hue_intersection(output, reference),
+        "ab_swd": ab_swd(output, reference),
+        "v_mi_distance": v_mi_distance(output, inputs),
+        "lightness_ssim": lightness_ssim(output, inputs),
     }

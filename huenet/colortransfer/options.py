@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -20,13 +20,17 @@ from .cli import UsageError, flag_message
 from .data import split_indices
 from .gan import step_bytes
 from .models import GAN_MODES, GLOBAL_MAPPINGS, HueNetGenerator
+from .paired import DATA_FORMATS
+from .tasks import PAIRED_TASKS, TASKS, task_defaults
 
 
 @dataclass
 class TrainConfig:
     """Every setting of a run; the field ``x_y`` is the flag ``--x-y``. Defaults are the CLI's."""
 
+    task: str = "transfer"
     data: str | None = None
+    data_format: str = "auto"
     out: str = "runs/huenet"
     image_size: int = 64
     batch_size: int = 8
@@ -37,7 +41,7 @@ class TrainConfig:
     bins: int = 256
     cond_bins: int = 32
     bandwidth: float = 0.4
-    colorspace: str = "hsv"
+    colorspace: str | None = None  # None: the task's (resolve_task_defaults), as are the three below
     hist_channels: str | None = None
     mi_channels: str | None = None
     emd_order: int = 1
@@ -45,7 +49,8 @@ class TrainConfig:
     detach_hue_weight: bool = False
     lambda_gan: float = 1.0
     lambda_mi: float = 1.0
-    lambda_hist: float = 100.0
+    lambda_hist: float | None = None
+    lambda_l1: float = 0.0
     gan_mode: str = "bce"
     ngf: int = 16
     ndf: int | None = None
@@ -90,14 +95,33 @@ def flag(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
+def resolve_task_defaults(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the settings left to the task (None) filled in from :func:`~.tasks.task_defaults`.
+
+    Raises:
+        UsageError: ``cfg.task`` is not one of :data:`~.tasks.TASKS`.
+    """
+    if cfg.task not in TASKS:
+        raise UsageError(f"--task must be one of {', '.join(TASKS)}; got {cfg.task!r}")
+    defaults = task_defaults(cfg.task, cfg.colorspace)
+    return replace(cfg, **{k: v for k, v in defaults.items() if getattr(cfg, k) is None})
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m huenet.train",
-        description="Train a Hue-Net colour-transfer GAN: output = G(source, hist(target)), with loss "
-        "lambda_gan*GAN + lambda_mi*D_MI(output, source) + lambda_hist*EMD(output, target). "
-        "Rerun the same command to resume; use torchrun for several processes.",
+        description="Train a Hue-Net GAN: output = G(input, hist(reference)), with loss lambda_gan*GAN + "
+        "lambda_mi*D_MI(output, input) + lambda_hist*EMD(output, reference) (+ lambda_l1*L1 to the "
+        "ground truth). Rerun the same command to resume; use torchrun for several processes.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--task",
+        default=d.task,
+        metavar="{" + ",".join(TASKS) + "}",
+        help="transfer: unpaired colour transfer; colorize: grey input + colour reference -> photo; "
+        "edges2photo: edge map + colour reference -> photo (see docs/training.md)",
     )
     g = p.add_argument_group("data and run folder")
     g.add_argument(
@@ -105,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.data,
         metavar="DIR",
         help="folder tree of images (jpg, png, ...); default: the built-in synthetic image set",
+    )
+    g.add_argument(
+        "--data-format",
+        choices=DATA_FORMATS,
+        default=d.data_format,
+        help="paired tasks: 'photos' derives each input from its photo (grey, or kornia's Canny "
+        "edges); 'ab' reads pix2pix AB images (input | photo side by side); 'auto': ab when every "
+        "image is twice as wide as high",
     )
     g.add_argument(
         "--out",
@@ -152,15 +184,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--colorspace",
         choices=("hsv", "yuv"),
         default=d.colorspace,
-        help="colour space of the losses and of G's conditioning histograms (yuv: the official code's)",
+        help="colour space of the losses and of G's conditioning histograms; default: hsv for "
+        "transfer, yuv (the official code's) for colorize and edges2photo",
     )
     g.add_argument(
         "--hist-channels",
         default=d.hist_channels,
-        help="channels of the EMD term, e.g. 'hsv' to add S and V; default 'h' (hsv) or 'yuv' (yuv)",
+        help="channels of the EMD term, e.g. 'hsv' to add S and V; default: transfer 'h' (hsv) or "
+        "'yuv' (yuv), colorize 'uv' (yuv) or 'h' (hsv), edges2photo 'yuv' or 'hsv'",
     )
     g.add_argument(
-        "--mi-channels", default=d.mi_channels, help="channels of the D_MI term; default 'v' (hsv) or 'yuv' (yuv)"
+        "--mi-channels",
+        default=d.mi_channels,
+        help="channels of the D_MI term; default: transfer 'v' (hsv) or 'yuv' (yuv); colorize and "
+        "edges2photo 'y' (yuv) or 'v' (hsv)",
     )
     g.add_argument(
         "--emd-order",
@@ -183,8 +220,20 @@ def build_parser() -> argparse.ArgumentParser:
         "desaturating wrongly hued pixels",
     )
     g.add_argument("--lambda-gan", type=float, default=d.lambda_gan, help="weight of the adversarial term")
-    g.add_argument("--lambda-mi", type=float, default=d.lambda_mi, help="weight of D_MI(output, source)")
-    g.add_argument("--lambda-hist", type=float, default=d.lambda_hist, help="weight of EMD(output, target)")
+    g.add_argument("--lambda-mi", type=float, default=d.lambda_mi, help="weight of D_MI(output, input)")
+    g.add_argument(
+        "--lambda-hist",
+        type=float,
+        default=d.lambda_hist,
+        help="weight of EMD(output, reference); default: 100, colorize 20 (the official code's)",
+    )
+    g.add_argument(
+        "--lambda-l1",
+        type=float,
+        default=d.lambda_l1,
+        help="paired tasks: weight of pix2pix's L1 to the ground truth; 0 is Hue-Net, and "
+        "'--lambda-l1 100 --lambda-hist 0 --lambda-mi 0' is pix2pix",
+    )
     g.add_argument(
         "--gan-mode", choices=GAN_MODES, default=d.gan_mode, help="bce: non-saturating BCE; lsgan: least squares"
     )
@@ -244,7 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(argv: list[str] | None = None) -> TrainConfig:
-    args = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
+    if args["task"] not in TASKS:
+        parser.error(f"--task must be one of {', '.join(TASKS)}; got {args['task']!r}")
     args["hue_weight"] = None if args["hue_weight"] == "none" else args["hue_weight"]
     return TrainConfig(**args)
 
@@ -256,7 +308,10 @@ def library_flags() -> dict[str, str]:
 
 
 def check_config(cfg: TrainConfig) -> None:
-    """Reject settings that cannot work, naming the flag (raises :class:`~huenet.colortransfer.cli.UsageError`)."""
+    """Reject settings that cannot work, naming the flag (raises :class:`~huenet.colortransfer.cli.UsageError`).
+
+    ``cfg`` has its task's defaults filled in (:func:`resolve_task_defaults`).
+    """
     minimum = dict(
         image_size=32,
         batch_size=1,
@@ -280,7 +335,12 @@ def check_config(cfg: TrainConfig) -> None:
     for field in ("lr", "bandwidth"):
         if not getattr(cfg, field) > 0:
             raise UsageError(f"{flag(field)} must be > 0; got {getattr(cfg, field)}")
-    for field in ("lambda_gan", "lambda_mi", "lambda_hist"):
+    if cfg.lambda_l1 and cfg.task not in PAIRED_TASKS:
+        raise UsageError(
+            f"--lambda-l1 needs a paired task (--task {' or '.join(PAIRED_TASKS)}): transfer has no "
+            f"ground truth; got --lambda-l1 {cfg.lambda_l1}"
+        )
+    for field in ("lambda_gan", "lambda_mi", "lambda_hist", "lambda_l1"):
         if not (math.isfinite(getattr(cfg, field)) and getattr(cfg, field) >= 0):
             raise UsageError(f"{flag(field)} must be a finite number >= 0; got {getattr(cfg, field)}")
     if not 0 <= cfg.beta1 < 1:

@@ -1,7 +1,8 @@
 """Figures of a training run, all drawn from what the run folder records.
 
-- ``samples/step_XXXXXXX.png``: rows of source | target | output under a header naming the columns, each tile
-  at least :data:`MIN_TILE` pixels (from the ``.npz`` saved next to it; training writes one at step 0 too);
+- ``samples/step_XXXXXXX.png``: rows of source | target | output (input | reference | output | ground truth for
+  the paired tasks) under a header naming the columns, each tile at least :data:`MIN_TILE` pixels (from the
+  ``.npz`` saved next to it; training writes one at step 0 too);
 - ``plots/losses.png``: the loss curves from ``metrics.jsonl``;
 - ``plots/hue_histograms.png``: hue histograms of output against target (and source) for the latest samples;
 - ``plots/joint_histograms.png``: 2D joint histograms of source against output (V and hue) for them.
@@ -34,6 +35,7 @@ _PLOT_BINS = 64
 MIN_TILE = 128
 _HEADER = 22  # pixels of the column-label row
 SAMPLE_COLUMNS = ("source", "target (colours)", "output")
+PAIRED_COLUMNS = ("input", "reference", "output", "ground truth")
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -47,9 +49,16 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def sample_grid(source: np.ndarray, target: np.ndarray, output: np.ndarray, step: int | None = None) -> Image.Image:
-    """One row per sample under labelled columns: source | target | output (uint8 (N, 3, H, W); the target may
-    have another size). Tiles are enlarged to at least :data:`MIN_TILE` pixels; ``step`` is named in the header."""
+def sample_grid(
+    source: np.ndarray,
+    target: np.ndarray,
+    output: np.ndarray,
+    truth: np.ndarray | None = None,
+    step: int | None = None,
+) -> Image.Image:
+    """One row per sample under labelled columns: source | target | output, or for the paired tasks
+    input | reference | output | ground truth. Inputs uint8 (N, 3, H, W); the target may have another size.
+    Tiles are enlarged to at least :data:`MIN_TILE` pixels; ``step`` is named in the header."""
     n, _, h, w = source.shape
     scale = max(1, -(-MIN_TILE // min(h, w)))
     th, tw = h * scale, w * scale
@@ -57,28 +66,41 @@ def sample_grid(source: np.ndarray, target: np.ndarray, output: np.ndarray, step
     def tile(image: np.ndarray, resample) -> np.ndarray:
         return np.asarray(Image.fromarray(image.transpose(1, 2, 0)).resize((tw, th), resample))
 
-    canvas = np.full((_HEADER + n * th + (n - 1) * _GAP, 3 * tw + 2 * _GAP, 3), 255, np.uint8)
+    columns = [(source, Image.NEAREST), (target, Image.BICUBIC), (output, Image.NEAREST)]
+    if truth is not None:
+        columns.append((truth, Image.NEAREST))
+    labels = SAMPLE_COLUMNS if truth is None else PAIRED_COLUMNS
+    canvas = np.full((_HEADER + n * th + (n - 1) * _GAP, len(columns) * (tw + _GAP) - _GAP, 3), 255, np.uint8)
     for i in range(n):
         top = _HEADER + i * (th + _GAP)
-        row = (tile(source[i], Image.NEAREST), tile(target[i], Image.BICUBIC), tile(output[i], Image.NEAREST))
-        for j, image in enumerate(row):
-            canvas[top : top + th, j * (tw + _GAP) : j * (tw + _GAP) + tw] = image
+        for j, (images, resample) in enumerate(columns):
+            canvas[top : top + th, j * (tw + _GAP) : j * (tw + _GAP) + tw] = tile(images[i], resample)
     grid = Image.fromarray(canvas)
     draw, font = ImageDraw.Draw(grid), _font(14)
-    for j, label in enumerate(SAMPLE_COLUMNS):
+    for j, label in enumerate(labels):
         text = f"{label} (step {step})" if step is not None and j == 2 else label
         draw.text((j * (tw + _GAP) + 4, 3), text, fill=(0, 0, 0), font=font)
     return grid
 
 
 def save_samples(
-    run_dir: str | os.PathLike, step: int, source: torch.Tensor, target: torch.Tensor, output: torch.Tensor
+    run_dir: str | os.PathLike,
+    step: int,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    output: torch.Tensor,
+    truth: torch.Tensor | None = None,
 ) -> Path:
-    """Save a batch (B, 3, H, W) in [0, 1] as ``samples/step_XXXXXXX.npz`` and its grid ``.png``."""
+    """Save a batch (B, 3, H, W) in [0, 1] as ``samples/step_XXXXXXX.npz`` and its grid ``.png``.
+
+    ``truth``: the ground-truth photos of a paired task's inputs (``source``), shown in a fourth column.
+    """
     folder = Path(run_dir) / runlog.SAMPLES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"step_{step:07d}"
     arrays = dict(source=_to_uint8(source), target=_to_uint8(target), output=_to_uint8(output))
+    if truth is not None:
+        arrays["truth"] = _to_uint8(truth)
     # Written under a temporary name, then renamed: a run killed meanwhile leaves no torn .npz behind.
     tmp = stem.with_suffix(".npz.tmp")
     with open(tmp, "wb") as f:
@@ -104,9 +126,11 @@ def plot_losses(records: list[dict], path: str | os.PathLike) -> None:
         ("loss_g", "generator total\n(should fall, noisily)"),
         ("loss_d", "discriminator\n(no trend expected: G and D compete)"),
         ("adv", "adversarial (G)\n(no trend expected: G and D compete)"),
-        ("hist", "hue EMD to target\n(should fall: the colours move to the target's)"),
+        ("hist", "histogram EMD to target\n(should fall: the colours move to the target's)"),
         ("mi", "D_MI to source\n(may rise: recoloured pixels share less with the source)"),
     ]
+    if any(r.get("l1") for r in steps):
+        panels.append(("l1", "L1 to ground truth\n(should fall)"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8))
     x = np.array([r["step"] for r in steps])
     window = max(1, len(steps) // 30)
@@ -212,7 +236,9 @@ def regenerate(run_dir: str | os.PathLike, redraw_samples: bool = True) -> list[
     samples = sorted((run_dir / runlog.SAMPLES_DIR).glob("step_*.npz"))
     for npz in samples if redraw_samples else ():
         with np.load(npz) as data:
-            sample_grid(data["source"], data["target"], data["output"], int(data["step"])).save(npz.with_suffix(".png"))
+            truth = data["truth"] if "truth" in data else None
+            grid = sample_grid(data["source"], data["target"], data["output"], truth, int(data["step"]))
+            grid.save(npz.with_suffix(".png"))
         written.append(npz.with_suffix(".png"))
     if samples:
         with np.load(samples[-1]) as data:

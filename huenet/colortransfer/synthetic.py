@@ -62,7 +62,23 @@ class SyntheticImages:
         """Image ``index`` as a :class:`~huenet.colortransfer.images.Picture` (8 bits, opaque)."""
         return Picture(torch.from_numpy(self._array(index)).permute(2, 0, 1).float() / 255, None, 8)
 
+    def edges(self, index: int) -> torch.Tensor:
+        """The exact edge map of image ``index``, (1, size, size): black (0) outlines of its shapes on white (1).
+
+        A pixel is an edge pixel when the shape drawn on top there (or the background) differs from the one on
+        top at its right or lower neighbour: the outlines of the shapes as drawn, occlusions included, where
+        a detector would also fire on shading, noise and the background gradient.
+        """
+        labels = torch.from_numpy(self._draw(index)[1])
+        edges = torch.zeros(labels.shape, dtype=torch.bool)
+        edges[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+        edges[:-1, :] |= labels[:-1, :] != labels[1:, :]
+        return (~edges).float()[None]
+
     def _array(self, index: int) -> np.ndarray:
+        return self._draw(index)[0]
+
+    def _draw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if not 0 <= index < self.count:
             raise IndexError(f"SyntheticImages: index {index} out of range for {self.count} images")
         return _draw(np.random.default_rng([self.seed, index]), self.size)
@@ -108,8 +124,11 @@ def _shape_mask(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray) -> np.
     return np.clip((field - 0.5) * 4.0, 0.0, 1.0)
 
 
-def _draw(rng: np.random.Generator, size: int) -> np.ndarray:
-    """One image, (size, size, 3) uint8."""
+def _draw(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One image, (size, size, 3) uint8, and its label map (size, size): which shape is on top (0: background).
+
+    A shape is on top of a pixel where its mask is >= 0.5, i.e. where it covers at least half of the pixel.
+    """
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / (size - 1)
     family = HUE_FAMILIES[rng.integers(len(HUE_FAMILIES))]
     palette = _palette(rng, family, 5)
@@ -118,6 +137,7 @@ def _draw(rng: np.random.Generator, size: int) -> np.ndarray:
     ramp = xx * np.cos(angle) + yy * np.sin(angle)
     ramp = (ramp - ramp.min()) / max(ramp.max() - ramp.min(), 1e-9)
     image = (1 - ramp)[..., None] * palette[0] + ramp[..., None] * palette[1]
+    labels = np.zeros((size, size), dtype=np.int64)
 
     accent = rng.random() < 0.4
     shape_count = rng.integers(3, 8)
@@ -131,5 +151,6 @@ def _draw(rng: np.random.Generator, size: int) -> np.ndarray:
         shade = 1.0 + rng.uniform(-0.25, 0.25) * (xx - 0.5) + rng.uniform(-0.25, 0.25) * (yy - 0.5)
         mask = _shape_mask(rng, yy, xx)[..., None]
         image = image * (1 - mask) + mask * colour * shade[..., None]
+        labels[mask[..., 0] >= 0.5] = s + 1
     image = image + rng.normal(0.0, 0.015, size=image.shape)
-    return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+    return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8), labels

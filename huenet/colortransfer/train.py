@@ -42,10 +42,20 @@ from .checkpoint import (
 )
 from .cli import RunError, clean_warnings, exit_with, flag_message
 from .data import UnpairedPairs, make_image_set, skipped_images, split_indices
-from .evaluate import MODEL_NAME, evaluate
+from .evaluate import MODEL_NAME, PAIRED_BASELINES, evaluate, evaluate_paired
 from .gan import LOSS_KEYS, HueNetGAN, pixel_weight
-from .metrics import METRICS, hue_emd
-from .options import RESUMABLE_CHANGES, TrainConfig, check_config, config_from_args, flag, library_flags
+from .metrics import METRICS, PAIRED_METRICS, hue_emd, psnr, rgb_ssim
+from .options import (
+    RESUMABLE_CHANGES,
+    TrainConfig,
+    check_config,
+    config_from_args,
+    flag,
+    library_flags,
+    resolve_task_defaults,
+)
+from .paired import PairedImages, make_paired_image_set
+from .tasks import PAIRED_TASKS
 
 PROG = "huenet.train"
 # Validation pairs scored at the end of each epoch, and how many of them the sample grids show.
@@ -109,18 +119,31 @@ class Trainer:
         if cfg.amp and ctx.device.type != "cuda" and ctx.is_main:
             warnings.warn("--amp works on CUDA only; training in fp32 on the CPU", stacklevel=2)
 
+        # Transfer: (source, target) photos. Paired tasks: (input, ground truth), the ground truth being the
+        # reference in training.
+        self.paired = cfg.task in PAIRED_TASKS
         try:
-            images = make_image_set(cfg.data, cfg.image_size, cfg.seed, cfg.synthetic_images)
+            if self.paired:
+                images = make_paired_image_set(
+                    cfg.data, cfg.image_size, cfg.seed, cfg.synthetic_images, cfg.data_format
+                )
+            else:
+                images = make_image_set(cfg.data, cfg.image_size, cfg.seed, cfg.synthetic_images)
         except (OSError, ValueError) as err:
             raise RunError(f"--data: {err}" if cfg.data is not None else flag_message(err, library_flags())) from err
         # Names of the images that could not be read: found unreadable up front, or failing to decode later.
         self.images = images
         self.unreadable = set(skipped_images(images))
         train_idx, val_idx = split_indices(len(images), cfg.val_fraction, cfg.seed)
-        self.train_set = UnpairedPairs(images, train_idx, cfg.image_size, True, cfg.seed)
-        val_set = UnpairedPairs(images, val_idx[:VAL_PAIRS], cfg.image_size, False, cfg.seed)
+        task = (cfg.task,) if self.paired else ()
+        dataset = PairedImages if self.paired else UnpairedPairs
+        try:
+            self.train_set = dataset(images, train_idx, cfg.image_size, *task, train=True, seed=cfg.seed)
+        except ImportError as err:  # edge maps of photos without kornia
+            raise RunError(f"--task {cfg.task}: {err}") from err
+        val_set = dataset(images, val_idx[:VAL_PAIRS], cfg.image_size, *task, train=False, seed=cfg.seed)
         # The end-of-run score uses every validation pair, as python -m huenet.evaluate does.
-        self.eval_pairs = UnpairedPairs(images, val_idx, cfg.image_size, False, cfg.seed)
+        self.eval_pairs = dataset(images, val_idx, cfg.image_size, *task, train=False, seed=cfg.seed)
         val = [val_set[i] for i in range(len(val_set))]
         self._note_unreadable(val)
         self.val_source, self.val_target, val_alpha_s, val_alpha_t = (
@@ -266,18 +289,31 @@ class Trainer:
         return record
 
     def validate(self) -> dict[str, float]:
-        """The unweighted loss terms and the hard hue EMD on the fixed validation pairs."""
+        """The unweighted loss terms and the hard hue EMD on the fixed validation pairs; for the paired tasks
+        also PSNR and SSIM to the ground truth (which is the reference here)."""
         output = self.gan.generate(self.val_source, self.val_target)
         terms = self.gan.loss.terms(output, self.val_source, self.val_target, *self.val_weights)
-        return {
+        scores = {
             "val_hist": terms["hist"].mean().item(),
             "val_mi": terms["mi"].mean().item(),
             "val_hue_emd": hue_emd(output, self.val_target).mean().item(),
         }
+        if self.paired:
+            scores.update(
+                val_psnr=psnr(output, self.val_target).mean().item(),
+                val_ssim=rgb_ssim(output, self.val_target).mean().item(),
+            )
+        return scores
 
     def write_samples(self) -> None:
         src, tgt = self.val_source[:SAMPLE_PAIRS], self.val_target[:SAMPLE_PAIRS]
-        plots.save_samples(self.out, self.step, src, tgt, self.gan.generate(src, tgt))
+        if not self.paired:
+            plots.save_samples(self.out, self.step, src, tgt, self.gan.generate(src, tgt))
+            return
+        # Paired: each input is shown with another validation photo as its reference (the exemplar, as at test
+        # time), next to its own ground truth.
+        reference = self.val_target.roll(1, 0)[:SAMPLE_PAIRS]
+        plots.save_samples(self.out, self.step, src, reference, self.gan.generate(src, reference), tgt)
 
     def _stop_requested(self, received: dict) -> int | None:
         """The signal that asks every process to stop now, if any (all processes stop at the same step)."""
@@ -396,6 +432,12 @@ class Trainer:
         val = self.validate()
         identity = hue_emd(self.val_source, self.val_target).mean().item()
         scores = self._score()
+        # The model against the baseline its task must beat: Reinhard for transfer, the input for the paired tasks.
+        if self.paired:
+            metrics, keys = PAIRED_METRICS, ("ab_swd", "lightness_ssim", "ssim")
+            baseline = next(iter(PAIRED_BASELINES[self.cfg.task]))
+        else:
+            metrics, keys, baseline = METRICS, ("hue_emd", "hue_intersection", "v_ssim"), "reinhard"
         epochs = [r for r in runlog.read_metrics(self.out) if r["kind"] == "epoch"]
         summary = dict(
             steps=self.step,
@@ -408,6 +450,7 @@ class Trainer:
             val_hue_emd=val["val_hue_emd"],
             val_hue_emd_identity=identity,
             val_mi=val["val_mi"],
+            **{k: val[k] for k in ("val_psnr", "val_ssim") if k in val},
             last_epoch={k: v for k, v in epochs[-1].items() if k not in ("kind",)} if epochs else None,
             resumed_from=self.resumed_from,
             out=str(self.out),
@@ -420,11 +463,11 @@ class Trainer:
             f"({summary['it_per_s']} it/s) -> {self.out}\n"
             f"  validation, all {len(self.eval_pairs)} pairs (the pairs and metrics of huenet.evaluate): "
             + "; ".join(
-                f"{METRICS[k][0]} {scores[MODEL_NAME][k]['mean']:.4f} (Reinhard {scores['reinhard'][k]['mean']:.4f})"
-                for k in ("hue_emd", "hue_intersection", "v_ssim")
+                f"{metrics[k][0]} {scores[MODEL_NAME][k]['mean']:.4f} ({baseline} {scores[baseline][k]['mean']:.4f})"
+                for k in keys
             )
             + "\n"
-            f"  non-finite steps skipped: {self.nonfinite_total}; unreadable images skipped: "
+            + f"  non-finite steps skipped: {self.nonfinite_total}; unreadable images skipped: "
             f"{len(self.unreadable)}\n"
             f"  see {self.out / runlog.PLOTS_DIR}, {self.out / runlog.SAMPLES_DIR}; "
             f"evaluate with: python -m huenet.evaluate --checkpoint {self.out}",
@@ -440,6 +483,8 @@ class Trainer:
             # repeats the per-pair warnings for whoever looks at the scores in detail.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                if self.paired:
+                    return evaluate_paired(self.gan.G, self.eval_pairs, device=self.device)
                 return evaluate(self.gan.G, self.eval_pairs, device=self.device)
         finally:
             self.gan.G.train()
@@ -457,6 +502,7 @@ def train(cfg: TrainConfig) -> dict:
         RunError: bad data, a run folder with another run's or an unreadable checkpoint, too many non-finite
             steps, or :class:`Interrupted` by SIGINT / SIGTERM (after writing the checkpoint).
     """
+    cfg = resolve_task_defaults(cfg)
     check_config(cfg)
     runtime.configure_threads(cfg.threads)
     ctx = runtime.init_distributed(cfg.device)

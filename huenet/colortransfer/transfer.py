@@ -12,6 +12,11 @@ applied to each (flicker-free for video frames); ``--per-image`` fits each on it
 folder. 16-bit sources give 16-bit PNG/TIFF outputs; an alpha channel is kept, and its transparent pixels take
 no part in the fit. Every input is read and checked before anything is written, and each output file appears
 complete or not at all.
+
+With a checkpoint of a paired task the target is the exemplar whose colours the output takes, and the source
+is the task's input: a colorize checkpoint takes grey photos (a colour one is converted, with a note), an
+edges2photo checkpoint edge maps, black lines on white. A source of the other kind is refused with a message
+naming the run's task.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from .. import recolor
 from . import baselines, runtime
 from .images import UNREADABLE_ERRORS, Picture, check_writable, read_image, write_image
 from .lut import fit_lut
+from .tasks import PAIRED_TASKS, paired_input
 
 METHODS = ("fit", "gan", "reinhard", "histogram-matching", "mkl")
 _CLASSICAL = {"reinhard": baselines.reinhard, "histogram-matching": baselines.histogram_matching, "mkl": baselines.mkl}
@@ -52,19 +58,26 @@ def _shrink(image: torch.Tensor, side: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def transfer(generator, source: torch.Tensor, target: torch.Tensor, max_side: int | None = WORK_SIDE) -> torch.Tensor:
+def transfer(
+    generator, source: torch.Tensor, target: torch.Tensor, max_side: int | None = WORK_SIDE, paired: bool = False
+) -> torch.Tensor:
     """Paint ``source`` (3, H, W) with ``target``'s colours using a trained generator; (3, H, W) in [0, 1].
 
     Images of any size work. A source longer than ``max_side`` is recoloured at that working size and the
     colour mapping measured there is carried to full resolution through a 3D LUT (:func:`~.lut.fit_lut`),
     which keeps full-resolution detail sharp and bounds time and memory (a 12 MP photo: bench/); the target is
     read at that size at most too. ``max_side=None`` runs the network at full size.
+
+    ``paired``: the source is a paired task's input (grey or edges), whose colours say nothing about the
+    output's, so no colour mapping can carry them: the working-size output is resized (bicubic) instead.
     """
     src = source[None] if max_side is None else _shrink(source[None], max_side)
     tgt = target[None] if max_side is None else _shrink(target[None], max_side)
     out = generator(src, generator.histograms(tgt)).clamp(0, 1)
     if out.shape[2:] == source.shape[1:]:
         return out[0]
+    if paired:
+        return F.interpolate(out, size=tuple(source.shape[1:]), mode="bicubic", align_corners=False)[0].clamp(0, 1)
     return recolor.ColorLUT(fit_lut(src, out))(source[None])[0].clamp(0, 1)
 
 
@@ -236,6 +249,18 @@ def _fit(sources: list[Picture], source_masks, target: Picture, target_mask, arg
         bar.close()
 
 
+def _paired_source(task: str, picture: Picture, path: Path) -> Picture:
+    """The input of a ``task`` checkpoint from a source picture (grey for colorize, with a note), or a RunError
+    naming the file and the task when the picture is of the other kind."""
+    try:
+        rgb, note = paired_input(task, picture.rgb)
+    except ValueError as err:
+        raise RunError(f"--source {str(path)!r}: {err}") from None
+    if note:
+        print(f"{PROG}: note: {path}: {note}", file=sys.stderr)
+    return Picture(rgb, picture.alpha, picture.bits)
+
+
 def _masks_or_none(masks: list):
     return (
         None if all(m is None for m in masks) else [m if m is not None else torch.ones(1, *shape) for m, shape in masks]
@@ -263,10 +288,14 @@ def _run(args) -> None:
             # Sources pair with the targets in sorted order, cycling through the targets.
             dests = [out / f"{p.stem}__{targets[i % len(targets)].stem}.png" for i, p in enumerate(sources)]
         try:
-            generator, _ = load_generator(args.checkpoint, device)
+            generator, config = load_generator(args.checkpoint, device)
         except (OSError, ValueError) as err:
             message = str(err)
             raise RunError(message if message.startswith("--checkpoint") else f"--checkpoint: {message}") from None
+        task = config.get("task", "transfer")  # runs from before --task were transfer runs
+        paired = task in PAIRED_TASKS
+        if paired:
+            pictures = [_paired_source(task, pic, path) for pic, path in zip(pictures, sources)]
     elif args.lut:
         try:
             lut = recolor.ColorLUT.load_cube(args.lut)
@@ -305,9 +334,8 @@ def _run(args) -> None:
     for i, (path, picture, weight, dest) in enumerate(frames):
         rgb = picture.rgb.to(device)
         if args.method == "gan":
-            result = transfer(
-                generator, rgb, target_pictures[i % len(target_pictures)].rgb.to(device), args.max_side or WORK_SIDE
-            )
+            target_rgb = target_pictures[i % len(target_pictures)].rgb.to(device)
+            result = transfer(generator, rgb, target_rgb, args.max_side or WORK_SIDE, paired)
             result = torch.lerp(rgb, result, args.strength)
         elif args.method == "fit":
             image_lut = (
