@@ -31,8 +31,8 @@ def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning:
     """Run backend function ``fn`` on images flattened to (B·C, N) in bin units; return its result as
     (B, C, ...) and the backend that computed it (resolved here, once per call).
 
-    Inputs are computed in ``compute_dtype`` with autocast switched off inside. A (b, c) whose pixels or weights hold NaN or ±inf gives a NaN row, never
-    a finite number that silently ignores those pixels.
+    Inputs are computed in ``compute_dtype`` with autocast switched off inside (:func:`run_backend`). A (b, c)
+    whose pixels or weights hold NaN or ±inf gives a NaN row, never a finite number that silently ignores them.
     """
     names = list(images)
     first = _checks.check_image(op, names[0], images[names[0]])
@@ -46,19 +46,29 @@ def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning:
         for name, t in zip(names + ["weight"], tensors):
             _checks.check_finite(op, name, t)
     impl = resolve(op, backend, first.device)
-
-    dtype = compute_dtype(*tensors)
-    b, c = first.shape[:2]
-    flat = [t.to(dtype).reshape(b * c, -1) for t in tensors]
-    with torch.autocast(device_type=first.device.type, enabled=False):
-        units = [binning.to_bin_units(t) for t in flat[: len(names)]]
-        out = getattr(impl, fn)(*units, flat[len(names)] if weight is not None else None, binning.in_bin_units())
-    out = out.reshape(b, c, *out.shape[1:])
+    out = run_backend(impl, fn, tensors[: len(names)], tensors[len(names)] if weight is not None else None, binning)
     bad = torch.stack([~torch.isfinite(t).flatten(2).all(-1) for t in tensors]).any(0)
     if weight is not None:
         bad = bad | _checks.weight_faults(tensors[-1])
-    bad = bad.reshape(b, c, *([1] * (out.ndim - 2)))
+    bad = bad.reshape(*out.shape[:2], *([1] * (out.ndim - 2)))
     return torch.where(bad, torch.full((), float("nan"), dtype=out.dtype, device=out.device), out), impl
+
+
+def run_backend(impl, fn: str, images: list[torch.Tensor], weight: torch.Tensor | None, binning: Binning):
+    """Backend ``impl``'s function ``fn`` on images (B, C, *spatial) of one shape with a weight of that shape
+    (or None), in ``compute_dtype`` with autocast off; returns (B, C, ...).
+
+    No checks and no NaN rows: callers that already know their inputs are finite, of one shape and of positive
+    weight (the public ops after their checks, an optimisation loop on its own tensors) call this directly.
+    """
+    tensors = images if weight is None else [*images, weight]
+    dtype = compute_dtype(*tensors)
+    b, c = images[0].shape[:2]
+    flat = [t.to(dtype).reshape(b * c, -1) for t in tensors]
+    with torch.autocast(device_type=images[0].device.type, enabled=False):
+        units = [binning.to_bin_units(t) for t in flat[: len(images)]]
+        out = getattr(impl, fn)(*units, flat[len(images)] if weight is not None else None, binning.in_bin_units())
+    return out.reshape(b, c, *out.shape[1:])
 
 
 def soft_histogram(

@@ -37,9 +37,10 @@ import torch.nn.functional as F
 
 from . import _checks
 from .color import rgb_to_hsv, rgb_to_lab
+from .backends import resolve
 from .emd import emd
-from .histogram import soft_histogram
-from .information import mi_distance
+from .histogram import make_binning, run_backend
+from .information import mi_distance_from_entropies
 from .losses import GREY_TARGET_SATURATION
 
 __all__ = ["ColorLUT", "apply_lut", "fit"]
@@ -352,10 +353,20 @@ def _smoothness(delta: torch.Tensor) -> torch.Tensor:
 
 
 class _Objective:
-    """The fit's loss on pooled pixels; the target's histograms are computed once."""
+    """The fit's loss on pooled pixels; the target's histograms are computed once.
+
+    The loop calls the histogram backend directly (:func:`huenet.histogram.run_backend`), once per step for all
+    reflect-boundary channels (S, V, a*, b* share the binning and the weights), once for the hue and once for
+    the joint histogram: the pooled inputs are a few thousand points, so each call's fixed cost (argument
+    checks, NaN-row masks, dispatch) would dominate. The inputs are known to be finite -- colours of a finite
+    table -- and their weights positive, which is what those checks establish; ``fit`` checks the result.
+    """
 
     def __init__(self, source, source_weight, target, target_weight, options, backend):
-        self.o, self.backend = options, backend
+        self.o = o = options
+        self.impl = resolve("fit", backend, source.device)
+        self.linear = make_binning("fit", o["bins"], (0.0, 1.0), o["bandwidth"], "reflect")
+        self.circular = make_binning("fit", o["bins"], (0.0, 1.0), o["bandwidth"], "circular")
         self.source, self.weight = source, source_weight
         self.src_l = rgb_to_lab(source)[:, :1] / 100
         tgt_hsv = rgb_to_hsv(target)
@@ -368,59 +379,48 @@ class _Objective:
                 " hue is left alone (no hue or a*b* term) and only saturation and value are matched",
                 stacklevel=3,
             )
-        with torch.no_grad():
-            self.target_hists = self._hists(tgt_hsv, target_weight)
-            self.target_ab = self._ab_hists(target, target_weight)
-
-    def _hist(self, x, weight, boundary):
-        o = self.o
-        return soft_histogram(x, o["bins"], (0.0, 1.0), o["bandwidth"], boundary, weight, self.backend)[:, 0]
-
-    def _ab_hists(self, rgb, weight):
-        """Soft histograms (2, bins) of CIELAB a* and b*, mapped from [-128, 128] to [0, 1]."""
-        ab = rgb_to_lab(rgb)[:, 1:] / 256 + 0.5
-        return soft_histogram(ab, self.o["bins"], (0.0, 1.0), self.o["bandwidth"], "reflect", weight, self.backend)[0]
-
-    def _hists(self, hsv, weight):
-        # S and V share boundary and weights: one histogram call for both (the per-call cost dominates here).
-        sv = soft_histogram(
-            hsv[:, 1:], self.o["bins"], (0.0, 1.0), self.o["bandwidth"], "reflect", weight, self.backend
-        )[0]
-        hists = {"s": sv[0:1], "v": sv[1:2]}
+        # The reflect-boundary channels that carry weight, name -> loss weight, in the order of their histograms.
+        wanted = {"s": o["saturation_weight"], "v": o["value_weight"]}
         if self.hue_on:
+            wanted.update(a=o["chroma_weight"] / 2, b=o["chroma_weight"] / 2)
+        self.channels = {name: w for name, w in wanted.items() if w}
+        with torch.no_grad():
+            self.target_hists = self._hists(tgt_hsv, rgb_to_lab(target), target_weight)
+
+    def _soft(self, x, weight, binning):
+        return run_backend(self.impl, "soft_histogram", [x], weight.expand_as(x), binning)[0]
+
+    def _hists(self, hsv, lab, weight):
+        """name -> soft histogram (bins,) of the channels in use, and "h" for the hue."""
+        hists = {}
+        if self.channels:
+            # CIELAB a* and b* mapped from [-128, 128] to [0, 1].
+            ab = lab[:, 1:] / 256 + 0.5
+            values = {"s": hsv[:, 1:2], "v": hsv[:, 2:3], "a": ab[:, :1], "b": ab[:, 1:]}
+            stack = torch.cat([values[name] for name in self.channels], 1)
+            hists.update(zip(self.channels, self._soft(stack, weight, self.linear)))
+        if self.hue_on and self.o["hue_weight"]:
             # The saturation only selects which pixels vote for a hue (detached): lowering a wrongly hued
             # pixel's saturation must not be a way to lower the hue term.
             hue_weight = hsv[:, 1:2].detach() * weight + 1e-6
-            hists["h"] = self._hist(hsv[:, :1], hue_weight, "circular")
+            hists["h"] = self._soft(hsv[:, :1], hue_weight, self.circular)[0]
         return hists
 
     def terms(self, table: torch.Tensor) -> dict[str, torch.Tensor]:
-        o = self.o
+        """Each term's value (before its weight): one EMD per histogram in use, and "mi"."""
         out = apply_lut(table, self.source)
-        hists = self._hists(rgb_to_hsv(out), self.weight)
-        terms = {"s": emd(hists["s"], self.target_hists["s"]), "v": emd(hists["v"], self.target_hists["v"])}
-        if o["chroma_weight"] and self.hue_on:
-            terms["ab"] = emd(self._ab_hists(out, self.weight), self.target_ab).mean()
-        if self.hue_on:
-            terms["h"] = emd(hists["h"], self.target_hists["h"], cyclic=True)
-        terms["mi"] = mi_distance(
-            rgb_to_lab(out)[:, :1] / 100,
-            self.src_l,
-            o["bins"],
-            (0.0, 1.0),
-            o["bandwidth"],
-            weight=self.weight,
-            backend=self.backend,
-        )[0, 0]
-        return {k: v.squeeze() for k, v in terms.items()}
+        lab = rgb_to_lab(out)
+        hists, target = self._hists(rgb_to_hsv(out), lab, self.weight), self.target_hists
+        terms = {name: emd(hists[name], target[name], cyclic=name == "h") for name in hists}
+        if self.o["mi_weight"]:
+            joint = run_backend(self.impl, "joint_histogram", [lab[:, :1] / 100, self.src_l], self.weight, self.linear)
+            terms["mi"] = mi_distance_from_entropies(self.impl.entropies(joint[0]))[0]
+        return terms
 
     def __call__(self, table: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         o, t = self.o, self.terms(table)
-        loss = o["saturation_weight"] * t["s"] + o["value_weight"] * t["v"] + o["mi_weight"] * t["mi"]
-        if self.hue_on:
-            loss = loss + o["hue_weight"] * t["h"]
-        if o["chroma_weight"] and self.hue_on:
-            loss = loss + o["chroma_weight"] * t["ab"]
+        weights = dict(self.channels, h=o["hue_weight"], mi=o["mi_weight"])
+        loss = sum(weights[name] * value for name, value in t.items())
         return loss + o["smoothness"] * 1e-3 * _smoothness(delta)
 
 
@@ -522,4 +522,7 @@ def fit(
             optimiser.step()
             if callback is not None:
                 callback(step)
-    return ColorLUT((identity + delta.detach()).clamp(0, 1)).blend(strength)
+    table = identity + delta.detach()
+    if not bool(torch.isfinite(table).all()):
+        raise RuntimeError(f"fit: the optimisation diverged (non-finite LUT entries) at lr={lr}; lower `lr`")
+    return ColorLUT(table.clamp(0, 1)).blend(strength)

@@ -20,6 +20,8 @@ all pixels share that one fixed window (the dense fallback), and the joint histo
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..binning import Binning
@@ -38,7 +40,10 @@ class _Layout:
         self.fixed, self.radius, self.size = window.fixed, window.radius, window.size
         self.first, self.last = window.first, window.last
         table = binning.fold_table(self.first, self.last + self.size, device)
-        self.windows = table.unfold(0, self.size, 1)  # (positions, size): real bins of each window position
+        # (positions, size): real bins of each window position; contiguous, so that rows are gathered by index.
+        self.windows = table.unfold(0, self.size, 1).contiguous()
+        # Edge offsets scaled by the bandwidth: the sigmoid argument is u' - offsets' with u' = (u - base) / W.
+        self.offsets = torch.arange(self.size + 1, dtype=dtype, device=device) / binning.bandwidth
         self.binning = binning
 
     def window(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,9 +51,16 @@ class _Layout:
         # Non-finite values must not reach the integer index maths; the public op turns their rows into NaN.
         u = torch.nan_to_num(u, nan=0.0, posinf=0.0, neginf=0.0)
         base = torch.clamp(torch.floor(u) - self.radius, self.first, self.last)
-        offsets = torch.arange(self.size + 1, dtype=u.dtype, device=u.device)
-        sig = torch.sigmoid(((u - base).unsqueeze(-1) - offsets) / self.binning.bandwidth)
-        return sig, self.windows[(base - self.first).long()]
+        sig = torch.sigmoid(((u - base) / self.binning.bandwidth).unsqueeze(-1) - self.offsets)
+        rows = self.windows.index_select(0, (base - self.first).long().flatten())
+        return sig, rows.view(*u.shape, self.size)
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(binning: Binning, dtype: torch.dtype, device: torch.device) -> _Layout:
+    """The layout of a binning, built once: every histogram call with the same binning reuses its tables
+    (small fits call the histograms thousands of times, and building the tables cost as much as using them)."""
+    return _Layout(binning, dtype, device)
 
 
 def _memberships(sig: torch.Tensor) -> torch.Tensor:
@@ -80,7 +92,7 @@ def _pad_dump(g: torch.Tensor) -> torch.Tensor:
 
 def soft_histogram_forward(u: torch.Tensor, w: torch.Tensor | None, binning: Binning) -> torch.Tensor:
     """p[m, k] = sum_x w[m, x] m_k(u[m, x]) / S_m with S_m = sum_x w[m, x], for u (M, N); returns (M, K)."""
-    layout = _Layout(binning, u.dtype, u.device)
+    layout = _layout(binning, u.dtype, u.device)
     rows, n = u.shape
     # float64 sums: scatter_add_ adds pixel after pixel into one word per bin, and in fp32 a flat 512² image
     # (every pixel in the same few bins) comes out about 1e-3 too small.
@@ -105,7 +117,7 @@ def soft_histogram_backward(
 ):
     """(dL/du, dL/dw), each (M, N) or None, gathered over each pixel's window (no atomics):
     dL/du_x = (w_x / S) sum_j g_fold(j) d pi_j/du_x  and  dL/dw_x = (sum_j g_fold(j) pi_j(u_x) - <g, p>) / S."""
-    layout = _Layout(binning, u.dtype, u.device)
+    layout = _layout(binning, u.dtype, u.device)
     rows, n = u.shape
     total = _weight_sums(u, w).unsqueeze(-1)
     g_scaled = _pad_dump(g / total)
@@ -147,7 +159,7 @@ def joint_histogram_forward(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | 
     small K (and the dense fallback) the windows are first scattered into dense rows A1, A2 (n × (K+1)) and
     the sum is the batched matmul A1ᵀ diag(w) A2.
     """
-    layout = _Layout(binning, x.dtype, x.device)
+    layout = _layout(binning, x.dtype, x.device)
     rows, n = x.shape
     k1 = binning.bins + 1
     dense = _dense_rows(layout, k1)
@@ -181,7 +193,7 @@ def joint_histogram_backward(
 ):
     """(dL/dx, dL/dy, dL/dw), each (M, N) or None, with G = dL/dJ / S gathered onto each pixel's window pair:
     dL/dx = w · sum_{j1 j2} G d pi_j1(x) pi_j2(y), dL/dy likewise, dL/dw = sum G pi_j1(x) pi_j2(y) - <dL/dJ, J>/S."""
-    layout = _Layout(binning, x.dtype, x.device)
+    layout = _layout(binning, x.dtype, x.device)
     rows, n = x.shape
     k1 = binning.bins + 1
     dense = _dense_rows(layout, k1)
