@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from . import _checks
-from .color import rgb_to_hsv, rgb_to_lab
 from .backends import resolve
+from .color import rgb_to_hsv, rgb_to_lab
 from .emd import emd
 from .histogram import make_binning, run_backend
 from .information import mi_distance_from_entropies
