@@ -45,9 +45,9 @@ from .losses import GREY_TARGET_SATURATION
 
 __all__ = ["ColorLUT", "apply_lut", "fit"]
 
-# Pixels per chunk when applying a table: 2^20 pixels need about 2^20 * 3 * 4 B = 12 MB for the sampling grid
-# and as much for the result, so a 12-megapixel photo costs a few tens of MB beyond its output.
-APPLY_CHUNK = 2**20
+# Pixels per chunk when applying a table: 2^18 pixels keep every temporary (a few MB) in the cache, which
+# measured faster than 2^20 or 2^22, and bound the extra memory far below the 1 GB a 12-megapixel photo may use.
+APPLY_CHUNK = 2**17
 
 
 def apply_lut(table: torch.Tensor, image: torch.Tensor, chunk: int = APPLY_CHUNK) -> torch.Tensor:
@@ -57,6 +57,10 @@ def apply_lut(table: torch.Tensor, image: torch.Tensor, chunk: int = APPLY_CHUNK
     :math:`\sum_{i,j,k \in \{0,1\}} w_i(u) w_j(v) w_k(w)\, T[\lfloor w \rfloor + k, \lfloor v \rfloor + j,
     \lfloor u \rfloor + i]` with :math:`w_1(u) = u - \lfloor u \rfloor`, :math:`w_0 = 1 - w_1`. Values are
     clamped to [0, 1] first. Differentiable with respect to the table (and the image).
+
+    Computed as a linear blend along blue of two bilinear lookups in the (green, red) planes of the blue
+    slices :math:`\lfloor w \rfloor` and :math:`\lfloor w \rfloor + 1`: the slices lie side by side in one 2D
+    image, read by one 2D ``grid_sample`` (whose CPU kernel is vectorised; the 3D one took twice as long).
 
     Args:
         table: (3, N, N, N) indexed ``[channel, blue, green, red]`` (the .cube order: red varies fastest).
@@ -70,25 +74,45 @@ def apply_lut(table: torch.Tensor, image: torch.Tensor, chunk: int = APPLY_CHUNK
     if image.ndim < 3 or image.shape[-3] != 3:
         _checks.fail("apply_lut", "image", "of shape (*, 3, H, W)", f"shape {tuple(image.shape)}")
     dtype = image.dtype if image.dtype == torch.float64 else torch.float32
-    grid_table = table.to(image.device, dtype)[None]
+    planes = _slice_planes(table.to(image.device, dtype))
     lead, (h, w) = image.shape[:-3], image.shape[-2:]
     flat = image.reshape(-1, 3, h * w)
-    out = torch.empty(flat.shape, device=image.device, dtype=image.dtype) if not _needs_grad(table, image) else None
+    grad = _needs_grad(table, image)
+    out = None if grad else torch.empty(flat.shape, device=image.device, dtype=dtype)
     pieces = []
     for b in range(flat.shape[0]):
         for start in range(0, h * w, chunk):
-            # grid_sample reads (x, y, z) = (W, H, D) = (red, green, blue), with -1 and 1 the corner entries.
-            coords = flat[b, :, start : start + chunk].to(dtype).clamp(0, 1).T * 2 - 1
-            mapped = F.grid_sample(
-                grid_table, coords.reshape(1, 1, 1, -1, 3), mode="bilinear", padding_mode="border", align_corners=True
-            ).reshape(3, -1)
-            if out is None:
-                pieces.append(mapped)
+            colours = flat[b, :, start : start + chunk].to(dtype)
+            if grad:
+                pieces.append(_lookup(planes, colours))
             else:
-                out[b, :, start : start + chunk] = mapped
+                _lookup(planes, colours, out=out[b, :, start : start + chunk])
+    if grad:
+        out = torch.cat(pieces, 1).reshape(flat.shape)
+    return out.to(image.dtype).reshape(*lead, 3, h, w)
+
+
+def _slice_planes(table: torch.Tensor) -> torch.Tensor:
+    """(1, 6, N, N·N): for each blue slice k, channels 0-2 hold slice k and 3-5 slice k+1 (the last repeated),
+    as an image of rows = green and columns = k·N + red."""
+    n = table.shape[-1]
+    upper = torch.cat([table[:, 1:], table[:, -1:]], 1)
+    return torch.cat([table, upper]).permute(0, 2, 1, 3).reshape(1, 6, n, n * n)
+
+
+def _lookup(planes: torch.Tensor, colours: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Trilinear lookup of colours (3, P) in the planes of :func:`_slice_planes`; (3, P), written to ``out``."""
+    n = planes.shape[-2]
+    u = colours.clamp(0, 1) * (n - 1)
+    blue = u[2].floor().clamp_(max=n - 2)
+    # grid_sample's (x, y) = (column, row), with -1 and 1 the first and last entries (align_corners). At red =
+    # N - 1 the column's right neighbour is the next slice's first entry, but with weight exactly 0.
+    grid = torch.stack([(blue * n + u[0]) * (2 / (n * n - 1)) - 1, u[1] * (2 / (n - 1)) - 1], -1)
+    both = F.grid_sample(planes, grid.view(1, 1, -1, 2), mode="bilinear", padding_mode="border", align_corners=True)
+    both, weight = both.view(6, -1), u[2] - blue
     if out is None:
-        out = torch.cat(pieces, 1).reshape(flat.shape[0], 3, -1).to(image.dtype)
-    return out.reshape(*lead, 3, h, w)
+        return torch.lerp(both[:3], both[3:], weight)
+    return torch.lerp(both[:3], both[3:], weight, out=out)
 
 
 def _needs_grad(*tensors: torch.Tensor) -> bool:
@@ -241,8 +265,8 @@ def _check_strength(op: str, strength: object) -> None:
 #: Defaults of :func:`fit`, measured on photo pairs (docs/recolor.md).
 DEFAULTS = dict(
     size=17,
-    steps=40,
-    lr=0.03,
+    steps=25,
+    lr=0.06,
     fit_size=192,
     bins=64,
     bandwidth=0.8,
@@ -255,8 +279,14 @@ DEFAULTS = dict(
 )
 
 
-# 32 levels: cells of 8/255, about 2000 occupied cells for a photo (docs/recolor.md).
-COMPRESS_LEVELS = 32
+# The learning rate decays linearly from ``lr`` to this fraction of it over the steps.
+FINAL_LR_FRACTION = 0.3
+
+# Pooling grids, finest first: 32 levels (cells of 8/255) give a photo at the fit size 500-2300 occupied cells
+# (docs/recolor.md). A fit step's cost grows with the cells, so an image that occupies more than MAX_CELLS (noise,
+# dithering: up to one cell per pixel) is pooled on the next coarser grid, until it fits the budget.
+COMPRESS_LEVELS = (32, 24, 16, 12, 8)
+MAX_CELLS = 2500
 
 
 def _as_images(op: str, arg: str, images) -> list[torch.Tensor]:
@@ -309,7 +339,8 @@ def _as_masks(op: str, arg: str, masks, images: list[torch.Tensor]) -> list[torc
 
 def _pixels(images, masks, fit_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Downscale each image (and mask) to at most ``fit_size`` on its longest side (area averaging) and pool
-    all pixels into weighted colours (:func:`_compress`)."""
+    all pixels into weighted colours (:func:`_compress`) on the finest grid of ``COMPRESS_LEVELS`` that leaves
+    at most ``MAX_CELLS`` cells (the coarsest grid, 512 cells at most, otherwise)."""
     colours, weights = [], []
     for image, mask in zip(images, masks):
         h, w = image.shape[1:]
@@ -322,10 +353,15 @@ def _pixels(images, masks, fit_size: int, device) -> tuple[torch.Tensor, torch.T
             stack = F.interpolate(stack[None], size=size, mode="area")[0]
         colours.append(stack[:3].flatten(1))
         weights.append(stack[3:].flatten(1) if mask is not None else torch.ones_like(stack[:1].flatten(1)))
-    return _compress(torch.cat(colours, 1), torch.cat(weights, 1)[0])
+    colours, weights = torch.cat(colours, 1), torch.cat(weights, 1)[0]
+    for level in COMPRESS_LEVELS:
+        pooled = _compress(colours, weights, level)
+        if pooled[0].shape[-1] <= MAX_CELLS:
+            break
+    return pooled
 
 
-def _compress(colours: torch.Tensor, weights: torch.Tensor, levels: int = COMPRESS_LEVELS):
+def _compress(colours: torch.Tensor, weights: torch.Tensor, levels: int):
     """Pool pixels (3, N) of weights (N,) into the occupied cells of a ``levels``^3 colour grid: each cell's
     weighted mean colour and total weight, (1, 3, 1, M) and (1, 1, 1, M).
 
@@ -385,33 +421,36 @@ class _Objective:
             wanted.update(a=o["chroma_weight"] / 2, b=o["chroma_weight"] / 2)
         self.channels = {name: w for name, w in wanted.items() if w}
         with torch.no_grad():
-            self.target_hists = self._hists(tgt_hsv, rgb_to_lab(target), target_weight)
+            self.target = self._hists(tgt_hsv, rgb_to_lab(target), target_weight)
 
     def _soft(self, x, weight, binning):
         return run_backend(self.impl, "soft_histogram", [x], weight.expand_as(x), binning)[0]
 
     def _hists(self, hsv, lab, weight):
-        """name -> soft histogram (bins,) of the channels in use, and "h" for the hue."""
-        hists = {}
+        """Soft histograms (C, bins) of the reflect channels in use (or None), and (1, bins) of the hue (or None)."""
+        linear = hue = None
         if self.channels:
             # CIELAB a* and b* mapped from [-128, 128] to [0, 1].
             ab = lab[:, 1:] / 256 + 0.5
             values = {"s": hsv[:, 1:2], "v": hsv[:, 2:3], "a": ab[:, :1], "b": ab[:, 1:]}
-            stack = torch.cat([values[name] for name in self.channels], 1)
-            hists.update(zip(self.channels, self._soft(stack, weight, self.linear)))
+            linear = self._soft(torch.cat([values[name] for name in self.channels], 1), weight, self.linear)
         if self.hue_on and self.o["hue_weight"]:
             # The saturation only selects which pixels vote for a hue (detached): lowering a wrongly hued
             # pixel's saturation must not be a way to lower the hue term.
-            hue_weight = hsv[:, 1:2].detach() * weight + 1e-6
-            hists["h"] = self._soft(hsv[:, :1], hue_weight, self.circular)[0]
-        return hists
+            hue = self._soft(hsv[:, :1], hsv[:, 1:2].detach() * weight + 1e-6, self.circular)
+        return linear, hue
 
     def terms(self, table: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each term's value (before its weight): one EMD per histogram in use, and "mi"."""
+        """Each term's value before its weight: the EMD of each channel in use ("s", "v", "a", "b", "h") and the
+        D_MI ("mi"). One EMD call for all reflect channels: the loop's cost is the number of ops, not their size."""
         out = apply_lut(table, self.source)
         lab = rgb_to_lab(out)
-        hists, target = self._hists(rgb_to_hsv(out), lab, self.weight), self.target_hists
-        terms = {name: emd(hists[name], target[name], cyclic=name == "h") for name in hists}
+        (linear, hue), (target_linear, target_hue) = self._hists(rgb_to_hsv(out), lab, self.weight), self.target
+        terms = {}
+        if linear is not None:
+            terms.update(zip(self.channels, emd(linear, target_linear)))
+        if hue is not None:
+            terms["h"] = emd(hue, target_hue, cyclic=True)[0]
         if self.o["mi_weight"]:
             joint = run_backend(self.impl, "joint_histogram", [lab[:, :1] / 100, self.src_l], self.weight, self.linear)
             terms["mi"] = mi_distance_from_entropies(self.impl.entropies(joint[0]))[0]
@@ -463,7 +502,7 @@ def fit(
             V EMD, the D_MI to the source's lightness and the EMDs of CIELAB a* and b* (the chroma's two axes).
         smoothness: weight of the smoothness penalty on the departure from the identity.
         bins, bandwidth: soft-histogram bins and kernel width (bin widths) of every term.
-        lr: Adam's learning rate on the table entries.
+        lr: Adam's initial learning rate on the table entries; it decays linearly to ``FINAL_LR_FRACTION`` of it.
         fit_size: longest side (pixels) of the downscaled copies the fit runs on.
         device: where to fit (default: the source's device); the returned LUT lives there.
         backend: histogram backend, as in :func:`huenet.soft_histogram`.
@@ -515,11 +554,15 @@ def fit(
     identity = identity_table(size, device=device)
     delta = torch.zeros_like(identity, requires_grad=True)
     optimiser = torch.optim.Adam([delta], lr=lr)
+    # Large steps first, small ones to settle: fewer steps reach the quality of a constant rate (docs/recolor.md).
+    fraction = lambda k: 1 - (1 - FINAL_LR_FRACTION) * k / max(1, steps - 1)  # noqa: E731
+    decay = torch.optim.lr_scheduler.LambdaLR(optimiser, fraction)
     with torch.enable_grad():
         for step in range(steps):
             optimiser.zero_grad(set_to_none=True)
             objective(identity + delta, delta).backward()
             optimiser.step()
+            decay.step()
             if callback is not None:
                 callback(step)
     table = identity + delta.detach()

@@ -1,11 +1,14 @@
 """huenet.recolor: LUT application against a float64 trilinear reference, .cube files, fitting, masks."""
 
 import math
+import shutil
+import subprocess
 import warnings
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from huenet import losses
 from huenet.recolor import ColorLUT, apply_lut, fit
@@ -126,6 +129,29 @@ def test_corrupt_cube_names_the_line(tmp_path, text, line, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=f"line {line}: .*{message}"):
         ColorLUT.load_cube(path)
+
+
+def test_ffmpeg_reads_our_cube_and_maps_like_we_do(tmp_path):
+    """Interoperability: ffmpeg's lut3d filter (an independent reader and interpolator) applies a saved .cube
+    like ColorLUT does, to within one 8-bit level (ffmpeg truncates its float result to 8 bits)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("ffmpeg is not on PATH (apt-get install ffmpeg to run this interoperability check)")
+    from PIL import Image
+
+    n, g = 17, torch.Generator().manual_seed(5)
+    smooth = F.interpolate(torch.rand(1, 3, 4, 4, 4, generator=g) - 0.5, size=(n, n, n), mode="trilinear")[0]
+    lut = ColorLUT((ColorLUT.identity(n).table ** 1.3 + 0.3 * smooth).clamp(0, 1))
+    lut.save_cube(tmp_path / "look.cube")
+    rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    command = [ffmpeg, "-v", "error", "-y", "-i", str(tmp_path / "in.png"), "-pix_fmt", "rgb24"]
+    command += ["-vf", f"lut3d=file={tmp_path / 'look.cube'}:interp=trilinear", str(tmp_path / "out.png")]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    theirs = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"), dtype=np.float64)
+    ours = lut(torch.from_numpy(rgb).permute(2, 0, 1).double() / 255).permute(1, 2, 0).numpy() * 255
+    assert np.abs(theirs - ours).max() <= 1 + 1e-3
+    assert np.abs(ours - rgb).max() > 20  # the LUT really moves colours
 
 
 def test_cube_that_is_not_text(tmp_path):
