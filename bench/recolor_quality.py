@@ -13,6 +13,7 @@ L-SSIM to the source; mean over pairs) and writes the picture grid docs/recolor_
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def main(argv=None) -> None:
     table = "\n".join(lines)
     note = (
         f"{len(rows)} pairs at a longest side of {args.max_side} px; fit median {np.median(times):.1f} s per pair "
-        f"(1 thread, shared 2-core CPU)."
+        f"(1 thread, shared 2-core CPU, load average {os.getloadavg()[0]:.1f})."
     )
     (out / "recolor_quality.md").write_text(table + "\n\n" + note + "\n")
     print(table + "\n\n" + note)
