@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from huenet.colortransfer.baselines import histogram_matching
 from huenet.recolor import ColorLUT, fit
 
 from .memory import peak_memory
-from .recolor_quality import load_photos
+from .recolor_quality import _shrink, load_photos
 
 TWELVE_MP = (3000, 4000)
 FIT_SIDE = 256
@@ -31,12 +30,6 @@ def _devices():
     return ["cpu", cuda]
 
 
-def _shrunk(image: torch.Tensor, side: int = FIT_SIDE) -> torch.Tensor:
-    scale = side / max(image.shape[1:])
-    size = (round(image.shape[1] * scale), round(image.shape[2] * scale))
-    return F.interpolate(image[None], size=size, mode="area")[0]
-
-
 @pytest.fixture(scope="module")
 def photo_pair():
     """grace_hopper -> minduka at a 256-px longest side, or a skip that says why."""
@@ -44,7 +37,7 @@ def photo_pair():
     for name in ("grace_hopper", "minduka"):
         if name not in photos:
             pytest.skip(f"matplotlib's sample photo {name} is unavailable ({missing.get(name)})")
-    return _shrunk(photos["grace_hopper"]), _shrunk(photos["minduka"])
+    return _shrink(photos["grace_hopper"], FIT_SIDE), _shrink(photos["minduka"], FIT_SIDE)
 
 
 def _noise(shape, device, seed=0) -> torch.Tensor:
