@@ -33,6 +33,27 @@ PAIRS = [
     ("minduka", "grace_hopper"),
 ]
 METHODS = {"fit": None, "reinhard": reinhard, "histogram matching": histogram_matching, "mkl": mkl}
+HM_MVGD_HM = "hm-mvgd-hm (color-matcher)"
+
+
+def _hm_mvgd_hm(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """color-matcher's HM-MVGD-HM on (1, 3, H, W) in [0, 1]. color-matcher is GPL-licensed: an optional row of
+    this comparison when it happens to be installed, never a dependency of huenet."""
+    from color_matcher import ColorMatcher
+
+    src, ref = (t[0].permute(1, 2, 0).double().numpy() for t in (source, target))
+    out = ColorMatcher().transfer(src=src, ref=ref, method="hm-mvgd-hm")
+    return torch.from_numpy(out).permute(2, 0, 1).float().clamp(0, 1)[None]
+
+
+def _methods() -> dict:
+    """METHODS, plus HM-MVGD-HM when color-matcher is importable (and why not when it is absent)."""
+    try:
+        import color_matcher  # noqa: F401
+    except ImportError as err:
+        print(f"no {HM_MVGD_HM} row: color-matcher is not installed ({err}); it is GPL, so never a dependency")
+        return dict(METHODS)
+    return {**METHODS, HM_MVGD_HM: _hm_mvgd_hm}
 
 
 def load_photos() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -76,7 +97,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     photos, missing = load_photos()
-    rows, scores, times = [], {m: [] for m in METHODS}, []
+    methods = _methods()
+    rows, scores, times = [], {m: [] for m in methods}, []
     for src_name, tgt_name in PAIRS:
         absent = [n for n in (src_name, tgt_name) if n not in photos]
         if absent:
@@ -84,7 +106,7 @@ def main(argv=None) -> None:
             continue
         source, target = _shrink(photos[src_name], args.max_side), _shrink(photos[tgt_name], args.max_side)
         outputs = {}
-        for method, fn in METHODS.items():
+        for method, fn in methods.items():
             if fn is None:
                 start = time.perf_counter()
                 outputs[method] = fit(source, target)(source)
@@ -102,7 +124,8 @@ def main(argv=None) -> None:
                 f"{src_name} -> {tgt_name} {method}: hue EMD {s[0]:.4f}, a*b* SWD {s[1]:.2f}, L-SSIM {s[2]:.3f}",
                 flush=True,
             )
-        rows.append(np.concatenate([_tile(t, 160) for t in (source, target, *outputs.values())], 1))
+        shown = [outputs[m] for m in METHODS]  # the grid keeps its six columns whatever is installed
+        rows.append(np.concatenate([_tile(t, 160) for t in (source, target, *shown)], 1))
     if not rows:
         raise SystemExit("no photo pair available")
     width = max(r.shape[1] for r in rows)
