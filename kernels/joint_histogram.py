@@ -10,16 +10,18 @@ For values in bin units x, y (M, N) and optional weights w (M, N), with S_m = su
 with A the (N, K) membership matrices, G = g/S gathered at the folded bins of each pixel's two windows, and
 dL/dy symmetric to dL/dx.
 
-Forward: programs over (row, K1 tile × K2 tile, pixel split) generate membership tiles of A_x and A_y on the
-fly, images included only near a boundary, and accumulate A_xᵀ diag(w) A_y with ``tl.dot``; a tile pair that
-no pixel of a block reaches is skipped. Nothing of size N × K reaches global memory; per-split partials
-(splits × M × K × K) are summed in a fixed order, so the result is deterministic.
+Forward: programs over (row, K1 tile × K2 span, pixel split) generate membership tiles of A_x and A_y on the
+fly, images included only near a boundary, and accumulate A_xᵀ diag(w) A_y with ``tl.dot``. The launcher sorts
+each row by x (J is a sum over pixels, so their order is free), so a pixel block spans few bins of x and reaches
+about one K1 tile; a block that cannot reach the program's tiles is skipped after a min/max of x (then y).
+Nothing of size N × K reaches global memory; per-split partials (splits × M × K × K) are summed in a fixed
+order, so the result is deterministic.
 
 Backward: programs over (pixel block, row) gather G over each pixel's (2R+1)² window pair; no atomics.
 
-``tl.dot`` precision is an argument: "ieee" (exact fp32 FMA), "tf32x3" (default: three TF32 products, about
-fp32 accuracy on tensor cores) or "tf32" (fastest; about 1e-3 relative error per product). fp64 inputs use
-fp64 throughout.
+``tl.dot`` precision is an argument: "ieee" (exact fp32 FMA), "tf32x3" (default: three TF32 products, within
+about 2× of fp32's error) or "tf32" (fastest; J about 1e-3 off, MI up to 2e-3 nats, emulated in
+``bench/dot_precision.py``). fp64 inputs use fp64 throughout.
 """
 
 import torch
