@@ -24,6 +24,8 @@ failed (a kernel error is a failure, never a skip), 2 on a usage error.
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import json
 import os
 import statistics
@@ -495,8 +497,35 @@ def _ceilings(device):
     return out
 
 
+@contextlib.contextmanager
+def _triton_launches():
+    """Counts Triton kernel launches by kernel name, compiled or interpreted (``run`` is what every launch,
+    autotuned or not, ends in)."""
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    counts = collections.Counter()
+    originals = {cls: cls.run for cls in (JITFunction, InterpretedFunction)}
+
+    def counting(original):
+        def run(self, *args, **kwargs):
+            counts[self.fn.__name__] += 1
+            return original(self, *args, **kwargs)
+
+        return run
+
+    for cls, original in originals.items():
+        cls.run = counting(original)
+    try:
+        yield counts
+    finally:
+        for cls, original in originals.items():
+            cls.run = original
+
+
 def _count_step(huenet_loss, out, src, tgt, device):
-    """ATen ops, host syncs and (on CUDA) kernel launches of one HueNetLoss forward + backward."""
+    """ATen ops, Triton launches, host syncs and (on CUDA) kernel launches of one HueNetLoss forward +
+    backward."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -508,9 +537,9 @@ def _count_step(huenet_loss, out, src, tgt, device):
             return func(*args, **(kwargs or {}))
 
     o = out.clone().requires_grad_()
-    with Count():
+    with Count(), _triton_launches() as launches:
         torch.autograd.grad(huenet_loss(o, src, tgt), o)
-    counts = {"aten_ops": Count.ops}
+    counts = {"aten_ops": Count.ops, "triton_launches": sum(launches.values()), "triton_by_kernel": dict(launches)}
     if device == "cuda":
         torch.cuda.synchronize()
         previous = torch.cuda.get_sync_debug_mode()
@@ -620,6 +649,7 @@ def section_e(check, huenet, kernels, size, device, results):
             counts.get("host_syncs"),
             0,
             aten_ops=counts["aten_ops"],
+            triton_launches=counts["triton_launches"],
             kernel_launches=counts.get("kernel_launches"),
         )
     results["chosen_configs"] = {

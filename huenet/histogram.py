@@ -47,11 +47,10 @@ def _compute(op: str, fn: str, images: dict[str, torch.Tensor], weight, binning:
             _checks.check_finite(op, name, t)
     impl = resolve(op, backend, first.device)
     out = run_backend(impl, fn, tensors[: len(names)], tensors[len(names)] if weight is not None else None, binning)
-    bad = torch.stack([~torch.isfinite(t).flatten(2).all(-1) for t in tensors]).any(0)
-    if weight is not None:
-        bad = bad | _checks.weight_faults(tensors[-1])
-    bad = bad.reshape(*out.shape[:2], *([1] * (out.ndim - 2)))
-    return torch.where(bad, torch.full((), float("nan"), dtype=out.dtype, device=out.device), out), impl
+    ok = torch.stack([torch.isfinite(t).flatten(2).all(-1) for t in tensors]).all(0)
+    bad = ~ok if weight is None else ~ok | _checks.weight_faults(tensors[-1])
+    # masked_fill takes the NaN as a scalar: no tensor made per call (a fill launch on a GPU).
+    return out.masked_fill(bad.reshape(*out.shape[:2], *([1] * (out.ndim - 2))), float("nan")), impl
 
 
 def run_backend(impl, fn: str, images: list[torch.Tensor], weight: torch.Tensor | None, binning: Binning):

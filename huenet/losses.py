@@ -129,11 +129,17 @@ class HistogramEMDLoss(nn.Module):
         self.bins, self.bandwidth, self.order, self.reduction, self.backend = bins, bandwidth, order, reduction, backend
 
     def histograms(
-        self, image: torch.Tensor, arg: str = "input", weight: torch.Tensor | None = None
+        self,
+        image: torch.Tensor,
+        arg: str = "input",
+        weight: torch.Tensor | None = None,
+        converted: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Soft histograms (B, bins) of the selected channels of an RGB batch; ``weight`` (B, 1, H, W) >= 0
-        weights its pixels (e.g. an alpha channel: transparent pixels take no part)."""
-        converted = self.channels.convert(type(self).__name__, arg, image)
+        weights its pixels (e.g. an alpha channel: transparent pixels take no part). ``converted``: the batch
+        already in this loss's colour space, to save converting it again."""
+        if converted is None:
+            converted = self.channels.convert(type(self).__name__, arg, image)
         hists = []
         for i, value_range, periodic in zip(self.channels.index, self.channels.range, self.channels.periodic):
             hist = soft_histogram(
@@ -156,8 +162,14 @@ class HistogramEMDLoss(nn.Module):
         target_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Unreduced loss, (B, len(channels)); the optional (B, 1, H, W) weights weight each image's pixels."""
-        hist_in = self.histograms(input, "input", input_weight)
-        hist_tgt = self.histograms(target, "target", target_weight)
+        return self._per_channel(input, target, input_weight, target_weight)
+
+    def _per_channel(self, input, target, input_weight=None, target_weight=None, converted_input=None):
+        """``per_channel``, with ``input`` already converted to the colour space when ``converted_input`` is
+        given; the target is converted once for both its histograms and the grey-target check."""
+        hist_in = self.histograms(input, "input", input_weight, converted_input)
+        converted_target = self.channels.convert(type(self).__name__, "target", target)
+        hist_tgt = self.histograms(target, "target", target_weight, converted_target)
         if target.shape[0] != input.shape[0]:
             _checks.fail(
                 type(self).__name__,
@@ -168,12 +180,14 @@ class HistogramEMDLoss(nn.Module):
         pairs = zip(hist_in, hist_tgt, self.channels.periodic)
         loss = torch.stack([emd(p, q, self.order, cyclic) for p, q, cyclic in pairs], 1)
         if any(self.channels.periodic):
-            loss = self._drop_grey_targets(loss, target)
+            loss = self._drop_grey_targets(loss, target, converted_target)
         return loss
 
-    def _drop_grey_targets(self, loss: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Zero the hue columns of the samples whose target has (almost) no saturation, with a warning."""
-        grey = color.rgb_to_hsv(target.detach())[:, 1].flatten(1).mean(1) < GREY_TARGET_SATURATION
+    def _drop_grey_targets(self, loss: torch.Tensor, target: torch.Tensor, converted: torch.Tensor) -> torch.Tensor:
+        """Zero the hue columns of the samples whose target has (almost) no saturation, with a warning;
+        ``converted`` is the target in this loss's colour space (its saturation, when that is HSV)."""
+        hsv = converted if self.channels.colorspace == "hsv" else color.rgb_to_hsv(target)
+        grey = hsv[:, 1].detach().flatten(1).mean(1) < GREY_TARGET_SATURATION
         if not bool(grey.any()):
             return loss
         warnings.warn(
@@ -334,7 +348,7 @@ class HueNetLoss(nn.Module):
                     self.backend,
                 )[:, 0]
             )
-        hist = self.hist.per_channel(output, target, source_weight, target_weight)
+        hist = self.hist._per_channel(output, target, source_weight, target_weight, out)  # out: converted once
         return {"hist": hist.mean(1), "mi": torch.stack(mi, 1).mean(1)}
 
     def forward(self, output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -10,16 +10,18 @@ For values in bin units x, y (M, N) and optional weights w (M, N), with S_m = su
 with A the (N, K) membership matrices, G = g/S gathered at the folded bins of each pixel's two windows, and
 dL/dy symmetric to dL/dx.
 
-Forward: programs over (row, K1 tile × K2 tile, pixel split) generate membership tiles of A_x and A_y on the
-fly, images included only near a boundary, and accumulate A_xᵀ diag(w) A_y with ``tl.dot``; a tile pair that
-no pixel of a block reaches is skipped. Nothing of size N × K reaches global memory; per-split partials
-(splits × M × K × K) are summed in a fixed order, so the result is deterministic.
+Forward: programs over (row, K1 tile × K2 span, pixel split) generate membership tiles of A_x and A_y on the
+fly, images included only near a boundary, and accumulate A_xᵀ diag(w) A_y with ``tl.dot``. The launcher sorts
+each row by x (J is a sum over pixels, so their order is free), so a pixel block spans few bins of x and reaches
+about one K1 tile; a block that cannot reach the program's tiles is skipped after a min/max of x (then y).
+Nothing of size N × K reaches global memory; per-split partials (splits × M × K × K) are summed in a fixed
+order, so the result is deterministic.
 
 Backward: programs over (pixel block, row) gather G over each pixel's (2R+1)² window pair; no atomics.
 
-``tl.dot`` precision is an argument: "ieee" (exact fp32 FMA), "tf32x3" (default: three TF32 products, about
-fp32 accuracy on tensor cores) or "tf32" (fastest; about 1e-3 relative error per product). fp64 inputs use
-fp64 throughout.
+``tl.dot`` precision is an argument: "ieee" (exact fp32 FMA), "tf32x3" (default: three TF32 products, within
+about 2× of fp32's error) or "tf32" (fastest; J about 1e-3 off, MI up to 2e-3 nats, emulated in
+``bench/dot_precision.py``). fp64 inputs use fp64 throughout.
 """
 
 import torch
@@ -49,14 +51,20 @@ from .soft_histogram import (
 DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
 
 
-# Larger tiles spill: the membership tiles are generated in registers next to the accumulator
-# (bench/kernel_report.py shows registers and spills per config).
+# A program covers a K1 tile × a K2 span: each pixel's y memberships are generated cdiv(K, BLOCK_K1) times and
+# its x memberships cdiv(K, BLOCK_K2) times, K²(1/BLOCK_K1 + 1/BLOCK_K2) evaluations per pixel when nothing is
+# skipped (2,048 at 64 × 64 tiles and K = 256, 1,536 at 64 × 128), and with x sorted (the launcher) a block reaches
+# about one K1 tile: 64 + 2 · 128 = 320. Larger tiles spill (64 × 256 at 8 warps: 1 KB in ieee, 255 registers in
+# tf32x3): the membership tiles are generated in registers next to the accumulator (bench/kernel_report.py).
 _DOT_CONFIGS = [
-    triton.Config({"BLOCK_N": 32, "BLOCK_K": 64}, num_warps=8),
-    triton.Config({"BLOCK_N": 16, "BLOCK_K": 64}, num_warps=4),
-    triton.Config({"BLOCK_N": 32, "BLOCK_K": 32}, num_warps=4),
-    triton.Config({"BLOCK_N": 16, "BLOCK_K": 64}, num_warps=8),
+    triton.Config({"BLOCK_N": 16, "BLOCK_K1": 64, "BLOCK_K2": 128}, num_warps=8),
+    triton.Config({"BLOCK_N": 32, "BLOCK_K1": 64, "BLOCK_K2": 64}, num_warps=8),
+    triton.Config({"BLOCK_N": 32, "BLOCK_K1": 32, "BLOCK_K2": 32}, num_warps=4),
 ]
+
+#: The launcher sorts each row by x above this many bins (more than one K1 tile of every config), so that a
+#: pixel block spans few bins of x and reaches one K1 tile instead of every one (the tile skip does the rest).
+SORT_ABOVE_BINS = 32
 
 
 _WINDOW_CONFIGS = [
@@ -97,27 +105,30 @@ def _forward_kernel(
     HAS_W: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr,
+    BLOCK_K1: tl.constexpr,
+    BLOCK_K2: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     inv_bw, one_minus_g2 = load_constants(consts_ptr)
-    tiles = tl.cdiv(K, BLOCK_K)
-    k1_first = (tl.program_id(1) // tiles) * BLOCK_K
-    k2_first = (tl.program_id(1) % tiles) * BLOCK_K
-    k1 = k1_first + tl.arange(0, BLOCK_K)
-    k2 = k2_first + tl.arange(0, BLOCK_K)
+    spans = tl.cdiv(K, BLOCK_K2)
+    k1_first = (tl.program_id(1) // spans) * BLOCK_K1
+    k2_first = (tl.program_id(1) % spans) * BLOCK_K2
+    k1 = k1_first + tl.arange(0, BLOCK_K1)
+    k2 = k2_first + tl.arange(0, BLOCK_K2)
     split = tl.program_id(2)
     splits = tl.num_programs(2)
     acc_type: tl.constexpr = tl.float64 if partial_ptr.dtype.element_ty == tl.float64 else tl.float32
-    acc = tl.zeros((BLOCK_K, BLOCK_K), dtype=acc_type)
+    acc = tl.zeros((BLOCK_K1, BLOCK_K2), dtype=acc_type)
     for start in range(split * BLOCK_N, N, splits * BLOCK_N):
         offs = start + tl.arange(0, BLOCK_N)
         x, w, inside = load_pixels(x_ptr, w_ptr, row, offs, N, HAS_W)
-        y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
-        if _reaches(x, k1_first, BLOCK_K, K, RADIUS, BOUNDARY) & _reaches(y, k2_first, BLOCK_K, K, RADIUS, BOUNDARY):
-            a = dense_memberships(x, k1, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K) * w[:, None]
-            b = dense_memberships(y, k2, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K)
-            acc = tl.dot(tl.trans(a), b, acc, input_precision=PRECISION, out_dtype=acc_type)
+        # x first: with x sorted (the launcher), most blocks miss this K1 tile and never load y.
+        if _reaches(x, k1_first, BLOCK_K1, K, RADIUS, BOUNDARY):
+            y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
+            if _reaches(y, k2_first, BLOCK_K2, K, RADIUS, BOUNDARY):
+                a = dense_memberships(x, k1, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K1) * w[:, None]
+                b = dense_memberships(y, k2, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K2)
+                acc = tl.dot(tl.trans(a), b, acc, input_precision=PRECISION, out_dtype=acc_type)
     out = partial_ptr + ((split * M + row) * K + k1[:, None]) * K + k2[None, :]
     tl.store(out, acc, mask=(k1[:, None] < K) & (k2[None, :] < K))
 
@@ -194,14 +205,21 @@ def _backward_kernel(
 
 
 def forward_grid(rows: int, bins: int, splits: int):
-    """Grid of the forward: rows, K1 × K2 tile pairs, pixel splits."""
-    return lambda meta: check_grid("joint_histogram", (rows, triton.cdiv(bins, meta["BLOCK_K"]) ** 2, splits))
+    """Grid of the forward: rows, K1 tiles × K2 spans, pixel splits."""
+    return lambda meta: check_grid(
+        "joint_histogram",
+        (rows, triton.cdiv(bins, meta["BLOCK_K1"]) * triton.cdiv(bins, meta["BLOCK_K2"]), splits),
+    )
 
 
 def forward(x, y, w, bins, bandwidth, boundary, window, precision):
     """Joint histogram J (M, K, K) of values x, y (M, N) in bin units with optional weights w (M, N)."""
     rows, n = x.shape
     has_w = w is not None
+    if bins > SORT_ABOVE_BINS:  # J is a sum over pixels, so their order is free; stable keeps it deterministic
+        x, order = x.sort(dim=1, stable=True)
+        y = y.gather(1, order)
+        w = w.gather(1, order) if has_w else None
     splits = partial_splits(rows, n, triton.cdiv(bins, 64) ** 2)
     partials = x.new_empty(splits, rows, bins, bins)
     launch(
@@ -223,15 +241,14 @@ def forward(x, y, w, bins, bandwidth, boundary, window, precision):
         PRECISION=precision if x.dtype != torch.float64 else "ieee",
         fixed=torch.are_deterministic_algorithms_enabled(),
     )
-    return partials.sum(0) / weight_sums(x, w)[:, None, None]
+    return (partials[0] if splits == 1 else partials.sum(0)) / weight_sums(x, w, 2)
 
 
 def backward(g, x, y, w, joint, bins, bandwidth, boundary, window, need_x, need_y, need_w):
     """(dL/dx, dL/dy, dL/dw), each (M, N) or None, for the output gradient g (M, K, K) and the output J."""
     rows, n = x.shape
-    total = weight_sums(x, w)
-    g_scaled = (g / total[:, None, None]).contiguous()
-    gj = ((g * joint).sum((1, 2)) / total).contiguous()
+    g_scaled = (g / weight_sums(x, w, 2)).contiguous()
+    gj = ((g * joint).sum((1, 2)) / weight_sums(x, w, 0)).contiguous()
     grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
     placeholder = [t if t is not None else x for t in grads]
     launch(

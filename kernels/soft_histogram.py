@@ -189,11 +189,13 @@ def launch(kernel, grid, device: torch.device, *args, fixed: bool = False, **kwa
             kernel.fn[grid](*args, **kwargs, **kernel.configs[index].all_kwargs())
 
 
-def weight_sums(values: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-    """S_m = sum_x w_mx of each row (M,), or the pixel count N for unweighted rows."""
+def weight_sums(values: torch.Tensor, w: torch.Tensor | None, trailing: int = 1) -> torch.Tensor | float:
+    """S_m = sum_x w_mx of each row, shaped (M, 1, ...) with ``trailing`` unit dims so that it divides per-row
+    results; for unweighted rows the pixel count N as a Python number, which divides without a tensor made
+    (and a fill launched) per call."""
     if w is not None:
-        return w.sum(1)
-    return torch.full((values.shape[0],), float(values.shape[1]), dtype=values.dtype, device=values.device)
+        return w.sum(1).reshape(-1, *([1] * trailing))
+    return float(values.shape[1])
 
 
 # ---- The soft histogram.
@@ -432,13 +434,13 @@ def forward(u, w, bins, bandwidth, boundary, window):
             BOUNDARY=code,
             HAS_W=has_w,
         )
-    return (hist / weight_sums(u, w).to(torch.float64)[:, None]).to(u.dtype)
+    return (hist / weight_sums(u, w)).to(u.dtype)  # float64 / fp32 sums: float64
 
 
 def backward(g, u, w, p, bins, bandwidth, boundary, window, need_u, need_w):
     """(dL/du, dL/dw), each (M, N) or None, for the output gradient g (M, K) and the forward's output p."""
     rows, n = u.shape
-    total = weight_sums(u, w)[:, None]
+    total = weight_sums(u, w)
     g_scaled = (g / total).contiguous()
     gp = ((g * p).sum(1, keepdim=True) / total).contiguous()
     grad_u = torch.empty_like(u) if need_u else None

@@ -92,7 +92,7 @@ _JOINT_FORWARD_CASES = [(0, "circular"), (0, "none")] + [
     "index,boundary", _JOINT_FORWARD_CASES, ids=lambda v: f"config{v}" if isinstance(v, int) else v
 )
 def test_joint_histogram_every_forward_config(index, boundary):
-    """Every joint-forward config at K = 256 (16-64 tile pairs), 1 row × 4096 pixels (2 splits), on a smooth
+    """Every joint-forward config at K = 256 (8-64 tile programs), 1 row × 4096 pixels (2 splits), on a smooth
     image so whole tile pairs are skipped, against the float64 oracle."""
     x, y = _image(64, seed=4, smooth=True, channels=1), _image(64, seed=5, smooth=True, channels=1).flip(-1)
     assert sk.partial_splits(1, 64 * 64, triton.cdiv(256, 64) ** 2) >= 2
