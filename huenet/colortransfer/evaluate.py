@@ -6,7 +6,9 @@ Rebuilds the run's validation split (same data, seed and fraction; or the one of
 validation image with a fixed other one, and scores the model and the baselines of :mod:`huenet.baselines`
 with the metrics of :mod:`huenet.metrics`. Prints a table (mean over pairs) and writes the means, standard
 deviations and settings as JSON (default: ``evaluation.json`` in the run folder, or
-``evaluation-<folder>.json`` for another ``--data``: the run's own evaluation is never overwritten).
+``evaluation-<folder>.json`` for another ``--data``: the run's own evaluation is never overwritten). For a
+transfer run the network's output refined by ``--refine N`` steps of the training-free fit (what
+``huenet.transfer`` gives by default, :mod:`~.refine`) is scored as a row of its own next to the raw network's.
 
 The task is the run's (``--task`` of training). For the paired tasks (colorize, edges2photo) each validation
 photo gives an input (grey or edges) and is its ground truth; the reference G is given is that photo too

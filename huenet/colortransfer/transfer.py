@@ -4,7 +4,7 @@ classical baseline.
 ``python -m huenet.transfer --source a.jpg --target b.jpg --out c.png`` fits a colour LUT for the pair
 (:func:`huenet.recolor.fit`) and applies it at full resolution. Other methods: ``--method reinhard``,
 ``histogram-matching`` or ``mkl``, and ``gan`` with ``--checkpoint RUN_OR_FILE`` (the default when a
-checkpoint is given). ``--cube`` also writes the fitted LUT as a .cube file; ``--lut in.cube`` applies a saved
+checkpoint is given), whose output is refined by ``--refine N`` steps of the fit (:mod:`~.refine`; 0 = off). ``--cube`` also writes the fitted LUT as a .cube file; ``--lut in.cube`` applies a saved
 one without fitting.
 
 With ``--source DIR`` and one ``--target`` image, ONE LUT is fitted on all the folder's images together and
