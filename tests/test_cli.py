@@ -45,7 +45,7 @@ def test_evaluate_against_baselines(run_dir, tmp_path, capsys):
     out = tmp_path / "eval.json"
     evaluate.main(["--checkpoint", str(run_dir), "--json", str(out)])
     printed = capsys.readouterr().out
-    for method in ("huenet", "identity", "reinhard", "histogram_matching", "mkl"):
+    for method in ("huenet", "huenet + refine 20", "identity", "reinhard", "histogram_matching", "mkl"):
         assert f"| {method} |" in printed
     result = json.loads(out.read_text())
     assert result["pairs"] == 6  # 10% of 60 images
@@ -62,6 +62,25 @@ def test_evaluate_against_baselines(run_dir, tmp_path, capsys):
     for method in ("reinhard", "histogram_matching"):
         assert scores[method]["hue_intersection"] > scores["identity"]["hue_intersection"], method
     assert scores["huenet"]["v_ssim"] > 0.3
+    # The default pipeline (huenet.transfer's) refines G's output with the training-free fit: closer hues.
+    assert scores["huenet + refine 20"]["hue_emd"] < scores["huenet"]["hue_emd"]
+
+
+def test_evaluate_refine_flag(run_dir, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    evaluate.main(["--checkpoint", str(run_dir), "--json", str(out), "--limit", "2", "--refine", "0"])
+    assert sorted(json.loads(out.read_text())["results"]) == [
+        "histogram_matching",
+        "huenet",
+        "identity",
+        "mkl",
+        "reinhard",
+    ]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        evaluate.main(["--checkpoint", str(run_dir), "--refine", "-1"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.strip().splitlines()[-1].endswith("--refine must be >= 0; got -1"), err
 
 
 def test_evaluate_on_another_folder(run_dir, tmp_path, capsys):

@@ -66,6 +66,13 @@ def test_gan_method_with_a_checkpoint(run_dir, pair, tmp_path):  # noqa: F811
     result = read_image(out).rgb
     assert result.shape == read_image(source).rgb.shape
     assert _hue_emd(result, read_image(target).rgb) < _hue_emd(read_image(source).rgb, read_image(target).rgb)
+    # The default refines G's output with the training-free fit; --refine 0 is the network alone, further away.
+    raw = tmp_path / "raw.png"
+    _run(
+        "--checkpoint", run_dir, "--source", source, "--target", target, "--out", raw, "--max-side", "40", "--refine", 0
+    )
+    tgt = read_image(target).rgb
+    assert _hue_emd(result, tgt) < _hue_emd(read_image(raw).rgb, tgt)
 
 
 def test_gan_folders_pair_sources_with_cycling_targets(run_dir, tmp_path):  # noqa: F811
@@ -246,6 +253,11 @@ def test_usage_errors_exit_2(pair, tmp_path, capsys, run_dir):  # noqa: F811
     _error(capsys, 2, "--cube: ", *base, "--out", out, "--cube", tmp_path / "x.lut")
     _error(capsys, 2, "--mask only works with --method fit", *base, "--out", out, "--method", "mkl", "--mask", source)
     _error(capsys, 2, "--per-image needs --source to be a folder", *base, "--out", out, "--per-image")
+    _error(capsys, 2, "--refine must be >= 0; got -1", *base, "--out", out, "--checkpoint", run_dir, "--refine", -1)
+    _error(capsys, 2, "--refine only works with --method gan", *base, "--out", out, "--refine", 5)
+    _error(
+        capsys, 2, "argument --refine: invalid int value", *base, "--out", out, "--checkpoint", run_dir, "--refine", "x"
+    )
     (tmp_path / "tdir").mkdir()
     _error(capsys, 2, "--target: ", "--source", source, "--target", tmp_path / "tdir", "--out", out)
     (tmp_path / "sdir").mkdir()

@@ -6,7 +6,9 @@ Rebuilds the run's validation split (same data, seed and fraction; or the one of
 validation image with a fixed other one, and scores the model and the baselines of :mod:`huenet.baselines`
 with the metrics of :mod:`huenet.metrics`. Prints a table (mean over pairs) and writes the means, standard
 deviations and settings as JSON (default: ``evaluation.json`` in the run folder, or
-``evaluation-<folder>.json`` for another ``--data``: the run's own evaluation is never overwritten).
+``evaluation-<folder>.json`` for another ``--data``: the run's own evaluation is never overwritten). For a
+transfer run the network's output refined by ``--refine N`` steps of the training-free fit (what
+``huenet.transfer`` gives by default, :mod:`~.refine`) is scored as a row of its own next to the raw network's.
 
 The task is the run's (``--task`` of training). For the paired tasks (colorize, edges2photo) each validation
 photo gives an input (grey or edges) and is its ground truth; the reference G is given is that photo too
@@ -32,6 +34,7 @@ from .cli import RunError, UsageError, clean_warnings, exit_with, flag_message
 from .data import UnpairedPairs, make_image_set, skipped_images, split_indices
 from .metrics import METRICS, PAIRED_METRICS, paired_metrics, transfer_metrics
 from .paired import PairedImages, make_paired_image_set
+from .refine import REFINE_STEPS, check_steps, refine
 from .tasks import PAIRED_TASKS
 
 PROG = "huenet.evaluate"
@@ -49,18 +52,23 @@ def evaluate(
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     skipped: set[str] | None = None,
+    refine_steps: int = 0,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Score ``generator`` and the baselines on every pair of ``pairs``.
 
     Images that fail to decode are replaced by the next one (see :class:`UnpairedPairs`) and their names are
     added to ``skipped``, and a pair whose source equals its target is warned about: it scores no transfer.
+    ``refine_steps`` > 0 also scores the network's output refined by that many steps of the training-free fit
+    (:func:`~.refine.refine`, what ``huenet.transfer`` gives by default), as a row of its own.
 
     Returns:
-        ``{method: {metric: {"mean": ..., "std": ...}}}`` with methods "huenet" then those of
-        :data:`~huenet.baselines.BASELINES`.
+        ``{method: {metric: {"mean": ..., "std": ...}}}`` with methods "huenet", then
+        :func:`refined_name` when refining, then those of :data:`~huenet.baselines.BASELINES`.
     """
+    check_steps("evaluate", refine_steps)
     methods = {MODEL_NAME: lambda s, t: generator(s, generator.histograms(t)), **BASELINES}
-    scores = {m: {k: [] for k in METRICS} for m in methods}
+    rows = [MODEL_NAME] + ([refined_name(refine_steps)] if refine_steps else []) + list(BASELINES)
+    scores = {m: {k: [] for k in METRICS} for m in rows}
     with torch.no_grad():
         for start in range(0, len(pairs), batch_size):
             batch = [pairs[i] for i in range(start, min(start + batch_size, len(pairs)))]
@@ -75,9 +83,18 @@ def evaluate(
                     stacklevel=2,
                 )
             for name, method in methods.items():
-                for key, values in transfer_metrics(method(source, target).float(), source, target).items():
-                    scores[name][key].append(values.cpu())
+                outputs = {name: method(source, target).float()}
+                if name == MODEL_NAME and refine_steps:
+                    outputs[refined_name(refine_steps)] = refine(outputs[name], target, refine_steps)
+                for row, output in outputs.items():
+                    for key, values in transfer_metrics(output, source, target).items():
+                        scores[row][key].append(values.cpu())
     return _summarise(scores)
+
+
+def refined_name(steps: int) -> str:
+    """The table row of the network's output refined by ``steps`` steps of the fit."""
+    return f"{MODEL_NAME} + refine {steps}"
 
 
 def evaluate_paired(
@@ -168,6 +185,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="score at most this many validation pairs")
     parser.add_argument("--batch-size", type=int, default=16, help="pairs per batch")
     parser.add_argument(
+        "--refine",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"transfer runs: also score the output refined by N steps of the training-free fit, as "
+        f"huenet.transfer does (default {REFINE_STEPS}; 0 = the raw network only)",
+    )
+    parser.add_argument(
         "--exemplar",
         choices=EXEMPLARS,
         default=None,
@@ -187,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1; got {value}")
+    if args.refine is not None and args.refine < 0:
+        parser.error(f"--refine must be >= 0; got {args.refine}")
     with clean_warnings(PROG):
         try:
             _run(args)
@@ -233,6 +260,8 @@ def _run(args) -> None:
     task = config.get("task", "transfer")  # runs from before --task were transfer runs
     if args.exemplar is not None and task not in PAIRED_TASKS:
         raise UsageError(f"--exemplar is for the paired tasks; the checkpoint is a {task} run")
+    if args.refine is not None and task in PAIRED_TASKS:
+        raise UsageError(f"--refine is for transfer runs; the checkpoint is a {task} run")
     try:
         if task in PAIRED_TASKS:
             images = make_paired_image_set(
@@ -265,7 +294,8 @@ def _run(args) -> None:
         reference = "the ground truth" if exemplar == "truth" else "another photo"
         metrics, what = PAIRED_METRICS, f"{task} pairs (reference: {reference})"
     else:
-        result = evaluate(generator, pairs, args.batch_size, device, skipped)
+        steps = REFINE_STEPS if args.refine is None else args.refine
+        result = evaluate(generator, pairs, args.batch_size, device, skipped, steps)
         metrics, what = METRICS, "pairs"
 
     data_name = data if data is not None else f"built-in synthetic ({config['synthetic_images']} images)"

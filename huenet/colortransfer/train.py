@@ -55,6 +55,7 @@ from .options import (
     resolve_task_defaults,
 )
 from .paired import PairedImages, make_paired_image_set
+from .refine import REFINE_STEPS
 from .tasks import PAIRED_TASKS
 
 PROG = "huenet.train"
@@ -461,12 +462,17 @@ class Trainer:
         print(
             f"{PROG}: {self.step} steps ({self.epoch} full epochs) in {int(minutes)}m{seconds:04.1f}s "
             f"({summary['it_per_s']} it/s) -> {self.out}\n"
-            f"  validation, all {len(self.eval_pairs)} pairs (the pairs and metrics of huenet.evaluate): "
-            + "; ".join(
-                f"{metrics[k][0]} {scores[MODEL_NAME][k]['mean']:.4f} ({baseline} {scores[baseline][k]['mean']:.4f})"
-                for k in keys
+            f"  validation, all {len(self.eval_pairs)} pairs (the pairs and metrics of huenet.evaluate):\n"
+            + "".join(
+                f"    {name}: "
+                + "; ".join(
+                    f"{metrics[k][0]} {scores[name][k]['mean']:.4f} ({baseline} {scores[baseline][k]['mean']:.4f})"
+                    for k in keys
+                )
+                + "\n"
+                for name in scores
+                if name.startswith(MODEL_NAME)  # the raw network, and refined as huenet.transfer gives it
             )
-            + "\n"
             + f"  non-finite steps skipped: {self.nonfinite_total}; unreadable images skipped: "
             f"{len(self.unreadable)}\n"
             f"  see {self.out / runlog.PLOTS_DIR}, {self.out / runlog.SAMPLES_DIR}; "
@@ -485,7 +491,7 @@ class Trainer:
                 warnings.simplefilter("ignore")
                 if self.paired:
                     return evaluate_paired(self.gan.G, self.eval_pairs, device=self.device)
-                return evaluate(self.gan.G, self.eval_pairs, device=self.device)
+                return evaluate(self.gan.G, self.eval_pairs, device=self.device, refine_steps=REFINE_STEPS)
         finally:
             self.gan.G.train()
 

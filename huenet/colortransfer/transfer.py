@@ -4,7 +4,7 @@ classical baseline.
 ``python -m huenet.transfer --source a.jpg --target b.jpg --out c.png`` fits a colour LUT for the pair
 (:func:`huenet.recolor.fit`) and applies it at full resolution. Other methods: ``--method reinhard``,
 ``histogram-matching`` or ``mkl``, and ``gan`` with ``--checkpoint RUN_OR_FILE`` (the default when a
-checkpoint is given). ``--cube`` also writes the fitted LUT as a .cube file; ``--lut in.cube`` applies a saved
+checkpoint is given), whose output is refined by ``--refine N`` steps of the fit (:mod:`~.refine`; 0 = off). ``--cube`` also writes the fitted LUT as a .cube file; ``--lut in.cube`` applies a saved
 one without fitting.
 
 With ``--source DIR`` and one ``--target`` image, ONE LUT is fitted on all the folder's images together and
@@ -33,6 +33,7 @@ from .. import recolor
 from . import baselines, runtime
 from .images import UNREADABLE_ERRORS, Picture, check_writable, read_image, write_image
 from .lut import fit_lut
+from .refine import REFINE_STEPS, refine
 from .tasks import PAIRED_TASKS, paired_input
 
 METHODS = ("fit", "gan", "reinhard", "histogram-matching", "mkl")
@@ -59,7 +60,12 @@ def _shrink(image: torch.Tensor, side: int) -> torch.Tensor:
 
 @torch.no_grad()
 def transfer(
-    generator, source: torch.Tensor, target: torch.Tensor, max_side: int | None = WORK_SIDE, paired: bool = False
+    generator,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    max_side: int | None = WORK_SIDE,
+    paired: bool = False,
+    refine_steps: int = 0,
 ) -> torch.Tensor:
     """Paint ``source`` (3, H, W) with ``target``'s colours using a trained generator; (3, H, W) in [0, 1].
 
@@ -70,10 +76,13 @@ def transfer(
 
     ``paired``: the source is a paired task's input (grey or edges), whose colours say nothing about the
     output's, so no colour mapping can carry them: the working-size output is resized (bicubic) instead.
+
+    ``refine_steps`` > 0 refines the working-size output by that many steps of the training-free fit
+    (:func:`~.refine.refine`) before it is carried to full size.
     """
     src = source[None] if max_side is None else _shrink(source[None], max_side)
     tgt = target[None] if max_side is None else _shrink(target[None], max_side)
-    out = generator(src, generator.histograms(tgt)).clamp(0, 1)
+    out = refine(generator(src, generator.histograms(tgt)).clamp(0, 1), tgt, refine_steps)
     if out.shape[2:] == source.shape[1:]:
         return out[0]
     if paired:
@@ -132,6 +141,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"gan: the network's working size (longer side; default {WORK_SIDE}); larger "
         "sources get its colour mapping through a 3D LUT, at full resolution",
     )
+    parser.add_argument(
+        "--refine",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"gan, transfer runs: refine the network's output by N steps of the training-free fit towards the "
+        f"target's colours (default {REFINE_STEPS}; 0 = the network's output as it is)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     return parser
 
@@ -171,8 +188,11 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     ):
         if value is not None and value < low:
             error(f"{flag} must be >= {low}; got {value}")
-    if args.max_side is not None and args.method != "gan":
-        error(f"--max-side only works with --method gan; got --method {args.method}")
+    if args.refine is not None and args.refine < 0:
+        error(f"--refine must be >= 0; got {args.refine}")
+    for flag, value in (("--max-side", args.max_side), ("--refine", args.refine)):
+        if value is not None and args.method != "gan":
+            error(f"{flag} only works with --method gan; got --method {args.method}")
     source = Path(args.source)
     many = source.is_dir()
     if args.per_image and not many:
@@ -295,7 +315,10 @@ def _run(args) -> None:
         task = config.get("task", "transfer")  # runs from before --task were transfer runs
         paired = task in PAIRED_TASKS
         if paired:
+            if args.refine is not None:
+                raise RunError(f"--refine is for transfer runs; the checkpoint is a {task} run")
             pictures = [_paired_source(task, pic, path) for pic, path in zip(pictures, sources)]
+        refine_steps = 0 if paired else REFINE_STEPS if args.refine is None else args.refine
     elif args.lut:
         try:
             lut = recolor.ColorLUT.load_cube(args.lut)
@@ -335,7 +358,7 @@ def _run(args) -> None:
         rgb = picture.rgb.to(device)
         if args.method == "gan":
             target_rgb = target_pictures[i % len(target_pictures)].rgb.to(device)
-            result = transfer(generator, rgb, target_rgb, args.max_side or WORK_SIDE, paired)
+            result = transfer(generator, rgb, target_rgb, args.max_side or WORK_SIDE, paired, refine_steps)
             result = torch.lerp(rgb, result, args.strength)
         elif args.method == "fit":
             image_lut = (
