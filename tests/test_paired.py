@@ -263,3 +263,18 @@ def test_evaluate_paired_scores_the_lut_fit_for_colorize_only():
     assert "lut fit" not in evaluate_paired(generator, pairs, slow=False)
     edges = evaluate_paired(generator, PairedImages(images, [0, 1], 32, "edges2photo", train=False))
     assert list(edges) == ["huenet", "edge input"]
+
+
+def test_keep_luma_gives_the_output_the_input_luma():
+    # Where no channel is clipped, the output's BT.601 luma (computed here from the formula) is the grey input's.
+    torch.manual_seed(0)
+    generator = HueNetGenerator(32, ngf=4, cond_bins=8, colorspace="yuv", keep_luma=True).eval()
+    with torch.no_grad():
+        generator.head[-1].bias.add_(torch.randn(12) * 0.3)  # a non-identity colour transform
+        inputs = grey(torch.rand(2, 3, 32, 32) * 0.6 + 0.2)
+        out = generator(inputs, generator.histograms(torch.rand(2, 3, 32, 32)))
+    luma = 0.299 * out[:, 0] + 0.587 * out[:, 1] + 0.114 * out[:, 2]
+    inside = ((out > 0) & (out < 1)).all(1)
+    assert inside.float().mean() > 0.5 and not torch.equal(out[:, 0], out[:, 1])
+    assert (luma - inputs[:, 0])[inside].abs().max() < 1e-5
+    assert generator.config["keep_luma"] and not HueNetGenerator(32, ngf=4, cond_bins=8).keep_luma
