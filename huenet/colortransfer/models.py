@@ -342,6 +342,10 @@ class HueNetGenerator(nn.Module):
         follow = torch.sigmoid(strength.float())
         lab = rgb_to_lab(source.float())
         moved = match_moments(lab, lab_moments(lab), target_stats[:, :6].float())
+        if self.keep_luma:
+            # The output gets the source's lightness back: matching L* to the target's would only push the
+            # colours out of gamut at that lightness, to be clipped.
+            moved = torch.cat([lab[:, :1], moved[:, 1:]], 1)
         base = lab_to_rgb(lab + follow[:, :3, None, None] * (moved - lab))
         b, _, h, w = source.shape
         hsv = rgb_to_hsv(base)
