@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from huenet.colortransfer import evaluate, runlog, transfer
+from huenet.colortransfer.checkpoint import load_generator
 from huenet.colortransfer.cli import RunError, UsageError
 from huenet.colortransfer.gan import HueNetGAN
 from huenet.colortransfer.models import HueNetGenerator, PatchDiscriminator
@@ -58,6 +59,8 @@ def test_paired_run_trains_and_resumes(tmp_path, task, lambda_hist):
     epoch = [r for r in runlog.read_metrics(out) if r["kind"] == "epoch"][0]
     assert np.isfinite(epoch["val_psnr"]) and 0 < epoch["val_ssim"] <= 1
     assert "val_psnr" in summary and summary["nonfinite_steps"] == 0
+    # colorize keeps the grey input's luma (the checkpoint rebuilds G so); edges2photo has no lightness to keep.
+    assert load_generator(out)[0].keep_luma == (task == "colorize")
     # The grid has four columns: input | reference | output | ground truth, 32-px tiles enlarged to 128 px,
     # under a header row of column labels.
     grid = Image.open(out / "samples" / "step_0000012.png")

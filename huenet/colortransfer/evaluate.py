@@ -16,7 +16,8 @@ photo gives an input (grey or edges) and is its ground truth; the reference G is
 PSNR and SSIM to the ground truth, hue EMD / intersection and the a*b* sliced Wasserstein distance to the
 reference, and D_MI(V) and lightness SSIM to the input (:data:`~huenet.colortransfer.metrics.PAIRED_METRICS`);
 the baselines are the input itself and, for colorize, Reinhard's transfer of the reference's Lab statistics
-to the grey input (a global tint). pix2pix is compared as a run of its own (docs/results.md).
+to the grey input (a global tint) and the LUT :func:`huenet.recolor.fit` fits from input to reference (about
+ten seconds per pair on a busy CPU). pix2pix is compared as a run of its own (docs/results.md).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import warnings
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from . import runlog, runtime
-from .baselines import BASELINES, identity, reinhard
+from .baselines import BASELINES, identity, lut_fit, reinhard
 from .checkpoint import checkpoint_path, load_generator
 from .cli import RunError, UsageError, clean_warnings, exit_with, flag_message
 from .data import UnpairedPairs, make_image_set, skipped_images, split_indices
@@ -41,8 +43,14 @@ PROG = "huenet.evaluate"
 MODEL_NAME = "huenet"
 # Fewer validation pairs than this give means too rough to compare methods by: warn.
 FEW_PAIRS = 10
-# The training-free baselines of each paired task: the input as it is, and for colorize a global tint.
-PAIRED_BASELINES = {"colorize": {"grey input": identity, "reinhard": reinhard}, "edges2photo": {"edge input": identity}}
+# The training-free baselines of each paired task: the input as it is, and for colorize a global tint and the
+# LUT fitted from the exemplar (huenet.recolor.fit; it maps each grey level to one colour).
+PAIRED_BASELINES = {
+    "colorize": {"grey input": identity, "reinhard": reinhard, "lut fit": lut_fit},
+    "edges2photo": {"edge input": identity},
+}
+# Baselines that take seconds per pair: the end-of-run validation of training leaves them out.
+SLOW_BASELINES = ("lut fit",)
 EXEMPLARS = ("truth", "other")
 
 
@@ -104,11 +112,13 @@ def evaluate_paired(
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     skipped: set[str] | None = None,
+    slow: bool = True,
 ) -> dict:
     """Score ``generator`` and the task's baselines on every (input, ground truth) pair of ``pairs``.
 
     ``exemplar``: "truth" gives G each pair's own photo as the reference (as in training); "other" the photo of
     another validation pair (a fixed one, as for transfer), so the colours asked for are not the truth's.
+    ``slow=False`` leaves out :data:`SLOW_BASELINES` (a LUT fit per pair).
 
     Returns:
         ``{method: {metric: {"mean": ..., "std": ...}}}`` over :data:`PAIRED_METRICS`, methods "huenet" then
@@ -116,9 +126,12 @@ def evaluate_paired(
     """
     if exemplar not in EXEMPLARS:
         raise ValueError(f"evaluate_paired: `exemplar` must be one of {', '.join(EXEMPLARS)}; got {exemplar!r}")
-    methods = {MODEL_NAME: lambda s, t: generator(s, generator.histograms(t)), **PAIRED_BASELINES[pairs.task]}
+    baselines = {k: f for k, f in PAIRED_BASELINES[pairs.task].items() if slow or k not in SLOW_BASELINES}
+    methods = {MODEL_NAME: lambda s, t: generator(s, generator.histograms(t)), **baselines}
     scores = {m: {k: [] for k in PAIRED_METRICS} for m in methods}
-    with torch.no_grad():
+    # The LUT fits take seconds per pair: show progress then (disable=None: only on a terminal).
+    bar = tqdm(total=len(pairs), desc="evaluate", unit="pair", leave=False, disable=None if slow else True)
+    with torch.no_grad(), bar:
         for start in range(0, len(pairs), batch_size):
             positions = range(start, min(start + batch_size, len(pairs)))
             batch = [pairs[i] for i in positions]
@@ -134,6 +147,7 @@ def evaluate_paired(
                 output = method(inputs, reference).float()
                 for key, values in paired_metrics(output, inputs, reference, truth).items():
                     scores[name][key].append(values.cpu())
+            bar.update(len(positions))
     return _summarise(scores)
 
 
@@ -166,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         "histogram matching, MKL) on the validation pairs: hue EMD, histogram intersection and a*b* "
         "sliced Wasserstein distance to the target; D_MI, V-SSIM and L-SSIM to the source. For a "
         "colorize or edges2photo run: PSNR and SSIM to the ground truth as well, against the input "
-        "itself (and a Reinhard tint for colorize).",
+        "itself (and for colorize a Reinhard tint and the training-free LUT fit).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(

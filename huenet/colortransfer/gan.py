@@ -130,6 +130,8 @@ class HueNetGAN:
             cfg.dropout,
             cfg.backend,
             cfg.global_mapping,
+            # colorize: the grey input is the lightness; G chooses the chroma (docs/training.md).
+            keep_luma=cfg.task == "colorize",
         ).to(ctx.device)
         discriminator = PatchDiscriminator(cfg.ndf or cfg.ngf, conditional=cfg.task in PAIRED_TASKS).to(ctx.device)
         loss = HueNetLoss(

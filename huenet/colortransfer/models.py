@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..color import hsv_to_rgb, lab_to_rgb, rgb_to_hsv, rgb_to_lab
+from ..color import hsv_to_rgb, lab_to_rgb, rgb_to_hsv, rgb_to_lab, rgb_to_yuv
 from ..losses import HUE_WEIGHT_FLOOR, HistogramEMDLoss
 from .baselines import lab_moments, match_moments
 
@@ -193,9 +193,14 @@ class HueNetGenerator(nn.Module):
         bandwidth: soft-histogram kernel width, in bins.
         dropout: dropout in the first three decoder levels (pix2pix: 0.5).
         backend: histogram backend, as in :func:`huenet.soft_histogram`.
+        global_mapping: "curves" (the global Lab moment match and hue curve, see :meth:`_follow_curves`) or
+            "none".
+        keep_luma: give the output the source's BT.601 luma (colorize: the grey input is the lightness to keep,
+            so G only chooses the chroma): each pixel's R, G, B move by the same amount, which changes Y alone
+            (U and V do not see it), then are clipped to [0, 1].
 
     Shape:
-        source: (B, 3, H, W) RGB in [0, 1]; hist: (B, 3 * cond_bins). Output: (B, 3, H, W) in (0, 1).
+        source: (B, 3, H, W) RGB in [0, 1]; hist: (B, 3 * cond_bins). Output: (B, 3, H, W) in [0, 1].
     """
 
     def __init__(
@@ -208,6 +213,7 @@ class HueNetGenerator(nn.Module):
         dropout: float = 0.0,
         backend: str = "auto",
         global_mapping: str = "curves",
+        keep_luma: bool = False,
     ):
         super().__init__()
         op = "HueNetGenerator"
@@ -229,7 +235,9 @@ class HueNetGenerator(nn.Module):
             dropout=dropout,
             backend=backend,
             global_mapping=global_mapping,
+            keep_luma=bool(keep_luma),
         )
+        self.keep_luma = bool(keep_luma)
         self.curves = global_mapping == "curves"
         # The conditioning vector: soft histograms of the target for the MLP, then (curves) its Lab moments
         # and its hard hue histogram for the global mapping.
@@ -322,7 +330,10 @@ class HueNetGenerator(nn.Module):
         matrix = coef[:, :9].unflatten(1, (3, 3))
         base = self._follow_curves(source, hist[:, 3 * self.cond_bins :], glob[:, 12:]) if self.curves else source
         logits = torch.logit(base, _LOGIT_EPS).to(coef.dtype)
-        return torch.sigmoid(torch.einsum("bijhw,bjhw->bihw", matrix, logits) + coef[:, 9:])
+        out = torch.sigmoid(torch.einsum("bijhw,bjhw->bihw", matrix, logits) + coef[:, 9:])
+        if self.keep_luma:
+            out = (out + rgb_to_yuv(source.to(out.dtype))[:, :1] - rgb_to_yuv(out)[:, :1]).clamp(0, 1)
+        return out
 
     def _follow_curves(self, source: torch.Tensor, target_stats: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         """The global mapping, each stage followed a learnt fraction of the way: Reinhard's match of the Lab
@@ -331,6 +342,10 @@ class HueNetGenerator(nn.Module):
         follow = torch.sigmoid(strength.float())
         lab = rgb_to_lab(source.float())
         moved = match_moments(lab, lab_moments(lab), target_stats[:, :6].float())
+        if self.keep_luma:
+            # The output gets the source's lightness back: matching L* to the target's would only push the
+            # colours out of gamut at that lightness, to be clipped.
+            moved = torch.cat([lab[:, :1], moved[:, 1:]], 1)
         base = lab_to_rgb(lab + follow[:, :3, None, None] * (moved - lab))
         b, _, h, w = source.shape
         hsv = rgb_to_hsv(base)

@@ -490,7 +490,7 @@ class Trainer:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 if self.paired:
-                    return evaluate_paired(self.gan.G, self.eval_pairs, device=self.device)
+                    return evaluate_paired(self.gan.G, self.eval_pairs, device=self.device, slow=False)
                 return evaluate(self.gan.G, self.eval_pairs, device=self.device, refine_steps=REFINE_STEPS)
         finally:
             self.gan.G.train()
