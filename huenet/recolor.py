@@ -415,6 +415,11 @@ class _Objective:
                 " hue is left alone (no hue or a*b* term) and only saturation and value are matched",
                 stacklevel=3,
             )
+        # A grey source has no hue to move: at zero chroma the hue's gradient is unbounded (it grew the fit's
+        # gradients 10^6-fold on grey photos and threw their colours far from the target's), so the hue term is
+        # dropped and the a*b* EMDs, smooth at grey, give the colours.
+        src_sat = rgb_to_hsv(source)[:, 1:2] * source_weight
+        self.hue_term = self.hue_on and float(src_sat.sum() / source_weight.sum()) >= GREY_TARGET_SATURATION
         # The reflect-boundary channels that carry weight, name -> loss weight, in the order of their histograms.
         wanted = {"s": o["saturation_weight"], "v": o["value_weight"]}
         if self.hue_on:
@@ -434,7 +439,7 @@ class _Objective:
             ab = lab[:, 1:] / 256 + 0.5
             values = {"s": hsv[:, 1:2], "v": hsv[:, 2:3], "a": ab[:, :1], "b": ab[:, 1:]}
             linear = self._soft(torch.cat([values[name] for name in self.channels], 1), weight, self.linear)
-        if self.hue_on and self.o["hue_weight"]:
+        if self.hue_term and self.o["hue_weight"]:
             # The saturation only selects which pixels vote for a hue (detached): lowering a wrongly hued
             # pixel's saturation must not be a way to lower the hue term.
             hue = self._soft(hsv[:, :1], hsv[:, 1:2].detach() * weight + 1e-6, self.circular)

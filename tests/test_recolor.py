@@ -280,6 +280,17 @@ def test_grey_target_leaves_hue_alone_with_a_warning():
     assert _hue_emd(out, red) >= _hue_emd(source, red) - 0.02
 
 
+def test_grey_source_takes_the_targets_chroma():
+    # A grey photo (colourisation): no hue to move, so the colours must come from the a*b* terms. The hue's
+    # gradient is unbounded at zero chroma; with it, such fits threw colours far from the target's.
+    from huenet.colortransfer.metrics import ab_swd
+
+    target = _scene(0.55, seed=1)
+    grey = _scene(0.1).mean(0, keepdim=True).expand(3, -1, -1).contiguous()
+    out = fit(grey, target, fit_size=48)(grey)
+    assert float(ab_swd(out[None], target[None])) < 0.5 * float(ab_swd(grey[None], target[None]))
+
+
 def test_grey_target_gets_no_hue_weight_in_the_loss():
     loss = losses.HistogramEMDLoss(channels="hs", bins=32)
     coloured = _scene(0.3)[None]

@@ -272,14 +272,17 @@ def test_cli_help_lists_the_issue_flags():
     ):
         assert flag in text, flag
     d = resolve_task_defaults(config_from_args([]))
-    assert (d.task, d.lambda_gan, d.lambda_mi, d.lambda_hist, d.colorspace, d.resume) == (
+    assert (d.task, d.lambda_gan, d.lambda_mi, d.lambda_hist, d.colorspace, d.resume, d.epochs) == (
         "transfer",
         1.0,
         1.0,
         100.0,
         "hsv",
         True,
+        6,
     )
+    assert resolve_task_defaults(config_from_args(["--task", "colorize"])).epochs == 3
+    assert resolve_task_defaults(config_from_args(["--task", "colorize", "--epochs", "5"])).epochs == 5
 
 
 def test_cli_reports_an_unavailable_backend(tmp_path):

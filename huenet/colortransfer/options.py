@@ -34,7 +34,7 @@ class TrainConfig:
     out: str = "runs/huenet"
     image_size: int = 64
     batch_size: int = 8
-    epochs: int = 6
+    epochs: int | None = None  # None: the task's (6 for transfer, 3 for the paired tasks)
     max_steps: int | None = None
     lr: float = 2e-4
     beta1: float = 0.5
@@ -167,7 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step per process")
-    g.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training pairs")
+    g.add_argument(
+        "--epochs",
+        type=int,
+        default=d.epochs,
+        help="passes over the training pairs; default: 6 for transfer, 3 for colorize and edges2photo",
+    )
     g.add_argument(
         "--max-steps",
         type=int,
