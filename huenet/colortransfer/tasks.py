@@ -19,7 +19,7 @@ Example:
     >>> grey(photo).shape, bool((grey(photo)[:, 0] == grey(photo)[:, 2]).all())
     (torch.Size([2, 3, 16, 16]), True)
     >>> task_defaults("colorize")
-    {'colorspace': 'yuv', 'hist_channels': 'uv', 'mi_channels': 'y', 'lambda_hist': 20.0}
+    {'colorspace': 'yuv', 'hist_channels': 'uv', 'mi_channels': 'y', 'lambda_hist': 20.0, 'epochs': 3}
 """
 
 from __future__ import annotations
