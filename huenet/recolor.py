@@ -388,6 +388,11 @@ def _smoothness(delta: torch.Tensor) -> torch.Tensor:
     return total * (n - 1) ** 2
 
 
+def _mean_saturation(hsv: torch.Tensor, weight: torch.Tensor) -> float:
+    """Weighted mean HSV saturation of pooled colours (1, 3, 1, M) with weights (1, 1, 1, M)."""
+    return float((hsv[:, 1:2] * weight).sum() / weight.sum())
+
+
 class _Objective:
     """The fit's loss on pooled pixels; the target's histograms are computed once.
 
@@ -406,8 +411,7 @@ class _Objective:
         self.source, self.weight = source, source_weight
         self.src_l = rgb_to_lab(source)[:, :1] / 100
         tgt_hsv = rgb_to_hsv(target)
-        tgt_sat = tgt_hsv[:, 1:2] * target_weight
-        mean_sat = float(tgt_sat.sum() / target_weight.sum())
+        mean_sat = _mean_saturation(tgt_hsv, target_weight)
         self.hue_on = mean_sat >= GREY_TARGET_SATURATION
         if not self.hue_on:
             warnings.warn(
@@ -418,8 +422,7 @@ class _Objective:
         # A grey source has no hue to move: at zero chroma the hue's gradient is unbounded (it grew the fit's
         # gradients 10^6-fold on grey photos and threw their colours far from the target's), so the hue term is
         # dropped and the a*b* EMDs, smooth at grey, give the colours.
-        src_sat = rgb_to_hsv(source)[:, 1:2] * source_weight
-        self.hue_term = self.hue_on and float(src_sat.sum() / source_weight.sum()) >= GREY_TARGET_SATURATION
+        self.hue_term = self.hue_on and _mean_saturation(rgb_to_hsv(source), source_weight) >= GREY_TARGET_SATURATION
         # The reflect-boundary channels that carry weight, name -> loss weight, in the order of their histograms.
         wanted = {"s": o["saturation_weight"], "v": o["value_weight"]}
         if self.hue_on:
