@@ -184,19 +184,24 @@ class HistogramEMDLoss(nn.Module):
         return loss
 
     def _drop_grey_targets(self, loss: torch.Tensor, target: torch.Tensor, converted: torch.Tensor) -> torch.Tensor:
-        """Zero the hue columns of the samples whose target has (almost) no saturation, with a warning;
-        ``converted`` is the target in this loss's colour space (its saturation, when that is HSV)."""
+        """Zero the hue columns of the samples whose target has (almost) no saturation; ``converted`` is the
+        target in this loss's colour space (its saturation, when that is HSV).
+
+        The columns are zeroed on the tensors' device. Whether any target is grey is only known on the host
+        after a sync, so the warning is given on the CPU, where that costs nothing; on a GPU it would stop the
+        host on every step and rule out CUDA-graph capture (the policy of the weight checks, ``validate``).
+        """
         hsv = converted if self.channels.colorspace == "hsv" else color.rgb_to_hsv(target)
         grey = hsv[:, 1].detach().flatten(1).mean(1) < GREY_TARGET_SATURATION
-        if not bool(grey.any()):
-            return loss
-        warnings.warn(
-            f"{type(self).__name__}: {int(grey.sum())} target(s) have no hue (mean saturation < "
-            f"{GREY_TARGET_SATURATION}); the hue term takes no weight from them",
-            stacklevel=3,
-        )
-        hue = torch.tensor(self.channels.periodic, device=loss.device)
-        return torch.where(grey[:, None] & hue[None], torch.zeros_like(loss), loss)
+        if grey.device.type == "cpu" and bool(grey.any()):
+            warnings.warn(
+                f"{type(self).__name__}: {int(grey.sum())} target(s) have no hue (mean saturation < "
+                f"{GREY_TARGET_SATURATION}); the hue term takes no weight from them",
+                stacklevel=3,
+            )
+        columns = loss.unbind(1)
+        kept = [torch.where(grey, 0.0, c) if periodic else c for c, periodic in zip(columns, self.channels.periodic)]
+        return torch.stack(kept, 1)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return _reduce(self.per_channel(input, target), self.reduction)

@@ -268,3 +268,20 @@ def test_bad_images():
         loss(torch.rand(2, 3, 8, 8), torch.zeros(2, 3, 8, 8, dtype=torch.int64))
     with pytest.raises(ValueError, match="`source`"):
         HueNetLoss()(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 6), torch.rand(2, 3, 8, 8))
+
+
+def test_grey_target_check_does_not_stop_the_host_on_cuda():
+    # The CPU path (warning and zeroed hue column) is tested in test_recolor; on a GPU the check must stay on the
+    # device: a host sync per step would forbid CUDA-graph capture (bench.gpu_check counts a whole step's syncs).
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    coloured = torch.rand(1, 3, 16, 16, device="cuda")
+    grey = coloured.mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    loss = HistogramEMDLoss(channels="hs", bins=32)
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        per = loss.per_channel(torch.cat([coloured, coloured]), torch.cat([grey, coloured]))
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    assert per[0, 0].item() == 0 and per[0, 1].item() > 0

@@ -137,7 +137,7 @@ def test_task_names_and_defaults():
     assert task_defaults("colorize")["lambda_hist"] == 20.0
     assert task_defaults("edges2photo")["lambda_hist"] == 100.0
     assert task_defaults("transfer") == dict(
-        colorspace="hsv", hist_channels=None, mi_channels=None, lambda_hist=100.0, epochs=6
+        colorspace="hsv", hist_channels=None, mi_channels=None, lambda_hist=100.0, lambda_mi=4.0, epochs=6
     )
     # The paired tasks' default runs are half as long (a paired step costs more; docs/training.md).
     assert task_defaults("colorize")["epochs"] == task_defaults("edges2photo")["epochs"] == 3

@@ -275,7 +275,7 @@ def test_cli_help_lists_the_issue_flags():
     assert (d.task, d.lambda_gan, d.lambda_mi, d.lambda_hist, d.colorspace, d.resume, d.epochs) == (
         "transfer",
         1.0,
-        1.0,
+        4.0,
         100.0,
         "hsv",
         True,

@@ -48,7 +48,7 @@ class TrainConfig:
     hue_weight: str = "saturation"
     detach_hue_weight: bool = False
     lambda_gan: float = 1.0
-    lambda_mi: float = 1.0
+    lambda_mi: float | None = None  # None: the task's (4 for transfer, 1 for the paired tasks)
     lambda_hist: float | None = None
     lambda_l1: float = 0.0
     gan_mode: str = "bce"
@@ -225,7 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
         "desaturating wrongly hued pixels",
     )
     g.add_argument("--lambda-gan", type=float, default=d.lambda_gan, help="weight of the adversarial term")
-    g.add_argument("--lambda-mi", type=float, default=d.lambda_mi, help="weight of D_MI(output, input)")
+    g.add_argument(
+        "--lambda-mi",
+        type=float,
+        default=d.lambda_mi,
+        help="weight of D_MI(output, input); default: 4 for transfer, 1 (the official code's) for the paired tasks",
+    )
     g.add_argument(
         "--lambda-hist",
         type=float,
