@@ -197,7 +197,7 @@ def _compiled_reference(make, bins):
     forward = make("reference", bins)
 
     def call(*args):
-        with mock.patch.object(backends, "REFERENCE", compiled):
+        with mock.patch.dict(backends.REGISTRY, reference=compiled):
             return forward(*args)
 
     return call

@@ -65,3 +65,21 @@ def entropies(joint: torch.Tensor) -> torch.Tensor:
     return torch.stack(
         [_neg_xlogx_sum(joint, (-2, -1)), _neg_xlogx_sum(joint.sum(-1), -1), _neg_xlogx_sum(joint.sum(-2), -1)], -1
     )
+
+
+class ReferenceBackend:
+    """The functions of this module as a :class:`~huenet.backends.contract.Backend`, with plain autograd."""
+
+    name = "reference"
+
+    def soft_histogram(self, u, w, binning):
+        return soft_histogram(u, w, binning)
+
+    def joint_histogram(self, x, y, w, binning):
+        return joint_histogram(x, y, w, binning)
+
+    def entropies(self, joint):
+        return entropies(joint)
+
+
+BACKEND = ReferenceBackend()
