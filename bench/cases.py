@@ -22,8 +22,8 @@ import torch
 import huenet
 from huenet import backends
 from huenet.backends import reference
-from huenet.colortransfer import models
-from huenet.colortransfer.gan import HueNetGAN
+from huenet.colortransfer.training import models
+from huenet.colortransfer.training.gan import HueNetGAN
 from huenet.losses import HistogramEMDLoss, HueNetLoss, MutualInformationLoss
 
 from .grid import NO_HIST, Point, Size

@@ -19,9 +19,9 @@ import pytest
 import torch
 from PIL import Image
 
-from huenet.colortransfer.models import HueNetGenerator
-from huenet.colortransfer.refine import REFINE_STEPS
-from huenet.colortransfer.transfer import transfer
+from huenet.colortransfer.commands.transfer import transfer
+from huenet.colortransfer.methods.refine import REFINE_STEPS
+from huenet.colortransfer.training.models import HueNetGenerator
 
 from .memory import peak_rss_delta
 

@@ -8,9 +8,11 @@ import torch
 from PIL import Image
 
 from helpers import bad_checkpoints
-from huenet.colortransfer import evaluate, plots, runlog
-from huenet.colortransfer.options import TrainConfig
-from huenet.colortransfer.train import train
+from huenet.colortransfer import runlog
+from huenet.colortransfer.commands import evaluate
+from huenet.colortransfer.training import plots
+from huenet.colortransfer.training.options import TrainConfig
+from huenet.colortransfer.training.train import train
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from huenet.colortransfer.lut import fit_lut
-from huenet.colortransfer.models import HueNetGenerator, apply_curves, matching_curves
-from huenet.colortransfer.plots import MIN_TILE, sample_grid
+from huenet.colortransfer.methods.lut import fit_lut
+from huenet.colortransfer.training.models import HueNetGenerator, apply_curves, matching_curves
+from huenet.colortransfer.training.plots import MIN_TILE, sample_grid
 from huenet.recolor import ColorLUT
 
 

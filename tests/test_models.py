@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from huenet.colortransfer.models import CURVE_BINS, GANLoss, HueNetGenerator, PatchDiscriminator, generator_depth
+from huenet.colortransfer.training.models import (
+    CURVE_BINS,
+    GANLoss,
+    HueNetGenerator,
+    PatchDiscriminator,
+    generator_depth,
+)
 
 torch.set_num_threads(1)
 

@@ -7,12 +7,12 @@ from PIL import Image
 
 from huenet.color import rgb_to_lab
 from huenet.colortransfer.baselines import lut_fit
-from huenet.colortransfer.evaluate import evaluate_paired
+from huenet.colortransfer.commands.evaluate import evaluate_paired
+from huenet.colortransfer.data.paired import ABFolder, PairedImages, make_paired_image_set
+from huenet.colortransfer.data.synthetic import SyntheticImages
+from huenet.colortransfer.data.tasks import check_task, edge_map, grey, is_grey, looks_like_edge_map, task_defaults
 from huenet.colortransfer.metrics import PAIRED_METRICS, psnr, rgb_ssim
-from huenet.colortransfer.models import HueNetGenerator, PatchDiscriminator
-from huenet.colortransfer.paired import ABFolder, PairedImages, make_paired_image_set
-from huenet.colortransfer.synthetic import SyntheticImages
-from huenet.colortransfer.tasks import check_task, edge_map, grey, is_grey, looks_like_edge_map, task_defaults
+from huenet.colortransfer.training.models import HueNetGenerator, PatchDiscriminator
 from huenet.losses import HueNetLoss
 
 try:

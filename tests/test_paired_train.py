@@ -7,13 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from huenet.colortransfer import evaluate, runlog, transfer
-from huenet.colortransfer.checkpoint import load_generator
+from huenet.colortransfer import runlog
 from huenet.colortransfer.cli import RunError, UsageError
-from huenet.colortransfer.gan import HueNetGAN
-from huenet.colortransfer.models import HueNetGenerator, PatchDiscriminator
-from huenet.colortransfer.options import TrainConfig, config_from_args
-from huenet.colortransfer.train import train
+from huenet.colortransfer.commands import evaluate, transfer
+from huenet.colortransfer.training.checkpoint import load_generator
+from huenet.colortransfer.training.gan import HueNetGAN
+from huenet.colortransfer.training.models import HueNetGenerator, PatchDiscriminator
+from huenet.colortransfer.training.options import TrainConfig, config_from_args
+from huenet.colortransfer.training.train import train
 from huenet.losses import HueNetLoss
 
 TINY = dict(image_size=32, batch_size=4, ngf=8, bins=64, cond_bins=16, synthetic_images=48, sample_every=100)

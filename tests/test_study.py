@@ -13,10 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from huenet.colortransfer import baselines, study
-from huenet.colortransfer.checkpoint import load_generator
-from huenet.colortransfer.data import pil_to_tensor
-from huenet.colortransfer.train import TrainConfig, train
+from huenet.colortransfer import baselines
+from huenet.colortransfer.commands import study
+from huenet.colortransfer.data.folders import pil_to_tensor
+from huenet.colortransfer.training.checkpoint import load_generator
+from huenet.colortransfer.training.train import TrainConfig, train
 
 Z = 1.959963984540054
 
@@ -349,7 +350,7 @@ def test_study_of_a_trained_run_on_its_validation_split(run_dir, tmp_path, capsy
         in printed.out
     )
     assert "huenet.study: warning: 6 trials from 4 images: images repeat" in printed.err  # 10% of 40
-    from huenet.colortransfer.data import make_image_set, split_indices
+    from huenet.colortransfer.data.folders import make_image_set, split_indices
 
     images = make_image_set(None, 32, 0, 40)
     _, val = split_indices(40, 0.1, 0)

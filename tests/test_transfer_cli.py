@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 from test_cli import _image, run_dir  # noqa: F401  (the tiny trained run, shared with the other CLI tests)
 
-from huenet.colortransfer import transfer
-from huenet.colortransfer.images import read_image
+from huenet.colortransfer.commands import transfer
+from huenet.colortransfer.data.images import read_image
 from huenet.colortransfer.metrics import hue_emd
 from huenet.recolor import ColorLUT
 
@@ -332,7 +332,7 @@ def test_bad_checkpoints_get_one_clean_line(pair, tmp_path, capsys, run_dir):  #
             "--out",
             tmp_path / "o.png",
         )
-    from huenet.colortransfer.checkpoint import load_generator
+    from huenet.colortransfer.training.checkpoint import load_generator
 
     for name in _bad_checkpoints(tmp_path, run_dir):
         with pytest.raises(ValueError, match=name):

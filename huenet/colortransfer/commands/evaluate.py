@@ -29,15 +29,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import runlog, runtime
-from .baselines import BASELINES, identity, lut_fit, reinhard
-from .checkpoint import checkpoint_path, load_generator
-from .cli import RunError, UsageError, clean_warnings, exit_with, flag_message
-from .data import UnpairedPairs, make_image_set, skipped_images, split_indices
-from .metrics import METRICS, PAIRED_METRICS, paired_metrics, transfer_metrics
-from .paired import PairedImages, make_paired_image_set
-from .refine import REFINE_STEPS, check_steps, refine
-from .tasks import PAIRED_TASKS
+from .. import runlog, runtime
+from ..baselines import BASELINES, identity, lut_fit, reinhard
+from ..cli import RunError, UsageError, clean_warnings, exit_with, flag_message
+from ..data.folders import UnpairedPairs, make_image_set, skipped_images, split_indices
+from ..data.paired import PairedImages, make_paired_image_set
+from ..data.tasks import PAIRED_TASKS
+from ..methods.refine import REFINE_STEPS, check_steps, refine
+from ..metrics import METRICS, PAIRED_METRICS, paired_metrics, transfer_metrics
+from ..training.checkpoint import checkpoint_path, load_generator
 
 PROG = "huenet.evaluate"
 MODEL_NAME = "huenet"

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import torch
 
-from .. import _checks, recolor
-from ..color import hsv_to_rgb, rgb_to_hsv
+from ... import _checks, recolor
+from ...color import hsv_to_rgb, rgb_to_hsv
 
 # Default steps of refinement in transfer and evaluate: measured on real-photo crops (docs/training.md).
 REFINE_STEPS = 20

@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .. import recolor
-from . import baselines, runtime
-from .images import UNREADABLE_ERRORS, Picture, check_writable, read_image, write_image
-from .lut import fit_lut
-from .refine import REFINE_STEPS, refine
-from .tasks import PAIRED_TASKS, paired_input
+from ... import recolor
+from .. import baselines, runtime
+from ..data.images import UNREADABLE_ERRORS, Picture, check_writable, read_image, write_image
+from ..data.tasks import PAIRED_TASKS, paired_input
+from ..methods.lut import fit_lut
+from ..methods.refine import REFINE_STEPS, refine
 
 METHODS = ("fit", "gan", "reinhard", "histogram-matching", "mkl")
 _CLASSICAL = {"reinhard": baselines.reinhard, "histogram-matching": baselines.histogram_matching, "mkl": baselines.mkl}
@@ -212,7 +212,7 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 
 def _inputs(path: str, flag: str) -> list[Path]:
-    from .data import find_images
+    from ..data.folders import find_images
 
     p = Path(path)
     if p.is_dir():
@@ -300,7 +300,7 @@ def _run(args) -> None:
     source_weights = [(_read_mask(args.mask, "--mask", pic, p), pic.rgb.shape[1:]) for pic, p in zip(pictures, sources)]
     target = target_weight = generator = lut = None
     if args.method == "gan":
-        from .checkpoint import load_generator
+        from ..training.checkpoint import load_generator
 
         targets = _inputs(args.target, "--target")
         target_pictures = [_read(p, "--target") for p in targets]

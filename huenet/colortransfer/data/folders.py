@@ -1,6 +1,6 @@
 """Image sets and unpaired (source, target) pairs for colour-transfer training and evaluation.
 
-An *image set* is anything with ``len()``, ``picture(i) ->`` :class:`~huenet.colortransfer.images.Picture` and
+An *image set* is anything with ``len()``, ``picture(i) ->`` :class:`~huenet.colortransfer.data.images.Picture` and
 ``name(i)``: a folder tree of image files (:class:`ImageFolder`, read at their real bit depth with the alpha
 channel kept) or the built-in procedural set (:class:`huenet.synthetic.SyntheticImages`).
 :func:`split_indices` makes the seeded 90/10 train/validation split and :class:`UnpairedPairs` draws a random
@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .images import IMAGE_EXTENSIONS, UNREADABLE_ERRORS, Picture, read_image
-from .synthetic import SyntheticImages
+from ..data.images import IMAGE_EXTENSIONS, UNREADABLE_ERRORS, Picture, read_image
+from ..data.synthetic import SyntheticImages
 
 # Training images are resized so their short side is image_size * LOAD_SCALE, then randomly cropped:
 # 286 -> 256 in pix2pix and the official Hue-Net code.

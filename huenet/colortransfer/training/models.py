@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..color import hsv_to_rgb, lab_to_rgb, rgb_to_hsv, rgb_to_lab, rgb_to_yuv
-from ..losses import HUE_WEIGHT_FLOOR, HistogramEMDLoss
-from .baselines import lab_moments, match_moments
+from ...color import hsv_to_rgb, lab_to_rgb, rgb_to_hsv, rgb_to_lab, rgb_to_yuv
+from ...losses import HUE_WEIGHT_FLOOR, HistogramEMDLoss
+from ..baselines import lab_moments, match_moments
 
 GAN_MODES = ("bce", "lsgan")
 GLOBAL_MAPPINGS = ("curves", "none")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .models import HueNetGenerator
+from ..training.models import HueNetGenerator
 
 CHECKPOINT_NAME = "checkpoint.pt"
 _TMP_SUFFIX = ".tmp"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import Picture
+from ..data.images import Picture
 
 # Centres of the hue families, in turns (red, orange, yellow, green, cyan, blue, violet, magenta): far enough
 # apart that two families' palettes never overlap once each is jittered by at most FAMILY_SPREAD.
@@ -59,7 +59,7 @@ class SyntheticImages:
         return Image.fromarray(self._array(index))
 
     def picture(self, index: int) -> Picture:
-        """Image ``index`` as a :class:`~huenet.colortransfer.images.Picture` (8 bits, opaque)."""
+        """Image ``index`` as a :class:`~huenet.colortransfer.data.images.Picture` (8 bits, opaque)."""
         return Picture(torch.from_numpy(self._array(index)).permute(2, 0, 1).float() / 255, None, 8)
 
     def edges(self, index: int) -> torch.Tensor:

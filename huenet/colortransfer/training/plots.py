@@ -24,9 +24,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from ..color import hsv_to_rgb, rgb_to_hsv  # noqa: E402
-from . import runlog  # noqa: E402
-from .metrics import hue_histogram  # noqa: E402
+from ...color import hsv_to_rgb, rgb_to_hsv  # noqa: E402
+from .. import runlog  # noqa: E402
+from ..metrics import hue_histogram  # noqa: E402
 
 _GAP = 2  # pixels between the images of a grid
 _PLOT_BINS = 64

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from . import runlog
-from .cli import RunError, UsageError, clean_warnings, exit_with
+from .. import runlog
+from ..cli import RunError, UsageError, clean_warnings, exit_with
 
 #: The "method" of the real images in the page's answers and in the tally.
 TARGET = "target"
@@ -267,14 +267,14 @@ def _huenet(generator):
 
 
 def _fit(generator):
-    from ..recolor import fit
+    from ...recolor import fit
 
     return lambda source, target: fit(source, target)(source)
 
 
 def _baseline(name):
     def make(generator):
-        from . import baselines
+        from .. import baselines
 
         return getattr(baselines, name)
 
@@ -342,7 +342,7 @@ def _on_white(rgb, alpha):
 
 def render_page(study: dict) -> str:
     """``index.html`` of a study: the page template with the study's trials inlined (no fetch: file:// works)."""
-    template = resources.files("huenet.colortransfer").joinpath(PAGE_TEMPLATE).read_text(encoding="utf-8")
+    template = resources.files(__package__).joinpath(PAGE_TEMPLATE).read_text(encoding="utf-8")
     # Inside <script>, "</" could close the element early: escape "<" (JSON keeps the value unchanged).
     return template.replace(DATA_MARK, json.dumps(study, sort_keys=True).replace("<", "\\u003c"))
 
@@ -363,13 +363,13 @@ def write_study(
 
     Images (``indices`` of the image set ``images``) are shuffled by ``seed``; each is paired with a fixed
     other one as its target, and both are resized and centre-cropped to ``size`` as validation pairs are
-    (:class:`~huenet.colortransfer.data.UnpairedPairs`).
+    (:class:`~huenet.colortransfer.data.folders.UnpairedPairs`).
     """
     import torch
     from tqdm import tqdm
 
-    from .data import UnpairedPairs
-    from .images import write_image
+    from ..data.folders import UnpairedPairs
+    from ..data.images import write_image
 
     order = list(indices)
     random.Random(f"study-images:{seed}").shuffle(order)
@@ -418,8 +418,8 @@ def write_study(
 
 def _image_source(args, device):
     """(generator or None, image set, indices, description) for the flags."""
-    from .checkpoint import load_generator
-    from .data import ImageFolder, make_image_set, split_indices
+    from ..data.folders import ImageFolder, make_image_set, split_indices
+    from ..training.checkpoint import load_generator
 
     generator = config = None
     if args.checkpoint is not None:
@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(args, out: Path, names: list[str]) -> None:
-    from . import runtime
+    from .. import runtime
 
     try:
         device = runtime.resolve_device(args.device)

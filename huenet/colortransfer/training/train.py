@@ -1,7 +1,7 @@
 r"""Train a Hue-Net colour-transfer GAN: ``python -m huenet.train [--data DIR] [--out RUN_DIR] ...``.
 
 The loop: run folder, resume, checkpoints, logging, progress and samples. The settings and their checks are in
-:mod:`~huenet.colortransfer.options`, the nets, losses and the step in :mod:`~huenet.colortransfer.gan`.
+:mod:`~huenet.colortransfer.training.options`, the nets, losses and the step in :mod:`~huenet.colortransfer.training.gan`.
 
 Without ``--data`` it trains on the built-in synthetic image set and finishes in a few minutes on a CPU.
 Resuming is automatic: rerunning the same command in the same ``--out`` continues from its checkpoint, exactly
@@ -29,8 +29,16 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from . import plots, runlog, runtime
-from .checkpoint import (
+from .. import runlog, runtime
+from ..cli import RunError, clean_warnings, exit_with, flag_message
+from ..commands.evaluate import MODEL_NAME, PAIRED_BASELINES, evaluate, evaluate_paired
+from ..data.folders import UnpairedPairs, make_image_set, skipped_images, split_indices
+from ..data.paired import PairedImages, make_paired_image_set
+from ..data.tasks import PAIRED_TASKS
+from ..methods.refine import REFINE_STEPS
+from ..metrics import METRICS, PAIRED_METRICS, hue_emd, psnr, rgb_ssim
+from ..training import plots
+from ..training.checkpoint import (
     CHECKPOINT_NAME,
     TRAINING_KEYS,
     CheckpointError,
@@ -40,12 +48,8 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .cli import RunError, clean_warnings, exit_with, flag_message
-from .data import UnpairedPairs, make_image_set, skipped_images, split_indices
-from .evaluate import MODEL_NAME, PAIRED_BASELINES, evaluate, evaluate_paired
-from .gan import LOSS_KEYS, HueNetGAN, pixel_weight
-from .metrics import METRICS, PAIRED_METRICS, hue_emd, psnr, rgb_ssim
-from .options import (
+from ..training.gan import LOSS_KEYS, HueNetGAN, pixel_weight
+from ..training.options import (
     RESUMABLE_CHANGES,
     TrainConfig,
     check_config,
@@ -54,9 +58,6 @@ from .options import (
     library_flags,
     resolve_task_defaults,
 )
-from .paired import PairedImages, make_paired_image_set
-from .refine import REFINE_STEPS
-from .tasks import PAIRED_TASKS
 
 PROG = "huenet.train"
 # Validation pairs scored at the end of each epoch, and how many of them the sample grids show.
@@ -270,7 +271,7 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------------- steps
     def train_step(self, batch) -> dict:
-        """One GAN step on a batch of :class:`~huenet.colortransfer.data.Pair`; stops the run after too many
+        """One GAN step on a batch of :class:`~huenet.colortransfer.data.folders.Pair`; stops the run after too many
         consecutive non-finite steps."""
         self._note_unreadable(batch.skipped)
         result = self.gan.step(batch.source, batch.target, batch.source_alpha, batch.target_alpha)

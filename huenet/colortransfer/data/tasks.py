@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from ..color import rgb_to_yuv
+from ...color import rgb_to_yuv
 
 TASKS = ("transfer", "colorize", "edges2photo")
 PAIRED_TASKS = ("colorize", "edges2photo")

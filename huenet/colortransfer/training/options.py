@@ -13,15 +13,15 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from ..histogram import soft_histogram
-from ..losses import HUE_WEIGHTS, HueNetLoss
-from . import runtime
-from .cli import UsageError, flag_message
-from .data import split_indices
-from .gan import step_bytes
-from .models import GAN_MODES, GLOBAL_MAPPINGS, HueNetGenerator
-from .paired import DATA_FORMATS
-from .tasks import PAIRED_TASKS, TASKS, task_defaults
+from ...histogram import soft_histogram
+from ...losses import HUE_WEIGHTS, HueNetLoss
+from .. import runtime
+from ..cli import UsageError, flag_message
+from ..data.folders import split_indices
+from ..data.paired import DATA_FORMATS
+from ..data.tasks import PAIRED_TASKS, TASKS, task_defaults
+from ..training.gan import step_bytes
+from ..training.models import GAN_MODES, GLOBAL_MAPPINGS, HueNetGenerator
 
 
 @dataclass
