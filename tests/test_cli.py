@@ -47,7 +47,7 @@ def test_evaluate_against_baselines(run_dir, tmp_path, capsys):
     out = tmp_path / "eval.json"
     evaluate.main(["--checkpoint", str(run_dir), "--json", str(out)])
     printed = capsys.readouterr().out
-    for method in ("huenet", "huenet + refine 20", "identity", "reinhard", "histogram_matching", "mkl"):
+    for method in ("huenet", "huenet + refine 20", "identity", "reinhard", "histogram-matching", "mkl"):
         assert f"| {method} |" in printed
     result = json.loads(out.read_text())
     assert result["pairs"] == 6  # 10% of 60 images
@@ -57,11 +57,11 @@ def test_evaluate_against_baselines(run_dir, tmp_path, capsys):
     assert scores["identity"]["v_ssim"] == pytest.approx(1, abs=1e-6)
     # Every colour-transfer method moves the hues towards the target's, the tiny trained model included
     # (after 60 steps; its 256-bin intersection is not yet better than the source's, the baselines' is).
-    for method in ("huenet", "reinhard", "histogram_matching"):
+    for method in ("huenet", "reinhard", "histogram-matching"):
         assert scores[method]["hue_emd"] < 0.8 * scores["identity"]["hue_emd"], method
-    for method in ("reinhard", "histogram_matching", "mkl"):
+    for method in ("reinhard", "histogram-matching", "mkl"):
         assert scores[method]["ab_swd"] < scores["identity"]["ab_swd"], method
-    for method in ("reinhard", "histogram_matching"):
+    for method in ("reinhard", "histogram-matching"):
         assert scores[method]["hue_intersection"] > scores["identity"]["hue_intersection"], method
     assert scores["huenet"]["v_ssim"] > 0.3
     # The default pipeline (huenet.transfer's) refines G's output with the training-free fit: closer hues.
@@ -72,7 +72,7 @@ def test_evaluate_refine_flag(run_dir, tmp_path, capsys):
     out = tmp_path / "eval.json"
     evaluate.main(["--checkpoint", str(run_dir), "--json", str(out), "--limit", "2", "--refine", "0"])
     assert sorted(json.loads(out.read_text())["results"]) == [
-        "histogram_matching",
+        "histogram-matching",
         "huenet",
         "identity",
         "mkl",

@@ -33,7 +33,7 @@ def test_paired_step_terms_add_up():
     inputs, truth = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
     record = gan.step(inputs, truth, update=False)
     with torch.no_grad():
-        output = G(inputs, G.histograms(truth))
+        output = G(inputs, G.target_statistics(truth))
     # L1 to the ground truth, by hand; the total is the weighted sum of the logged terms.
     torch.testing.assert_close(record["l1"], (output - truth).abs().mean())
     want = 2.0 * record["adv"] + 7.0 * record["l1"] + 0.5 * record["mi"] + 20.0 * record["hist"]
@@ -107,10 +107,10 @@ def test_evaluate_a_paired_run(colorize_run, tmp_path, capsys):
     evaluate.main(["--checkpoint", str(colorize_run), "--json", str(out), "--exemplar", "other"])
     printed = capsys.readouterr().out
     assert "colorize pairs (reference: another photo)" in printed
-    assert "| grey input |" in printed and "PSNR to truth" in printed
+    assert "| identity |" in printed and "PSNR to truth" in printed
     result = json.loads(out.read_text())
     assert result["task"] == "colorize" and result["exemplar"] == "other"
-    grey = result["results"]["grey input"]
+    grey = result["results"]["identity"]
     # The grey input keeps its own lightness exactly.
     assert grey["lightness_ssim"]["mean"] == pytest.approx(1.0, abs=1e-4)
     assert np.isfinite(result["results"]["huenet"]["psnr"]["mean"])

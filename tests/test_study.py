@@ -365,7 +365,7 @@ def test_study_of_a_trained_run_on_its_validation_split(run_dir, tmp_path, capsy
         if t["method"] == "huenet":
             target = _crop(images.load(by_name[t["target"]]), 40)
             with torch.no_grad():
-                expected = generator(source[None], generator.histograms(target[None]))[0].clamp(0, 1)
+                expected = generator(source[None], generator.target_statistics(target[None]))[0].clamp(0, 1)
             assert _levels(shown, expected) < 3, t
         elif t["method"] == "target":
             assert _levels(shown, source) < 3, t

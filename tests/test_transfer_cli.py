@@ -222,7 +222,7 @@ def test_usage_errors_exit_2(pair, tmp_path, capsys, run_dir):  # noqa: F811
     _error(
         capsys,
         2,
-        "--lut applies a saved LUT; it cannot be combined with --method gan",
+        "--lut applies a saved LUT; it cannot be combined with --method huenet",
         "--source",
         source,
         "--out",
@@ -234,11 +234,11 @@ def test_usage_errors_exit_2(pair, tmp_path, capsys, run_dir):  # noqa: F811
         "--checkpoint",
         run_dir,
     )
-    _error(capsys, 2, "--method gan needs --checkpoint", *base, "--out", out, "--method", "gan")
+    _error(capsys, 2, "--method huenet needs --checkpoint", *base, "--out", out, "--method", "gan")
     _error(
         capsys,
         2,
-        "--checkpoint is only used by --method gan",
+        "--checkpoint is only used by --method huenet",
         *base,
         "--out",
         out,
@@ -255,7 +255,7 @@ def test_usage_errors_exit_2(pair, tmp_path, capsys, run_dir):  # noqa: F811
     _error(capsys, 2, "--mask only works with --method fit", *base, "--out", out, "--method", "mkl", "--mask", source)
     _error(capsys, 2, "--per-image needs --source to be a folder", *base, "--out", out, "--per-image")
     _error(capsys, 2, "--refine must be >= 0; got -1", *base, "--out", out, "--checkpoint", run_dir, "--refine", -1)
-    _error(capsys, 2, "--refine only works with --method gan", *base, "--out", out, "--refine", 5)
+    _error(capsys, 2, "--refine only works with --method huenet", *base, "--out", out, "--refine", 5)
     _error(
         capsys, 2, "argument --refine: invalid int value", *base, "--out", out, "--checkpoint", run_dir, "--refine", "x"
     )

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from .. import runlog
 from ..cli import RunError, UsageError, clean_warnings, exit_with
+from ..methods.registry import METHODS, NETWORK, method
 
 #: The "method" of the real images in the page's answers and in the tally.
 TARGET = "target"
@@ -262,58 +263,32 @@ def tally_main(argv: list[str] | None = None) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- generation
-def _huenet(generator):
-    return lambda source, target: generator(source, generator.histograms(target))
-
-
-def _fit(generator):
-    from ...recolor import fit
-
-    return lambda source, target: fit(source, target)(source)
-
-
-def _baseline(name):
-    def make(generator):
-        from .. import baselines
-
-        return getattr(baselines, name)
-
-    return make
-
-
-#: Method name -> factory(generator) -> fn(source, target) -> output, on (1, 3, S, S) RGB tensors in [0, 1].
-#: The factories import lazily, so a method whose code is not installed fails only when asked for.
-METHODS = {
-    "huenet": _huenet,
-    "fit": _fit,
-    "mkl": _baseline("mkl"),
-    "reinhard": _baseline("reinhard"),
-    "histogram-matching": _baseline("histogram_matching"),
-}
+#: The methods that can make the fakes (the source unchanged would be a real photo).
+FAKE_METHODS = tuple(name for name in METHODS if name != "identity")
 
 
 def _available(name: str) -> bool:
     try:
-        METHODS[name](None)
-    except (ImportError, AttributeError):
+        method(name, generator=lambda *args: None)
+    except ImportError:
         return False
     return True
 
 
 def default_methods() -> list[str]:
     """``huenet``, and the training-free ``fit`` where it is installed."""
-    return ["huenet"] + (["fit"] if _available("fit") else [])
+    return [NETWORK] + (["fit"] if _available("fit") else [])
 
 
 def build_methods(names: list[str], generator) -> dict:
     """The method functions of ``names``; raises UsageError for an unknown or unavailable one."""
     methods = {}
     for name in names:
-        if name not in METHODS:
-            raise UsageError(f"--methods: unknown method {name!r}; choose from {', '.join(METHODS)}")
+        if name not in FAKE_METHODS:
+            raise UsageError(f"--methods: unknown method {name!r}; choose from {', '.join(FAKE_METHODS)}")
         try:
-            methods[name] = METHODS[name](generator)
-        except (ImportError, AttributeError) as err:
+            methods[name] = method(name, generator)
+        except ImportError as err:
             raise UsageError(f"--methods: method {name!r} is not available in this installation ({err})") from err
     return methods
 
@@ -469,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--methods",
         default=None,
-        help=f"comma-separated methods making the fakes, of {', '.join(METHODS)}; "
+        help=f"comma-separated methods making the fakes, of {', '.join(FAKE_METHODS)}; "
         "default: huenet, and fit where it is installed",
     )
     parser.add_argument("--size", type=int, default=256, help="side of the square images shown, in pixels")
@@ -513,7 +488,7 @@ def _run(args, out: Path, names: list[str]) -> None:
     except ValueError as err:
         raise UsageError(f"--device: {err}") from err
     runtime.configure_threads(None)
-    if "huenet" in names and args.checkpoint is None:
+    if NETWORK in names and args.checkpoint is None:
         raise UsageError("--checkpoint: the method huenet needs a trained run (or leave it out of --methods)")
     generator, images, indices, source_name = _image_source(args, device)
     if len(indices) < 2:

@@ -83,6 +83,20 @@ def task_defaults(task: str, colorspace: str | None = None) -> dict:
     )
 
 
+def per_task(setting: str) -> str:
+    """Each task's default of ``setting`` (a key of :func:`task_defaults`), in words, for ``--help``.
+
+    Example:
+        >>> per_task("lambda_mi")
+        'transfer 4.0, colorize 1.0, edges2photo 1.0'
+    """
+    return ", ".join(f"{task} {_words(task_defaults(task)[setting])}" for task in TASKS)
+
+
+def _words(value) -> str:
+    return "HueNetLoss's" if value is None else str(value)
+
+
 def grey(photo: torch.Tensor) -> torch.Tensor:
     """The colorize input of RGB ``photo`` (..., 3, H, W) in [0, 1]: its luma Y, in 3 equal channels."""
     return rgb_to_yuv(photo)[..., :1, :, :].clamp(0, 1).expand_as(photo).contiguous()

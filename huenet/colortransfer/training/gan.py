@@ -201,7 +201,7 @@ class HueNetGAN:
         if self.loss is not None:
             terms = self.loss.terms(output.float(), source, target, source_weight, target_weight)
             hist, mi = terms["hist"].mean(), terms["mi"].mean()
-            loss_g = loss_g + self.loss.lambda_mi * mi + self.loss.lambda_hist * hist
+            loss_g = loss_g + self.loss.weigh(terms).mean()
         return loss_g, adv, hist, mi, l1
 
     def _condition(self, source: torch.Tensor) -> torch.Tensor | None:
@@ -237,7 +237,7 @@ class HueNetGAN:
         weights = [pixel_weight(None if a is None else a.to(self.device)) for a in (source_alpha, target_alpha)]
         if not update:
             with torch.no_grad(), self._autocast():
-                output = self.G(source, self.G.histograms(target))
+                output = self.G(source, self.G.target_statistics(target))
                 condition = self._condition(source)
                 loss_d = self.gan_loss.discriminator(
                     self.D(self._real(source, target), condition), self.D(output, condition)
@@ -246,7 +246,7 @@ class HueNetGAN:
             return dict(zip(LOSS_KEYS, (terms[0], loss_d, *terms[1:])), nonfinite=False)
 
         with self._autocast():
-            output = self.G_train(source, self.G.histograms(target))
+            output = self.G_train(source, self.G.target_statistics(target))
             self.D.requires_grad_(True)
             condition = self._condition(source)
             loss_d = self.gan_loss.discriminator(
@@ -276,7 +276,7 @@ class HueNetGAN:
         """G's output in eval mode (BatchNorm running statistics), as at inference."""
         self.G.eval()
         try:
-            return self.G(source, self.G.histograms(target)).float()
+            return self.G(source, self.G.target_statistics(target)).float()
         finally:
             self.G.train()
 

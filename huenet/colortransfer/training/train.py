@@ -31,11 +31,12 @@ from tqdm import tqdm
 
 from .. import runlog, runtime
 from ..cli import RunError, clean_warnings, exit_with, flag_message
-from ..commands.evaluate import MODEL_NAME, PAIRED_BASELINES, evaluate, evaluate_paired
 from ..data.folders import UnpairedPairs, make_image_set, skipped_images, split_indices
 from ..data.paired import PairedImages, make_paired_image_set
 from ..data.tasks import PAIRED_TASKS
 from ..methods.refine import REFINE_STEPS
+from ..methods.registry import NETWORK
+from ..methods.scoring import PAIRED_BASELINES, evaluate, evaluate_paired
 from ..metrics import METRICS, PAIRED_METRICS, hue_emd, psnr, rgb_ssim
 from ..training import plots
 from ..training.checkpoint import (
@@ -472,7 +473,7 @@ class Trainer:
                 )
                 + "\n"
                 for name in scores
-                if name.startswith(MODEL_NAME)  # the raw network, and refined as huenet.transfer gives it
+                if name.startswith(NETWORK)  # the raw network, and refined as huenet.transfer gives it
             )
             + f"  non-finite steps skipped: {self.nonfinite_total}; unreadable images skipped: "
             f"{len(self.unreadable)}\n"
