@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from huenet.colortransfer import baselines
-from huenet.colortransfer.commands import study
+from huenet.colortransfer.commands import study, study_tally
 from huenet.colortransfer.data.folders import pil_to_tensor
 from huenet.colortransfer.training.checkpoint import load_generator
 from huenet.colortransfer.training.train import TrainConfig, train
@@ -44,7 +44,7 @@ def _wilson_by_hand(k, n):
     ],
 )
 def test_wilson_interval(k, n, published):
-    low, high = study.wilson_interval(k, n)
+    low, high = study_tally.wilson_interval(k, n)
     assert (low, high) == pytest.approx(_wilson_by_hand(k, n), abs=1e-12)
     if published:
         assert (low, high) == pytest.approx(published, abs=5e-5)
@@ -58,14 +58,14 @@ def test_binomial_test(k, n):
     # Two-sided: the total probability under p = 1/2 of the counts no more likely than k.
     pmf = [math.comb(n, i) / 2**n for i in range(n + 1)]
     by_hand = sum(p for p in pmf if p <= pmf[k] * (1 + 1e-12))
-    assert study.binomial_test(k, n) == pytest.approx(min(1.0, by_hand), rel=1e-12)
+    assert study_tally.binomial_test(k, n) == pytest.approx(min(1.0, by_hand), rel=1e-12)
 
 
 def test_statistics_reject_impossible_counts():
     with pytest.raises(ValueError, match="successes"):
-        study.wilson_interval(3, 2)
+        study_tally.wilson_interval(3, 2)
     with pytest.raises(ValueError, match="n >= 1"):
-        study.binomial_test(0, 0)
+        study_tally.binomial_test(0, 0)
 
 
 # ------------------------------------------------------------------------------------------------ tally

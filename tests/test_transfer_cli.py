@@ -206,9 +206,9 @@ def _error(capsys, code, match, *argv):
     with pytest.raises(SystemExit) as exc:
         _run(*argv)
     err = capsys.readouterr().err.strip()
-    assert exc.value.code == code or (code == 1 and isinstance(exc.value.code, str)), (exc.value.code, err)
+    assert exc.value.code == code, (exc.value.code, err)
     # Usage errors: argparse's usage, then one "error:" line; run-time errors: one line.
-    message = err.splitlines()[-1] if code == 2 else str(exc.value.code)
+    message = err.splitlines()[-1]
     assert match in message, message
     assert "Traceback" not in err and len(message.splitlines()) == 1
 

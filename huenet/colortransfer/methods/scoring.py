@@ -62,8 +62,8 @@ def evaluate(
                     "image, so it scores no colour transfer",
                     stacklevel=2,
                 )
-            for name, method in methods.items():
-                outputs = {name: method(source, target).float()}
+            for name, run in methods.items():
+                outputs = {name: run(source, target).float()}
                 if name == NETWORK and refine_steps:
                     outputs[refined_name(refine_steps)] = refine(outputs[name], target, refine_steps)
                 for row, output in outputs.items():
@@ -115,8 +115,8 @@ def evaluate_paired(
                 batch += others
             if skipped is not None:
                 skipped.update(skipped_images(pairs.images, batch))
-            for name, method in methods.items():
-                output = method(inputs, reference).float()
+            for name, run in methods.items():
+                output = run(inputs, reference).float()
                 for key, values in paired_metrics(output, inputs, reference, truth).items():
                     scores[name][key].append(values.cpu())
             bar.update(len(positions))
