@@ -1,4 +1,4 @@
-"""Image sets, the train/validation split and unpaired pairs (huenet.data, huenet.synthetic)."""
+"""Image sets, the train/validation split and unpaired pairs (huenet.colortransfer.data.folders, .synthetic)."""
 
 import io
 

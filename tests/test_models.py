@@ -1,4 +1,4 @@
-"""The Hue-Net generator, the PatchGAN discriminator and the GAN losses (huenet.models)."""
+"""The Hue-Net generator, the PatchGAN discriminator and the GAN losses (huenet.colortransfer.training.models)."""
 
 import math
 

@@ -1,6 +1,7 @@
 """The paired tasks end to end: the GAN step's terms, training and resume per task, evaluate, transfer, bad input."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -125,7 +126,7 @@ def test_transfer_with_a_paired_checkpoint(colorize_run, tmp_path, capsys):
     assert "converted to grey" in capsys.readouterr().err
     assert Image.open(dest).size == (40, 30)
     refused = "--source .*edges.png'.*this is a colorize checkpoint.*looks like an edge map"
-    with pytest.raises(SystemExit, match=refused):
+    with pytest.raises(SystemExit) as exit_info:
         transfer.main(
             [
                 "--checkpoint",
@@ -138,6 +139,8 @@ def test_transfer_with_a_paired_checkpoint(colorize_run, tmp_path, capsys):
                 str(tmp_path / "o2.png"),
             ]
         )
+    assert exit_info.value.code == 1
+    assert re.search(refused, capsys.readouterr().err.strip().splitlines()[-1])
     assert not (tmp_path / "o2.png").exists()
 
 

@@ -138,9 +138,8 @@ def soft_histogram_backward(
 
 
 # Dense rows cost about 2(K+1)² multiply-adds per value in a BLAS matmul; the window outer products cost
-# (2R+1)² scattered adds, each far dearer than a multiply-add. Measured on a 2-core x86 CPU (fp32, bandwidth
-# 0.4, so 225 products per value), fwd+bwd: dense rows are 2-5x faster at K <= 64, even at K = 128 and 2.3x
-# slower at K = 256, so they are used while (K+1)² <= 100 (2R+1)².
+# (2R+1)² scattered adds, each far dearer than a multiply-add, so dense rows win while (K+1)² <= 100 (2R+1)²
+# (the timings are in docs/kernels.md, "The eager joint histogram").
 _DENSE_ROWS_MAX_RATIO = 100.0
 
 

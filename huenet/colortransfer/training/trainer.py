@@ -386,7 +386,7 @@ class Trainer:
         return summary.write_summary(self, self.validate(), self._score())
 
     def _score(self) -> dict:
-        """:func:`huenet.evaluate.evaluate` on every validation pair, G in eval mode."""
+        """:func:`huenet.colortransfer.methods.scoring.evaluate` on every validation pair, G in eval mode."""
         self.gan.G.eval()
         try:
             # The run has warned about its data already (unreadable, grey images); python -m huenet.evaluate
