@@ -123,7 +123,7 @@ def test_evaluate_with_a_bad_checkpoint_names_the_file(run_dir, tmp_path, capsys
         code, err = _exit(evaluate.main, ["--checkpoint", str(path)], capsys)
         assert code == 1 and err.startswith(f"huenet.evaluate: error: --checkpoint: {str(path)!r} is not a"), err
     # A checkpoint whose weights do not fit its generator settings.
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     state["generator_config"]["ngf"] = 4
     torch.save(state, tmp_path / "mismatched.pt")
     code, err = _exit(evaluate.main, ["--checkpoint", str(tmp_path / "mismatched.pt")], capsys)

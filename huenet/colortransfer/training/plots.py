@@ -235,13 +235,13 @@ def regenerate(run_dir: str | os.PathLike, redraw_samples: bool = True) -> list[
     plot_losses(records, written[0])
     samples = sorted((run_dir / runlog.SAMPLES_DIR).glob("step_*.npz"))
     for npz in samples if redraw_samples else ():
-        with np.load(npz) as data:
+        with np.load(npz, allow_pickle=False) as data:
             truth = data["truth"] if "truth" in data else None
             grid = sample_grid(data["source"], data["target"], data["output"], truth, int(data["step"]))
             grid.save(npz.with_suffix(".png"))
         written.append(npz.with_suffix(".png"))
     if samples:
-        with np.load(samples[-1]) as data:
+        with np.load(samples[-1], allow_pickle=False) as data:
             plot_hue_histograms(data["source"], data["target"], data["output"], plots / "hue_histograms.png")
             plot_joint_histograms(data["source"], data["output"], plots / "joint_histograms.png")
         written += [plots / "hue_histograms.png", plots / "joint_histograms.png"]
