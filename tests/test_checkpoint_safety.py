@@ -13,9 +13,9 @@ import pytest
 import torch
 from test_cli import _image
 
-from huenet.colortransfer import evaluate, study, transfer
-from huenet.colortransfer import train as train_module
-from huenet.colortransfer.checkpoint import (
+from huenet.colortransfer.commands import evaluate, study, transfer
+from huenet.colortransfer.training import train as train_module
+from huenet.colortransfer.training.checkpoint import (
     TRAINING_KEYS,
     CheckpointError,
     load_checkpoint,
@@ -23,8 +23,8 @@ from huenet.colortransfer.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from huenet.colortransfer.options import TrainConfig
-from huenet.colortransfer.train import train
+from huenet.colortransfer.training.options import TrainConfig
+from huenet.colortransfer.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # Written by release 0.1.0 (see tests/data/README.md), with these settings.

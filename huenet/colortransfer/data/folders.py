@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..data.images import IMAGE_EXTENSIONS, UNREADABLE_ERRORS, Picture, read_image
-from ..data.synthetic import SyntheticImages
+from .images import IMAGE_EXTENSIONS, UNREADABLE_ERRORS, Picture, read_image
+from .synthetic import SyntheticImages
 
 # Training images are resized so their short side is image_size * LOAD_SCALE, then randomly cropped:
 # 286 -> 256 in pix2pix and the official Hue-Net code.

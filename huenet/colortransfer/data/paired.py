@@ -27,9 +27,9 @@ import random
 import torch
 from PIL import Image
 
-from ..data.folders import LOAD_SCALE, ImageFolder, Pair, UnpairedPairs
-from ..data.synthetic import SyntheticImages
-from ..data.tasks import PAIRED_TASKS, edge_map, grey
+from .folders import LOAD_SCALE, ImageFolder, Pair, UnpairedPairs
+from .synthetic import SyntheticImages
+from .tasks import PAIRED_TASKS, edge_map, grey
 
 DATA_FORMATS = ("auto", "photos", "ab")
 

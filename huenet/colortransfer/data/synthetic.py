@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import Picture
+from .images import Picture
 
 # Centres of the hue families, in turns (red, orange, yellow, green, cyan, blue, violet, magenta): far enough
 # apart that two families' palettes never overlap once each is jittered by at most FAMILY_SPREAD.

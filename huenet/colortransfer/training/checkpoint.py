@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..training.models import HueNetGenerator
+from .models import HueNetGenerator
 
 CHECKPOINT_NAME = "checkpoint.pt"
 _TMP_SUFFIX = ".tmp"

@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ...losses import HueNetLoss
 from .. import runtime
 from ..data.tasks import PAIRED_TASKS
-from ..training.models import GANLoss, HueNetGenerator, PatchDiscriminator
+from .models import GANLoss, HueNetGenerator, PatchDiscriminator
 
 # torch 2.13 renamed DDP's broadcast_buffers to forward_sync_buffers (the old name warns).
 _BUFFER_SYNC_ARG = (

@@ -20,8 +20,8 @@ from ..cli import UsageError, flag_message
 from ..data.folders import split_indices
 from ..data.paired import DATA_FORMATS
 from ..data.tasks import PAIRED_TASKS, TASKS, per_task, task_defaults
-from ..training.gan import step_bytes
-from ..training.models import GAN_MODES, GLOBAL_MAPPINGS, HueNetGenerator
+from .gan import step_bytes
+from .models import GAN_MODES, GLOBAL_MAPPINGS, HueNetGenerator
 
 
 @dataclass
