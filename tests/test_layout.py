@@ -118,3 +118,15 @@ def test_no_folder_holds_too_many_modules():
     for folder in {p.parent for p in _sources()}:
         count = len(list(folder.glob("*.py")))
         assert count <= MAX_MODULES_PER_FOLDER, f"{folder.relative_to(ROOT)}: {count} modules"
+
+
+def test_the_application_uses_only_public_library_names():
+    app = PACKAGE / "colortransfer"
+    for path in sorted(app.rglob("*.py")):
+        name = _module_name(path)
+        for module in _imports(path, name):
+            if module.startswith("huenet.colortransfer"):
+                continue
+            parts = module.split(".")
+            assert not any(p.startswith("_") for p in parts), f"{name} imports {module}"
+            assert "backends" not in parts and "binning" not in parts, f"{name} reaches into {module}"
