@@ -1,7 +1,7 @@
 """huenet: fast, exact differentiable histogram, EMD and mutual-information losses (Hue-Net) for PyTorch."""
 
 from . import color, losses
-from .emd import emd
+from .emd import emd, sliced_emd, sliced_histograms
 from .histogram import joint_histogram, soft_histogram
 from .information import conditional_entropy, joint_entropy, mi_distance, mutual_information
 
@@ -9,6 +9,8 @@ __all__ = [
     "soft_histogram",
     "joint_histogram",
     "emd",
+    "sliced_emd",
+    "sliced_histograms",
     "mutual_information",
     "joint_entropy",
     "mi_distance",

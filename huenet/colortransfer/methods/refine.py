@@ -1,11 +1,11 @@
 r"""Test-time refinement of a Hue-Net output: a few steps of the training-free fit, starting from that output.
 
 The network's output becomes the *source* of :func:`huenet.recolor.fit`, whose colour table starts at the
-identity -- so zero steps give the network's output back -- and takes ``steps`` Adam steps on the same losses the
-network was trained with (hue EMD, CIELAB a*b* and V EMDs to the target, D_MI to the output's own lightness, a
-smoothness penalty). The network supplies the starting point and the structure; the fit pulls its colour
-histograms the rest of the way to the target's, which a generator trained for a few CPU minutes does not do on its
-own (docs/training.md, "Real photos").
+closed-form MKL map from the output's colours to the target's and takes ``steps`` Adam steps on the fit's losses
+(the sliced EMD of CIELAB colours, the chroma-weighted hue EMD, the palette and gain terms); zero steps give the
+network's output back. The network supplies the structure; the fit pulls its colour histograms the rest of the way
+to the target's, which a generator trained for a few CPU minutes does not do on its own (docs/training.md, "Real
+photos").
 
 Only the hue and saturation of the fitted result are kept; the value channel (HSV V, the brightness structure
 that D_MI and V-SSIM are about) stays the network's. A fit run from an output that is already recoloured moves
