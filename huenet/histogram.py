@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from . import _checks
@@ -116,17 +118,35 @@ def soft_histogram(
     return _compute("soft_histogram", "soft_histogram", {"x": x}, weight, binning, backend, validate)[0]
 
 
-def joint_histogram(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    bins: int = 256,
-    range=(0.0, 1.0),
-    bandwidth: float = 0.4,
-    boundary: str = "reflect",
-    weight: torch.Tensor | None = None,
-    backend: str = "auto",
-    validate: bool = False,
-) -> torch.Tensor:
+def joint_op(name: str, module: str, reduce: Callable, doc: str) -> Callable[..., torch.Tensor]:
+    """The public op ``name`` of ``module`` (with docstring ``doc``) that takes the arguments of
+    :func:`joint_histogram` and returns ``reduce(joint, impl)``: a function of the soft joint histogram
+    (B, C, K, K) of x and y and of the backend ``impl`` that computed it, so that a reduction of the histogram
+    runs on that backend too. Bad arguments are reported under ``name``."""
+
+    def op(
+        x: torch.Tensor,
+        y: torch.Tensor,
+        bins: int = 256,
+        range=(0.0, 1.0),
+        bandwidth: float = 0.4,
+        boundary: str = "reflect",
+        weight: torch.Tensor | None = None,
+        backend: str = "auto",
+        validate: bool = False,
+    ) -> torch.Tensor:
+        binning = make_binning(name, bins, range, bandwidth, boundary)
+        return reduce(*_compute(name, "joint_histogram", {"x": x, "y": y}, weight, binning, backend, validate))
+
+    op.__name__ = op.__qualname__ = name
+    op.__module__, op.__doc__ = module, doc
+    return op
+
+
+joint_histogram = joint_op(
+    "joint_histogram",
+    __name__,
+    lambda joint, impl: joint,
     r"""Differentiable joint histogram :math:`J_{k_1 k_2} = \sum_x w\, m_{k_1}(x)\, m_{k_2}(y) / \sum_x w`.
 
     With unit weights this is :math:`P_1 P_2^\top / N` for the (K, N) membership matrices of x and y. The
@@ -139,14 +159,5 @@ def joint_histogram(
         >>> x, y = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
         >>> joint_histogram(x, y, bins=32).shape
         torch.Size([2, 1, 32, 32])
-    """
-    return joint_histogram_and_backend(
-        "joint_histogram", x, y, bins, range, bandwidth, boundary, weight, backend, validate
-    )[0]
-
-
-def joint_histogram_and_backend(op: str, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate):
-    """:func:`joint_histogram` reporting bad arguments under the name of the public op ``op``; returns the joint
-    histogram and the backend that computed it, so that callers reduce it on the same backend."""
-    binning = make_binning(op, bins, value_range, bandwidth, boundary)
-    return _compute(op, "joint_histogram", {"x": x, "y": y}, weight, binning, backend, validate)
+    """,
+)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from .backends import reference
-from .histogram import joint_histogram_and_backend
+from .histogram import joint_op
 
 
 def histogram_entropies(joint: torch.Tensor) -> torch.Tensor:
@@ -48,26 +48,21 @@ def conditional_entropy_from_entropies(h: torch.Tensor) -> torch.Tensor:
     return h_xy - h_y
 
 
-def _entropies(op, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate) -> torch.Tensor:
-    """(H(X,Y), H(X), H(Y)) of the soft joint histogram of x and y, (B, C, 3), reduced by the op's backend."""
-    joint, impl = joint_histogram_and_backend(
-        op, x, y, bins, value_range, bandwidth, boundary, weight, backend, validate
-    )
-    b, c, k, _ = joint.shape
-    return impl.entropies(joint.reshape(b * c, k, k)).reshape(b, c, 3)
+def _entropy_op(name: str, reduce, doc: str):
+    """The public op ``name`` (see :func:`~huenet.histogram.joint_op`) that returns ``reduce(h)`` of the entropies
+    h = (H(X,Y), H(X), H(Y)), (B, C, 3), of the soft joint histogram of x and y, reduced on the backend that
+    computed the histogram."""
+
+    def from_joint(joint: torch.Tensor, impl) -> torch.Tensor:
+        b, c, k, _ = joint.shape
+        return reduce(impl.entropies(joint.reshape(b * c, k, k)).reshape(b, c, 3))
+
+    return joint_op(name, __name__, from_joint, doc)
 
 
-def mutual_information(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    bins: int = 256,
-    range=(0.0, 1.0),
-    bandwidth: float = 0.4,
-    boundary: str = "reflect",
-    weight: torch.Tensor | None = None,
-    backend: str = "auto",
-    validate: bool = False,
-) -> torch.Tensor:
+mutual_information = _entropy_op(
+    "mutual_information",
+    mi_from_entropies,
     r"""Mutual information :math:`I = \sum J \log \frac{J}{p_1 p_2}` of the soft joint histogram of x and y.
 
     Arguments as in :func:`huenet.joint_histogram`. Returns (B, C) in nats.
@@ -76,22 +71,13 @@ def mutual_information(
         >>> x = torch.rand(1, 1, 32, 32)
         >>> bool(mutual_information(x, x, bins=16) > mutual_information(x, torch.rand_like(x), bins=16))
         True
-    """
-    h = _entropies("mutual_information", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
-    return mi_from_entropies(h)
+    """,
+)
 
 
-def joint_entropy(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    bins: int = 256,
-    range=(0.0, 1.0),
-    bandwidth: float = 0.4,
-    boundary: str = "reflect",
-    weight: torch.Tensor | None = None,
-    backend: str = "auto",
-    validate: bool = False,
-) -> torch.Tensor:
+joint_entropy = _entropy_op(
+    "joint_entropy",
+    lambda h: h[..., 0],
     r"""Joint entropy :math:`H(X,Y) = -\sum J \log J`, (B, C) in nats. Arguments as in
     :func:`huenet.joint_histogram`.
 
@@ -99,22 +85,13 @@ def joint_entropy(
         >>> x = torch.rand(1, 1, 32, 32)
         >>> bool(joint_entropy(x, torch.rand_like(x), bins=16) > joint_entropy(x, x, bins=16))  # noise adds entropy
         True
-    """
-    h = _entropies("joint_entropy", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
-    return h[..., 0]
+    """,
+)
 
 
-def mi_distance(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    bins: int = 256,
-    range=(0.0, 1.0),
-    bandwidth: float = 0.4,
-    boundary: str = "reflect",
-    weight: torch.Tensor | None = None,
-    backend: str = "auto",
-    validate: bool = False,
-) -> torch.Tensor:
+mi_distance = _entropy_op(
+    "mi_distance",
+    mi_distance_from_entropies,
     r"""Hue-Net's semantic loss :math:`D_{MI} = 1 - I(X;Y)/H(X,Y)`, (B, C) in [0, 1].
 
     0 when y is a deterministic, invertible function of x at the histogram's resolution; about 1 for
@@ -124,22 +101,13 @@ def mi_distance(
         >>> x = torch.rand(1, 3, 32, 32)
         >>> mi_distance(x, 1 - x, bins=16).shape
         torch.Size([1, 3])
-    """
-    h = _entropies("mi_distance", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
-    return mi_distance_from_entropies(h)
+    """,
+)
 
 
-def conditional_entropy(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    bins: int = 256,
-    range=(0.0, 1.0),
-    bandwidth: float = 0.4,
-    boundary: str = "reflect",
-    weight: torch.Tensor | None = None,
-    backend: str = "auto",
-    validate: bool = False,
-) -> torch.Tensor:
+conditional_entropy = _entropy_op(
+    "conditional_entropy",
+    conditional_entropy_from_entropies,
     r"""Conditional entropy :math:`H(X|Y) = H(X,Y) - H(Y)`, (B, C) in nats.
 
     This is what the official Hue-Net code minimises under the name "MI" (with X the source and Y the
@@ -150,6 +118,5 @@ def conditional_entropy(
         >>> x = torch.rand(1, 1, 32, 32)
         >>> bool(conditional_entropy(x, 1 - x, bins=16) < conditional_entropy(x, torch.rand_like(x), bins=16))
         True
-    """
-    h = _entropies("conditional_entropy", x, y, bins, range, bandwidth, boundary, weight, backend, validate)
-    return conditional_entropy_from_entropies(h)
+    """,
+)
