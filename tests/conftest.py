@@ -14,6 +14,11 @@ import sys  # noqa: E402
 
 #: The torch backends every op test runs on; tests/test_kernels*.py test the Triton one.
 BACKENDS = ("eager", "reference")
+#: The boundary modes of the soft histograms, and the full-precision dtypes the op tests run in.
+BOUNDARIES = ("reflect", "circular", "none")
+DTYPES = (torch.float32, torch.float64)
+#: The public ops that reduce a joint histogram to an information measure.
+INFO_OPS = ("mutual_information", "joint_entropy", "mi_distance", "conditional_entropy")
 
 import numpy as np  # noqa: E402
 

@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
+import pytest
 import torch
+
+from conftest import BACKENDS, BOUNDARIES, DTYPES
 
 
 def rand(shape, lo=0.0, hi=1.0, dtype=torch.float64, seed=0):
@@ -19,6 +22,18 @@ def make_weight(kind, x, seed=7):
     if kind == "bcast":
         shape[1] = 1
     return rand(tuple(shape), 0.1, 2.0, x.dtype, seed)
+
+
+def op_grid(test):
+    """Parametrise an op test over every backend, boundary, weight kind (:func:`make_weight`) and dtype."""
+    for mark in (
+        pytest.mark.parametrize("backend", BACKENDS),
+        pytest.mark.parametrize("boundary", BOUNDARIES),
+        pytest.mark.parametrize("weight_kind", [None, "full", "bcast"]),
+        pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"]),
+    ):
+        test = mark(test)
+    return test
 
 
 def bad_checkpoints(folder: Path, good: Path) -> dict[str, Path]:

@@ -4,12 +4,10 @@ import pytest
 import torch
 
 import huenet
-from conftest import BACKENDS
+from conftest import BACKENDS, BOUNDARIES, INFO_OPS
 from helpers import rand
 
-BOUNDARIES = ("reflect", "circular", "none")
 LOW = (torch.float16, torch.bfloat16)
-INFO_OPS = ("mutual_information", "joint_entropy", "mi_distance", "conditional_entropy")
 
 # The low-precision values are upcast exactly, so the only difference is summation order.
 TOL = dict(rtol=1e-5, atol=1e-6)

@@ -8,11 +8,7 @@ from torch.autograd import gradcheck
 import helpers
 import huenet
 import oracle
-from conftest import BACKENDS
-
-BOUNDARIES = ("reflect", "circular", "none")
-DTYPES = (torch.float32, torch.float64)
-INFO_OPS = ("mutual_information", "joint_entropy", "mi_distance", "conditional_entropy")
+from conftest import BACKENDS, BOUNDARIES, DTYPES, INFO_OPS
 
 
 def rand(shape, lo=0.0, hi=1.0, dtype=torch.float64, seed=0, requires_grad=False):

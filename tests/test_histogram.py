@@ -6,12 +6,10 @@ import torch
 
 import huenet
 import oracle
-from conftest import BACKENDS
-from helpers import make_weight, rand
+from conftest import BACKENDS, BOUNDARIES, DTYPES
+from helpers import make_weight, op_grid, rand
 from huenet.backends import eager
 
-BOUNDARIES = ("reflect", "circular", "none")
-DTYPES = (torch.float32, torch.float64)
 ATOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 
 
@@ -32,10 +30,7 @@ def check(got, want, dtype):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("weight_kind", [None, "full", "bcast"])
-@pytest.mark.parametrize("boundary", BOUNDARIES)
-@pytest.mark.parametrize("backend", BACKENDS)
+@op_grid
 def test_soft_histogram_grid(backend, boundary, weight_kind, dtype):
     x = values((2, 3, 7, 5), (0.0, 1.0), dtype, seed=1)
     w = make_weight(weight_kind, x)
@@ -230,10 +225,7 @@ def test_batch_and_channel_independence(backend):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("weight_kind", [None, "full", "bcast"])
-@pytest.mark.parametrize("boundary", BOUNDARIES)
-@pytest.mark.parametrize("backend", BACKENDS)
+@op_grid
 def test_joint_histogram_grid(backend, boundary, weight_kind, dtype):
     x = values((2, 2, 7, 5), (0.0, 1.0), dtype, seed=20)
     y = values((2, 2, 7, 5), (0.0, 1.0), dtype, seed=21)

@@ -6,11 +6,9 @@ import torch
 
 import huenet
 import oracle
-from conftest import BACKENDS
-from helpers import make_weight, rand
+from conftest import BACKENDS, BOUNDARIES, DTYPES
+from helpers import make_weight, op_grid, rand
 
-BOUNDARIES = ("reflect", "circular", "none")
-DTYPES = (torch.float32, torch.float64)
 ATOL = {torch.float32: 1e-4, torch.float64: 1e-9}
 
 OPS = {
@@ -37,10 +35,7 @@ def check(got, want, dtype, shape):
     np.testing.assert_allclose(got.detach().double().numpy(), want, rtol=0, atol=ATOL[dtype])
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("weight_kind", [None, "full", "bcast"])
-@pytest.mark.parametrize("boundary", BOUNDARIES)
-@pytest.mark.parametrize("backend", BACKENDS)
+@op_grid
 @pytest.mark.parametrize("op", list(OPS))
 def test_information_grid(op, backend, boundary, weight_kind, dtype):
     x, y = pair((2, 2, 6, 5), dtype=dtype, seed=1)

@@ -8,11 +8,9 @@ import torch
 
 import huenet
 import oracle
-from conftest import BACKENDS
+from conftest import BACKENDS, BOUNDARIES, INFO_OPS
 from helpers import rand
 
-BOUNDARIES = ("reflect", "circular", "none")
-INFO_OPS = ("mutual_information", "joint_entropy", "mi_distance", "conditional_entropy")
 PAIR_OPS = ("joint_histogram",) + INFO_OPS
 IMAGE_OPS = ("soft_histogram",) + PAIR_OPS
 
