@@ -33,6 +33,7 @@ __all__ = [
     "rgb_to_yuv",
     "CHANNELS",
     "convert",
+    "ssim",
 ]
 
 
@@ -253,3 +254,20 @@ def rgb_to_yuv(rgb):
 def convert(rgb, space):
     """The image in colour space ``space`` ("rgb", "hsv" or "yuv")."""
     return {"rgb": to_numpy, "hsv": rgb_to_hsv, "yuv": rgb_to_yuv}[space](rgb)
+
+
+def ssim(x, y):
+    """SSIM of two (H, W) float64 arrays from its definition: Gaussian-weighted statistics of each valid
+    11x11 window (sigma 1.5, weights summing to 1), C1 = 0.01^2, C2 = 0.03^2, averaged over windows."""
+    k = np.arange(11) - 5.0
+    w = np.exp(-(k**2) / (2 * 1.5**2))
+    w = np.outer(w, w) / np.outer(w, w).sum()
+    values = []
+    for i in range(x.shape[0] - 10):
+        for j in range(x.shape[1] - 10):
+            px, py = x[i : i + 11, j : j + 11], y[i : i + 11, j : j + 11]
+            mx, my = (w * px).sum(), (w * py).sum()
+            vx, vy = (w * (px - mx) ** 2).sum(), (w * (py - my) ** 2).sum()
+            cov = (w * (px - mx) * (py - my)).sum()
+            values.append((2 * mx * my + 1e-4) * (2 * cov + 9e-4) / ((mx**2 + my**2 + 1e-4) * (vx + vy + 9e-4)))
+    return float(np.mean(values))

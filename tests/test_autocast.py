@@ -26,13 +26,19 @@ def _image_ops(backend, boundary):
         yield op, lambda x, y, w, op=op: getattr(huenet, op)(x, y, weight=w, **kw)
 
 
+def _inputs(low, seed, weight_channels):
+    """Images x, y (2, 3, 7, 5) a little outside [0, 1] and positive weights with ``weight_channels``
+    channels, in the low-precision dtype ``low``, from seeds ``seed``, ``seed + 1`` and ``seed + 2``."""
+    x = rand((2, 3, 7, 5), -0.02, 1.02, low, seed=seed)
+    y = rand((2, 3, 7, 5), -0.02, 1.02, low, seed=seed + 1)
+    return x, y, rand((2, weight_channels, 7, 5), 0.1, 2.0, low, seed=seed + 2)
+
+
 @pytest.mark.parametrize("low", LOW, ids=["f16", "bf16"])
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_low_precision_inputs_compute_in_float32(backend, boundary, low):
-    x = rand((2, 3, 7, 5), -0.02, 1.02, low, seed=1)
-    y = rand((2, 3, 7, 5), -0.02, 1.02, low, seed=2)
-    w = rand((2, 1, 7, 5), 0.1, 2.0, low, seed=3)
+    x, y, w = _inputs(low, seed=1, weight_channels=1)
     for name, f in _image_ops(backend, boundary):
         got = f(x, y, w)
         _finite_f32(got)
@@ -45,9 +51,7 @@ def test_low_precision_inputs_compute_in_float32(backend, boundary, low):
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_autocast_bf16_region(backend, boundary, low):
-    x = rand((2, 3, 7, 5), -0.02, 1.02, low, seed=4)
-    y = rand((2, 3, 7, 5), -0.02, 1.02, low, seed=5)
-    w = rand((2, 3, 7, 5), 0.1, 2.0, low, seed=6)
+    x, y, w = _inputs(low, seed=4, weight_channels=3)
     x32, y32, w32 = x.float(), y.float(), w.float()
     for name, f in _image_ops(backend, boundary):
         want = f(x32, y32, w32)
