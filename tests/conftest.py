@@ -19,6 +19,8 @@ BOUNDARIES = ("reflect", "circular", "none")
 DTYPES = (torch.float32, torch.float64)
 #: The public ops that reduce a joint histogram to an information measure.
 INFO_OPS = ("mutual_information", "joint_entropy", "mi_distance", "conditional_entropy")
+#: Tiny but real training runs: 32 px images, 8-channel models, 64-bin losses, a small synthetic set.
+TINY = dict(image_size=32, batch_size=4, ngf=8, bins=64, cond_bins=16, synthetic_images=48)
 
 import numpy as np  # noqa: E402
 

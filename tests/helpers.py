@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import BACKENDS, BOUNDARIES, DTYPES
+from conftest import BACKENDS, BOUNDARIES, DTYPES, TINY
 
 
 def rand(shape, lo=0.0, hi=1.0, dtype=torch.float64, seed=0):
@@ -34,6 +34,16 @@ def op_grid(test):
     ):
         test = mark(test)
     return test
+
+
+def train_tiny(out: Path, **settings) -> Path:
+    """Train a tiny run into the folder ``out`` (the settings of ``TINY``, with ``settings`` over them); returns
+    ``out``."""
+    from huenet.colortransfer.training.options import TrainConfig
+    from huenet.colortransfer.training.train import train
+
+    train(TrainConfig(**{**TINY, "out": str(out), **settings}))
+    return out
 
 
 def bad_checkpoints(folder: Path, good: Path) -> dict[str, Path]:

@@ -7,32 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import bad_checkpoints
+from helpers import bad_checkpoints, train_tiny
 from huenet.colortransfer import runlog
 from huenet.colortransfer.commands import evaluate
 from huenet.colortransfer.training import plots
-from huenet.colortransfer.training.options import TrainConfig
-from huenet.colortransfer.training.train import train
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    train(
-        TrainConfig(
-            out=str(out),
-            image_size=32,
-            batch_size=4,
-            ngf=8,
-            bins=64,
-            cond_bins=16,
-            synthetic_images=60,
-            epochs=6,
-            lr=1e-3,
-            sample_every=50,
-        )
-    )
-    return out
+    return train_tiny(tmp_path_factory.mktemp("run"), synthetic_images=60, epochs=6, lr=1e-3, sample_every=50)
 
 
 def _image(path, size, colour):

@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import train_tiny
 from huenet.colortransfer import baselines
 from huenet.colortransfer.commands import study, study_tally
 from huenet.colortransfer.data.folders import pil_to_tensor
 from huenet.colortransfer.training.checkpoint import load_generator
-from huenet.colortransfer.training.train import TrainConfig, train
 
 Z = 1.959963984540054
 
@@ -322,21 +322,15 @@ def test_study_with_baselines_on_a_folder(photos, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    train(
-        TrainConfig(
-            out=str(out),
-            image_size=32,
-            batch_size=2,
-            ngf=8,
-            bins=32,
-            cond_bins=8,
-            synthetic_images=40,
-            max_steps=2,
-            sample_every=1000,
-        )
+    return train_tiny(
+        tmp_path_factory.mktemp("run"),
+        batch_size=2,
+        bins=32,
+        cond_bins=8,
+        synthetic_images=40,
+        max_steps=2,
+        sample_every=1000,
     )
-    return out
 
 
 def test_study_of_a_trained_run_on_its_validation_split(run_dir, tmp_path, capsys):

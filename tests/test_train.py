@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY
 from helpers import bad_checkpoints
 from huenet.colortransfer import runlog
 from huenet.colortransfer.cli import RunError, UsageError
@@ -27,8 +28,6 @@ from huenet.colortransfer.training.options import TrainConfig, build_parser, con
 from huenet.colortransfer.training.train import NonFiniteLossError, train
 
 ROOT = Path(__file__).resolve().parents[1]
-# Tiny but real runs: 32 px images, 8-channel models, 64-bin losses, a small synthetic set.
-TINY = dict(image_size=32, batch_size=4, ngf=8, bins=64, cond_bins=16, synthetic_images=48)
 TINY_FLAGS = [
     "--image-size",
     "32",
