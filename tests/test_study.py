@@ -239,20 +239,8 @@ def _levels(a, b):
 
 def test_study_with_baselines_on_a_folder(photos, tmp_path, capsys):
     out = tmp_path / "study"
-    study.main(
-        [
-            "--out",
-            str(out),
-            "--data",
-            str(photos),
-            "--methods",
-            "reinhard,histogram-matching,mkl",
-            "--n",
-            "8",
-            "--size",
-            "32",
-        ]
-    )
+    args = ["--data", str(photos), "--methods", "reinhard,histogram-matching,mkl", "--n", "8", "--size", "32"]
+    study.main(["--out", str(out), *args])
     printed = capsys.readouterr()
     assert "8 trials (4 target, 2 reinhard, 1 histogram-matching, 1 mkl)" in printed.out
     assert "8/8" in printed.err  # tqdm's progress
@@ -284,20 +272,7 @@ def test_study_with_baselines_on_a_folder(photos, tmp_path, capsys):
     assert "http://" not in page and "https://" not in page and "//" + "cdn" not in page
     assert manifest["id"] in page and not any(t["source"] in page for t in trials)
     # The same seed makes the same study; another seed another order.
-    study.main(
-        [
-            "--out",
-            str(tmp_path / "again"),
-            "--data",
-            str(photos),
-            "--methods",
-            "reinhard,histogram-matching,mkl",
-            "--n",
-            "8",
-            "--size",
-            "32",
-        ]
-    )
+    study.main(["--out", str(tmp_path / "again"), *args])
     assert json.loads((tmp_path / "again" / "study.json").read_text()) == manifest
     study.main(
         [
