@@ -11,6 +11,7 @@ import torch
 import huenet
 import huenet.backends.eager
 import oracle
+from conftest import BOUNDARIES, DTYPES
 
 
 @pytest.fixture(params=["dense-rows", "window-products"])
@@ -21,8 +22,8 @@ def path(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("boundary", ["reflect", "circular", "none"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_joint_histogram_matches_oracle(path, boundary, dtype):
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(2, 2, 9, 7, generator=g, dtype=torch.float64) * 1.1 - 0.05).to(dtype)
@@ -33,7 +34,7 @@ def test_joint_histogram_matches_oracle(path, boundary, dtype):
     np.testing.assert_allclose(got.double().numpy(), want, atol=1e-6 if dtype == torch.float32 else 1e-13, rtol=0)
 
 
-@pytest.mark.parametrize("boundary", ["reflect", "circular", "none"])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
 def test_joint_histogram_gradcheck(path, boundary):
     g = torch.Generator().manual_seed(1)
     x = torch.rand(1, 2, 3, 4, generator=g, dtype=torch.float64).requires_grad_()
@@ -41,13 +42,6 @@ def test_joint_histogram_gradcheck(path, boundary):
     w = (torch.rand(1, 2, 3, 4, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
 
     def fn(x, y, w):
-        return huenet.joint_histogram(
-            x,
-            y,
-            bins=40,
-            boundary=boundary,
-            weight=w,
-            backend="eager",
-        )
+        return huenet.joint_histogram(x, y, bins=40, boundary=boundary, weight=w, backend="eager")
 
     assert torch.autograd.gradcheck(fn, (x, y, w))

@@ -32,6 +32,11 @@ def _run(*argv):
     transfer.main([str(a) for a in argv])
 
 
+def _fit(source, target, out, *flags):
+    """The default method (fit), in FAST's few steps, from ``source`` to ``target`` into ``out``."""
+    _run("--source", source, "--target", target, "--out", out, *flags, *FAST)
+
+
 @pytest.mark.parametrize("method", ["fit", "reinhard", "histogram-matching", "mkl"])
 def test_methods_move_the_hues_toward_the_target(pair, tmp_path, method, capsys):
     source, target = pair
@@ -135,28 +140,8 @@ def test_rgba_source_keeps_alpha_and_transparent_pixels_do_not_count(tmp_path):
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
     Image.fromarray(rgba[:, :20, :3]).save(tmp_path / "left.png")
     target = _image(tmp_path / "t.png", (30, 30), (40, 60, 210))
-    _run(
-        "--source",
-        tmp_path / "a.png",
-        "--target",
-        target,
-        "--out",
-        tmp_path / "a_out.png",
-        "--cube",
-        tmp_path / "a.cube",
-        *FAST,
-    )
-    _run(
-        "--source",
-        tmp_path / "left.png",
-        "--target",
-        target,
-        "--out",
-        tmp_path / "l_out.png",
-        "--cube",
-        tmp_path / "l.cube",
-        *FAST,
-    )
+    _fit(tmp_path / "a.png", target, tmp_path / "a_out.png", "--cube", tmp_path / "a.cube")
+    _fit(tmp_path / "left.png", target, tmp_path / "l_out.png", "--cube", tmp_path / "l.cube")
     out = Image.open(tmp_path / "a_out.png")
     assert out.mode == "RGBA"
     np.testing.assert_array_equal(np.asarray(out)[..., 3], rgba[..., 3])
@@ -171,33 +156,10 @@ def test_masks_choose_the_pixels_that_count(tmp_path):
     mask[:, :10] = 255
     Image.fromarray(mask).save(tmp_path / "m.png")
     Image.fromarray(np.full((30, 30), 255, np.uint8)).save(tmp_path / "tm.png")
-    _run(
-        "--source",
-        source,
-        "--target",
-        target,
-        "--out",
-        tmp_path / "o.png",
-        "--mask",
-        tmp_path / "m.png",
-        "--target-mask",
-        tmp_path / "tm.png",
-        "--cube",
-        tmp_path / "m.cube",
-        *FAST,
-    )
+    masks = ["--mask", tmp_path / "m.png", "--target-mask", tmp_path / "tm.png"]
+    _fit(source, target, tmp_path / "o.png", *masks, "--cube", tmp_path / "m.cube")
     Image.fromarray(np.asarray(Image.open(source))[:, :10]).save(tmp_path / "strip.png")
-    _run(
-        "--source",
-        tmp_path / "strip.png",
-        "--target",
-        target,
-        "--out",
-        tmp_path / "o2.png",
-        "--cube",
-        tmp_path / "strip.cube",
-        *FAST,
-    )
+    _fit(tmp_path / "strip.png", target, tmp_path / "o2.png", "--cube", tmp_path / "strip.cube")
     masked, strip = (ColorLUT.load_cube(tmp_path / n).table for n in ("m.cube", "strip.cube"))
     assert (masked - strip).abs().max() < 1e-4
 
@@ -318,38 +280,15 @@ def _bad_checkpoints(tmp_path, run_dir):  # noqa: F811
 
 def test_bad_checkpoints_get_one_clean_line(pair, tmp_path, capsys, run_dir):  # noqa: F811
     source, target = pair
+    args = ["--source", source, "--target", target, "--out", tmp_path / "o.png"]
     for name in _bad_checkpoints(tmp_path, run_dir):
-        _error(
-            capsys,
-            1,
-            name,
-            "--checkpoint",
-            tmp_path / name,
-            "--source",
-            source,
-            "--target",
-            target,
-            "--out",
-            tmp_path / "o.png",
-        )
+        _error(capsys, 1, name, "--checkpoint", tmp_path / name, *args)
     from huenet.colortransfer.training.checkpoint import load_generator
 
     for name in _bad_checkpoints(tmp_path, run_dir):
         with pytest.raises(ValueError, match=name):
             load_generator(tmp_path / name, "cpu")
-    _error(
-        capsys,
-        1,
-        "no checkpoint at",
-        "--checkpoint",
-        tmp_path / "nothing",
-        "--source",
-        source,
-        "--target",
-        target,
-        "--out",
-        tmp_path / "o.png",
-    )
+    _error(capsys, 1, "no checkpoint at", "--checkpoint", tmp_path / "nothing", *args)
 
 
 def test_grey_target_warns_and_invents_no_colour(tmp_path, capsys):
