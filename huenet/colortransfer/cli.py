@@ -1,4 +1,5 @@
-"""What every command line of the application shares: its errors, library messages in flag names, clean warnings.
+"""What every command line of the application shares: its parser, its errors, library messages in flag names,
+clean warnings.
 
 The library and the application's modules name their own arguments ("HueNetLoss: `mi_channels` must be ...");
 only a command line knows its flags, so each one translates with :func:`flag_message`. A problem the user can
@@ -7,6 +8,7 @@ fix ends in one line on stderr: exit 2 for a usage error, 1 for a run-time one, 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import re
 import sys
@@ -17,6 +19,18 @@ from tqdm import tqdm
 USAGE, RUNTIME = 2, 1
 # "<op>: `<arg>` must be ...; got ..." -- the form of every argument check (huenet._checks).
 _ARG_MESSAGE = re.compile(r"^[\w.]+: `(\w+)` (.*)$", re.DOTALL)
+
+
+def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The parser of the command ``prog``, whose ``--help`` shows each flag's default."""
+    return argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+
+
+def add_device_flag(parser, default: str = "auto") -> None:
+    """``--device``, the device a command runs on (resolved by :func:`~.runtime.resolve_device`)."""
+    parser.add_argument("--device", default=default, help="auto, cpu, cuda or cuda:N")
 
 
 class RunError(Exception):

@@ -22,12 +22,11 @@ ten seconds per pair on a busy CPU). pix2pix is compared as a run of its own (do
 
 from __future__ import annotations
 
-import argparse
 import warnings
 from pathlib import Path
 
 from .. import runlog, runtime
-from ..cli import RunError, UsageError, clean_warnings, exit_with, flag_message
+from ..cli import RunError, UsageError, add_device_flag, clean_warnings, command_parser, exit_with, flag_message
 from ..data.folders import UnpairedPairs, make_image_set, skipped_images, split_indices
 from ..data.paired import PairedImages, make_paired_image_set
 from ..data.tasks import PAIRED_TASKS
@@ -52,14 +51,13 @@ def format_table(result: dict, metrics: dict = METRICS) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m huenet.evaluate",
-        description="Score a trained Hue-Net and four baselines (identity, Reinhard in Lab, per-channel "
+    parser = command_parser(
+        "python -m huenet.evaluate",
+        "Score a trained Hue-Net and four baselines (identity, Reinhard in Lab, per-channel "
         "histogram matching, MKL) on the validation pairs: hue EMD, histogram intersection and a*b* "
         "sliced Wasserstein distance to the target; D_MI, V-SSIM and L-SSIM to the source. For a "
         "colorize or edges2photo run: PSNR and SSIM to the ground truth as well, against the input "
         "itself (and for colorize a Reinhard tint and the training-free LUT fit).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--checkpoint",
@@ -91,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         help="paired tasks: the reference given with each input, its own photo (truth, as in "
         "training; the default) or another validation photo (other)",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_flag(parser)
     parser.add_argument(
         "--json",
         default=None,

@@ -22,7 +22,7 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
-from ..cli import RunError, UsageError, clean_warnings, exit_with
+from ..cli import RunError, UsageError, add_device_flag, clean_warnings, command_parser, exit_with
 from ..methods.registry import METHODS, NETWORK, method
 from .study_tally import PROG, TARGET, tally_main
 
@@ -188,12 +188,11 @@ def _image_source(args, device):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m huenet.study",
-        description="Write a static real/fake (2AFC) realism study: DIR/index.html shows real images and "
+    parser = command_parser(
+        "python -m huenet.study",
+        "Write a static real/fake (2AFC) realism study: DIR/index.html shows real images and "
         "recoloured fakes one at a time, records answers and times, and downloads them as JSON. "
         "Then `python -m huenet.study tally FILE...` makes the table.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--checkpoint",
@@ -217,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--size", type=int, default=256, help="side of the square images shown, in pixels")
     parser.add_argument("--seed", type=int, default=0, help="seeds which images are drawn, the pairs and the order")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_flag(parser)
     return parser
 
 

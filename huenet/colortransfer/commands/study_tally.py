@@ -14,14 +14,13 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import runlog
-from ..cli import RunError, exit_with
+from ..cli import RunError, command_parser, exit_with
 
 #: The "method" of the real images in the page's answers and in the tally.
 TARGET = "target"
@@ -200,11 +199,10 @@ def format_tally(rows: list[Row], participants: int) -> str:
 
 
 def tally_main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m huenet.study tally",
-        description="Pool the answer files of a realism study (one per participant) into a table of Real % and "
+    parser = command_parser(
+        "python -m huenet.study tally",
+        "Pool the answer files of a realism study (one per participant) into a table of Real % and "
         "Fake % per kind of image, with counts, 95%% Wilson intervals and an exact binomial test.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="answer files downloaded from the study page")
     parser.add_argument("--out", default=".", metavar="DIR", help="where to write tally.md and tally.json")

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ... import recolor
 from .. import runtime
-from ..cli import RunError, exit_with
+from ..cli import RunError, add_device_flag, command_parser, exit_with
 from ..data.images import UNREADABLE_ERRORS, Picture, check_writable, read_image, write_image
 from ..data.tasks import PAIRED_TASKS, paired_input
 from ..methods.lut import measure_lut
@@ -96,12 +96,11 @@ def _method(name: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m huenet.transfer",
-        description="Repaint source images with a target image's colours: fit a colour LUT against huenet's "
+    parser = command_parser(
+        "python -m huenet.transfer",
+        "Repaint source images with a target image's colours: fit a colour LUT against huenet's "
         "histogram losses (default, no training), apply a saved .cube LUT, use a trained Hue-Net "
         "(--checkpoint) or a classical method.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--source", required=True, help="the image (or folder of images) to repaint")
     parser.add_argument(
@@ -160,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"{NETWORK}, transfer runs: refine the network's output by N steps of the training-free fit towards the "
         f"target's colours (default {REFINE_STEPS}; 0 = the network's output as it is)",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_flag(parser)
     return parser
 
 

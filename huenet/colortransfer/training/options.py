@@ -16,7 +16,7 @@ import torch
 from ...histogram import soft_histogram
 from ...losses import HUE_WEIGHTS, HueNetLoss
 from .. import runtime
-from ..cli import UsageError, flag_message
+from ..cli import UsageError, add_device_flag, flag_message
 from ..data.folders import split_indices
 from ..data.paired import DATA_FORMATS
 from ..data.tasks import PAIRED_TASKS, TASKS, per_task, task_defaults
@@ -288,7 +288,7 @@ def _model_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
 
 
 def _running_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
-    g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    add_device_flag(g, d.device)
     g.add_argument(
         "--amp",
         action=argparse.BooleanOptionalAction,
