@@ -124,18 +124,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cube", default=None, metavar="OUT.cube", help="also write the fitted LUT here")
     parser.add_argument("--lut", default=None, metavar="IN.cube", help="apply this saved LUT instead of fitting")
-    parser.add_argument(
-        "--mask",
-        default=None,
-        metavar="IMAGE",
-        help="greyscale image of the source's size: white pixels count in the fit",
-    )
-    parser.add_argument(
-        "--target-mask",
-        default=None,
-        metavar="IMAGE",
-        help="greyscale image of the target's size: white pixels count in the fit",
-    )
+    for mask, image in (("--mask", "source"), ("--target-mask", "target")):
+        parser.add_argument(
+            mask,
+            default=None,
+            metavar="IMAGE",
+            help=f"greyscale image of the {image}'s size: white pixels count in the fit",
+        )
     parser.add_argument("--strength", type=float, default=1.0, help="0 = the source unchanged, 1 = full transfer")
     parser.add_argument(
         "--per-image",
