@@ -139,186 +139,125 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _field_flags(g: argparse._ArgumentGroup, d: TrainConfig):
+    """``add(field, help, **kwargs)``, which adds to ``g`` the flag of a config field (:func:`flag`) with the
+    config's default."""
+
+    def add(field: str, help: str, **kwargs) -> None:
+        g.add_argument(flag(field), default=getattr(d, field), help=help, **kwargs)
+
+    return add
+
+
 def _data_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
-    g.add_argument(
-        "--data",
-        default=d.data,
-        metavar="DIR",
-        help="folder tree of images (jpg, png, ...); default: the built-in synthetic image set",
-    )
-    g.add_argument(
-        "--data-format",
-        choices=DATA_FORMATS,
-        default=d.data_format,
-        help="paired tasks: 'photos' derives each input from its photo (grey, or kornia's Canny "
+    add = _field_flags(g, d)
+    add("data", "folder tree of images (jpg, png, ...); default: the built-in synthetic image set", metavar="DIR")
+    add(
+        "data_format",
+        "paired tasks: 'photos' derives each input from its photo (grey, or kornia's Canny "
         "edges); 'ab' reads pix2pix AB images (input | photo side by side); 'auto': ab when every "
         "image is twice as wide as high",
+        choices=DATA_FORMATS,
     )
-    g.add_argument(
-        "--out",
-        default=d.out,
-        metavar="RUN_DIR",
-        help="run folder: config, checkpoint, metrics log, samples and plots go here",
-    )
-    g.add_argument("--image-size", type=int, default=d.image_size, help="side of the square training crops")
-    g.add_argument(
-        "--synthetic-images",
+    add("out", "run folder: config, checkpoint, metrics log, samples and plots go here", metavar="RUN_DIR")
+    add("image_size", "side of the square training crops", type=int)
+    add("synthetic_images", "number of built-in synthetic images (without --data)", type=int)
+    add("val_fraction", "seeded validation split", type=float)
+    add(
+        "num_workers",
+        "DataLoader worker processes; default 4 on CUDA, 0 on the CPU (the CPU is busy training)",
         type=int,
-        default=d.synthetic_images,
-        help="number of built-in synthetic images (without --data)",
     )
-    g.add_argument("--val-fraction", type=float, default=d.val_fraction, help="seeded validation split")
-    g.add_argument(
-        "--num-workers",
-        type=int,
-        default=d.num_workers,
-        help="DataLoader worker processes; default 4 on CUDA, 0 on the CPU (the CPU is busy training)",
-    )
-    g.add_argument(
-        "--threads",
-        type=int,
-        default=d.threads,
-        help="CPU threads per process; default: half the logical CPUs (at least 1), since two "
+    add(
+        "threads",
+        "CPU threads per process; default: half the logical CPUs (at least 1), since two "
         "threads sharing a busy 2-core machine run small ops many times slower than one",
+        type=int,
     )
 
 
 def _optimisation_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step per process")
-    g.add_argument(
-        "--epochs",
-        type=int,
-        default=d.epochs,
-        help=f"passes over the training pairs (default: {per_task('epochs')})",
-    )
-    g.add_argument(
-        "--max-steps",
-        type=int,
-        default=d.max_steps,
-        help="stop after this many steps in total (across resumes), even mid-epoch",
-    )
-    g.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate of G and D")
-    g.add_argument("--beta1", type=float, default=d.beta1, help="Adam beta1 of G and D")
-    g.add_argument("--seed", type=int, default=d.seed, help="seeds the data split, pairs, jitter and the models")
+    add = _field_flags(g, d)
+    add("batch_size", "images per step per process", type=int)
+    add("epochs", f"passes over the training pairs (default: {per_task('epochs')})", type=int)
+    add("max_steps", "stop after this many steps in total (across resumes), even mid-epoch", type=int)
+    add("lr", "Adam learning rate of G and D", type=float)
+    add("beta1", "Adam beta1 of G and D", type=float)
+    add("seed", "seeds the data split, pairs, jitter and the models", type=int)
 
 
 def _loss_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
-    g.add_argument("--bins", type=int, default=d.bins, help="histogram bins of the EMD and MI losses")
-    g.add_argument("--bandwidth", type=float, default=d.bandwidth, help="soft-histogram kernel width, in bins")
-    g.add_argument(
-        "--colorspace",
+    add = _field_flags(g, d)
+    add("bins", "histogram bins of the EMD and MI losses", type=int)
+    add("bandwidth", "soft-histogram kernel width, in bins", type=float)
+    add(
+        "colorspace",
+        f"colour space of the losses and of G's conditioning histograms (default: {per_task('colorspace')})",
         choices=("hsv", "yuv"),
-        default=d.colorspace,
-        help=f"colour space of the losses and of G's conditioning histograms (default: {per_task('colorspace')})",
     )
-    g.add_argument(
-        "--hist-channels",
-        default=d.hist_channels,
-        help=f"channels of the EMD term, e.g. 'hsv' to add S and V (default: {per_task('hist_channels')})",
+    add(
+        "hist_channels",
+        f"channels of the EMD term, e.g. 'hsv' to add S and V (default: {per_task('hist_channels')})",
     )
-    g.add_argument(
-        "--mi-channels",
-        default=d.mi_channels,
-        help=f"channels of the D_MI term (default: {per_task('mi_channels')})",
-    )
-    g.add_argument(
-        "--emd-order",
-        type=int,
-        choices=(1, 2),
-        default=d.emd_order,
-        help="EMD order: 1 = circular Wasserstein-1, 2 = the official RMS form",
-    )
-    g.add_argument(
-        "--hue-weight",
-        choices=[str(w).lower() for w in HUE_WEIGHTS],
-        default=d.hue_weight,
-        help="per-pixel weight of the hue histograms",
-    )
-    g.add_argument(
-        "--detach-hue-weight",
-        action=argparse.BooleanOptionalAction,
-        default=d.detach_hue_weight,
-        help="take no gradient through the hue weights, so the generator cannot lower the hue EMD by "
+    add("mi_channels", f"channels of the D_MI term (default: {per_task('mi_channels')})")
+    add("emd_order", "EMD order: 1 = circular Wasserstein-1, 2 = the official RMS form", type=int, choices=(1, 2))
+    add("hue_weight", "per-pixel weight of the hue histograms", choices=[str(w).lower() for w in HUE_WEIGHTS])
+    add(
+        "detach_hue_weight",
+        "take no gradient through the hue weights, so the generator cannot lower the hue EMD by "
         "desaturating wrongly hued pixels",
+        action=argparse.BooleanOptionalAction,
     )
-    g.add_argument("--lambda-gan", type=float, default=d.lambda_gan, help="weight of the adversarial term")
-    g.add_argument(
-        "--lambda-mi",
-        type=float,
-        default=d.lambda_mi,
-        help=f"weight of D_MI(output, input) (default: {per_task('lambda_mi')})",
-    )
-    g.add_argument(
-        "--lambda-hist",
-        type=float,
-        default=d.lambda_hist,
-        help=f"weight of EMD(output, reference) (default: {per_task('lambda_hist')})",
-    )
-    g.add_argument(
-        "--lambda-l1",
-        type=float,
-        default=d.lambda_l1,
-        help="paired tasks: weight of pix2pix's L1 to the ground truth; 0 is Hue-Net, and "
+    add("lambda_gan", "weight of the adversarial term", type=float)
+    add("lambda_mi", f"weight of D_MI(output, input) (default: {per_task('lambda_mi')})", type=float)
+    add("lambda_hist", f"weight of EMD(output, reference) (default: {per_task('lambda_hist')})", type=float)
+    add(
+        "lambda_l1",
+        "paired tasks: weight of pix2pix's L1 to the ground truth; 0 is Hue-Net, and "
         "'--lambda-l1 100 --lambda-hist 0 --lambda-mi 0' is pix2pix",
+        type=float,
     )
-    g.add_argument(
-        "--gan-mode", choices=GAN_MODES, default=d.gan_mode, help="bce: non-saturating BCE; lsgan: least squares"
-    )
+    add("gan_mode", "bce: non-saturating BCE; lsgan: least squares", choices=GAN_MODES)
 
 
 def _model_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
-    g.add_argument("--ngf", type=int, default=d.ngf, help="generator width (channels of its first level)")
-    g.add_argument("--ndf", type=int, default=d.ndf, help="discriminator width; default: --ngf")
-    g.add_argument(
-        "--cond-bins",
-        type=int,
-        default=d.cond_bins,
-        help="bins per channel of the target histograms G is conditioned on",
-    )
-    g.add_argument(
-        "--dropout", type=float, default=d.dropout, help="dropout in G's first three decoder levels (pix2pix: 0.5)"
-    )
-    g.add_argument(
-        "--global-mapping",
-        choices=GLOBAL_MAPPINGS,
-        default=d.global_mapping,
-        help="curves: G first applies a learnt-strength Reinhard match and hue curve to the target "
+    add = _field_flags(g, d)
+    add("ngf", "generator width (channels of its first level)", type=int)
+    add("ndf", "discriminator width; default: --ngf", type=int)
+    add("cond_bins", "bins per channel of the target histograms G is conditioned on", type=int)
+    add("dropout", "dropout in G's first three decoder levels (pix2pix: 0.5)", type=float)
+    add(
+        "global_mapping",
+        "curves: G first applies a learnt-strength Reinhard match and hue curve to the target "
         "(docs/training.md); none: only its affine colour transform, starting at the identity",
+        choices=GLOBAL_MAPPINGS,
     )
 
 
 def _running_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
+    add = _field_flags(g, d)
     add_device_flag(g, d.device)
-    g.add_argument(
-        "--amp",
+    add(
+        "amp",
+        "mixed precision (CUDA only); the histogram losses always run in fp32",
         action=argparse.BooleanOptionalAction,
-        default=d.amp,
-        help="mixed precision (CUDA only); the histogram losses always run in fp32",
     )
-    g.add_argument(
-        "--backend",
-        choices=("auto", "eager", "triton"),
-        default=d.backend,
-        help="histogram backend of the losses and the conditioning",
-    )
-    g.add_argument(
-        "--resume",
+    add("backend", "histogram backend of the losses and the conditioning", choices=("auto", "eager", "triton"))
+    add(
+        "resume",
+        "continue from the run folder's checkpoint if it has one; --no-resume starts over",
         action=argparse.BooleanOptionalAction,
-        default=d.resume,
-        help="continue from the run folder's checkpoint if it has one; --no-resume starts over",
     )
-    g.add_argument("--sample-every", type=int, default=d.sample_every, help="steps between sample grids")
-    g.add_argument(
-        "--checkpoint-every",
+    add("sample_every", "steps between sample grids", type=int)
+    add(
+        "checkpoint_every",
+        "steps between checkpoints (one is also written at each epoch end and at the end)",
         type=int,
-        default=d.checkpoint_every,
-        help="steps between checkpoints (one is also written at each epoch end and at the end)",
     )
-    g.add_argument(
-        "--max-nonfinite",
+    add(
+        "max_nonfinite",
+        "stop after this many consecutive steps with a non-finite loss (each is skipped)",
         type=int,
-        default=d.max_nonfinite,
-        help="stop after this many consecutive steps with a non-finite loss (each is skipped)",
     )
 
 
