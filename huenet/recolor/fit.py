@@ -67,6 +67,9 @@ DEFAULTS = dict(
     smoothness=10.0,
 )
 
+# The settings of DEFAULTS that are integers, with their least values; the others are numbers >= 0.
+INT_MINIMUMS = dict(size=2, steps=0, fit_size=8, bins=2, directions=1)
+
 # The learning rate decays linearly from ``lr`` to this fraction of it over the steps.
 FINAL_LR_FRACTION = 0.3
 # Weight of L* in the sliced EMD (a* and b* have 1): lightness carries the structure, so it moves least.
@@ -309,35 +312,24 @@ def fit(
         ValueError / TypeError: an argument names what was expected and what was given, e.g. a mask of another
         size than its image, or an empty mask.
     """
+    options = {name: value for name, value in locals().items() if name in DEFAULTS}
     op = "fit"
     sources, targets = as_images(op, "source", source), as_images(op, "target", target)
     source_masks = as_masks(op, "mask", mask, sources)
     target_masks = as_masks(op, "target_mask", target_mask, targets)
-    for arg, value, low in (
-        ("size", size, 2),
-        ("steps", steps, 0),
-        ("bins", bins, 2),
-        ("fit_size", fit_size, 8),
-        ("directions", directions, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            _checks.fail(op, arg, f"an int >= {low}", repr(value))
+    for arg, value in options.items():
+        low = INT_MINIMUMS.get(arg)
+        if low is None:
+            expected = "a finite number >= 0"
+            ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+        else:
+            expected = f"an int >= {low}"
+            ok = isinstance(value, int) and value >= low
+        if isinstance(value, bool) or not ok:
+            _checks.fail(op, arg, expected, repr(value))
     check_strength(op, strength)
-    weights = dict(
-        hue_weight=hue_weight,
-        palette_weight=palette_weight,
-        palette_margin=palette_margin,
-        gain_weight=gain_weight,
-        max_gain=max_gain,
-        smoothness=smoothness,
-        lr=lr,
-    )
-    for arg, value in weights.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            _checks.fail(op, arg, "a finite number >= 0", repr(value))
     _checks.check_bandwidth(op, bandwidth)
     device = torch.device(device) if device is not None else sources[0].device
-    options = dict(weights, bins=bins, bandwidth=bandwidth, directions=directions)
     src, src_w = pooled_pixels(sources, source_masks, fit_size, device)
     tgt, tgt_w = pooled_pixels(targets, target_masks, fit_size, device)
     grey = _mean_saturation(tgt, tgt_w) < GREY_TARGET_SATURATION
