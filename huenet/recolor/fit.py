@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 
@@ -252,6 +253,20 @@ class _Objective:
         return loss + o["smoothness"] * 1e-3 * _second_differences(delta)
 
 
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device):
+    """Run the block with one intra-op thread on the CPU. The fit's tensors are a few thousand colours: threads
+    only add synchronisation, and on a machine busy with other work their waits for each other's time slices made
+    fits tens of times slower. The process-wide setting is restored afterwards."""
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def fit(
     source,
     target,
@@ -303,7 +318,8 @@ def fit(
         callback: optional ``callback(step)`` after each step (progress bars).
 
     Returns:
-        The fitted :class:`ColorLUT`. The fit is deterministic: its random directions come from a fixed seed. A
+        The fitted :class:`ColorLUT`. The fit is deterministic: its random directions come from a fixed seed. On
+        the CPU it runs with one intra-op thread (``torch.set_num_threads(1)`` for its duration, then restored). A
         target with (almost) no saturation -- mean below ``huenet.losses.GREY_TARGET_SATURATION`` -- has no hue to
         give: with a warning, HSV hue and saturation are left alone and the closed-form table maps the value
         through the two images' value quantiles (no steps are taken).
@@ -330,33 +346,34 @@ def fit(
     check_strength(op, strength)
     _checks.check_bandwidth(op, bandwidth)
     device = torch.device(device) if device is not None else sources[0].device
-    src, src_w = pooled_pixels(sources, source_masks, fit_size, device)
-    tgt, tgt_w = pooled_pixels(targets, target_masks, fit_size, device)
-    grey = _mean_saturation(tgt, tgt_w) < GREY_TARGET_SATURATION
-    if grey:
-        warnings.warn(
-            f"fit: the target has no hue (mean saturation < {GREY_TARGET_SATURATION}); hue and saturation are left"
-            " alone and only the brightness takes the target's tones",
-            stacklevel=2,
-        )
-        start = _neutral_table(size, src, src_w, tgt, tgt_w)
-    else:
-        start = _mkl_table(size, src, src_w, tgt, tgt_w)
-    delta = torch.zeros_like(start, requires_grad=True)
-    if steps and not grey:
-        objective = _Objective(src, src_w, tgt, tgt_w, start, options, backend)
-        optimiser = torch.optim.Adam([delta], lr=lr)
-        # Large steps first, small ones to settle: fewer steps reach the quality of a constant rate.
-        fraction = lambda k: 1 - (1 - FINAL_LR_FRACTION) * k / max(1, steps - 1)  # noqa: E731
-        decay = torch.optim.lr_scheduler.LambdaLR(optimiser, fraction)
-        with torch.enable_grad():
-            for step in range(steps):
-                optimiser.zero_grad(set_to_none=True)
-                objective(start + delta, delta).backward()
-                optimiser.step()
-                decay.step()
-                if callback is not None:
-                    callback(step)
+    with _one_cpu_thread(device):
+        src, src_w = pooled_pixels(sources, source_masks, fit_size, device)
+        tgt, tgt_w = pooled_pixels(targets, target_masks, fit_size, device)
+        grey = _mean_saturation(tgt, tgt_w) < GREY_TARGET_SATURATION
+        if grey:
+            warnings.warn(
+                f"fit: the target has no hue (mean saturation < {GREY_TARGET_SATURATION}); hue and saturation are left"
+                " alone and only the brightness takes the target's tones",
+                stacklevel=2,
+            )
+            start = _neutral_table(size, src, src_w, tgt, tgt_w)
+        else:
+            start = _mkl_table(size, src, src_w, tgt, tgt_w)
+        delta = torch.zeros_like(start, requires_grad=True)
+        if steps and not grey:
+            objective = _Objective(src, src_w, tgt, tgt_w, start, options, backend)
+            optimiser = torch.optim.Adam([delta], lr=lr)
+            # Large steps first, small ones to settle: fewer steps reach the quality of a constant rate.
+            fraction = lambda k: 1 - (1 - FINAL_LR_FRACTION) * k / max(1, steps - 1)  # noqa: E731
+            decay = torch.optim.lr_scheduler.LambdaLR(optimiser, fraction)
+            with torch.enable_grad():
+                for step in range(steps):
+                    optimiser.zero_grad(set_to_none=True)
+                    objective(start + delta, delta).backward()
+                    optimiser.step()
+                    decay.step()
+                    if callback is not None:
+                        callback(step)
     table = start + delta.detach()
     if not bool(torch.isfinite(table).all()):
         raise RuntimeError(f"fit: the optimisation diverged (non-finite LUT entries) at lr={lr}; lower `lr`")
