@@ -158,3 +158,21 @@ def test_plots_regenerate_from_the_log(run_dir, capsys):
 def test_plots_error_on_a_folder_without_a_log(tmp_path):
     with pytest.raises(SystemExit):
         plots.main([str(tmp_path)])
+
+
+def test_plots_refuse_a_sample_file_that_needs_unpickling(run_dir, tmp_path, capsys):
+    # A run folder whose newest sample file holds an object array (which only unpickling could read): one line
+    # naming the file, no traceback.
+    import shutil
+
+    import numpy as np
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    newest = sorted((copy / runlog.SAMPLES_DIR).glob("step_*.npz"))[-1]
+    np.savez(newest, source=np.array([object()], dtype=object), target=np.zeros(1), output=np.zeros(1), step=1)
+    with pytest.raises(SystemExit) as exit_info:
+        plots.main([str(copy)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code != 0 and "Traceback" not in err
+    assert str(newest) in err and "not a readable sample file" in err

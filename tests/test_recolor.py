@@ -432,6 +432,17 @@ def test_output_colours_come_from_the_target():
     assert float((distance > 15).double().mean()) < 0.02
 
 
+def test_fit_runs_on_one_thread_and_restores_the_setting():
+    seen = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fit(_scene(0.0), _scene(0.5), callback=lambda step: seen.append(torch.get_num_threads()), **FAST)
+        assert seen == [1] * FAST["steps"] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_fit_runs_on_cuda_when_available():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine")

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 
@@ -66,6 +67,9 @@ DEFAULTS = dict(
     max_gain=2.0,
     smoothness=10.0,
 )
+
+# The settings of DEFAULTS that are integers, with their least values; the others are numbers >= 0.
+INT_MINIMUMS = dict(size=2, steps=0, fit_size=8, bins=2, directions=1)
 
 # The learning rate decays linearly from ``lr`` to this fraction of it over the steps.
 FINAL_LR_FRACTION = 0.3
@@ -249,6 +253,20 @@ class _Objective:
         return loss + o["smoothness"] * 1e-3 * _second_differences(delta)
 
 
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device):
+    """Run the block with one intra-op thread on the CPU. The fit's tensors are a few thousand colours: threads
+    only add synchronisation, and on a machine busy with other work their waits for each other's time slices made
+    fits tens of times slower. The process-wide setting is restored afterwards."""
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def fit(
     source,
     target,
@@ -300,7 +318,8 @@ def fit(
         callback: optional ``callback(step)`` after each step (progress bars).
 
     Returns:
-        The fitted :class:`ColorLUT`. The fit is deterministic: its random directions come from a fixed seed. A
+        The fitted :class:`ColorLUT`. The fit is deterministic: its random directions come from a fixed seed. On
+        the CPU it runs with one intra-op thread (``torch.set_num_threads(1)`` for its duration, then restored). A
         target with (almost) no saturation -- mean below ``huenet.losses.GREY_TARGET_SATURATION`` -- has no hue to
         give: with a warning, HSV hue and saturation are left alone and the closed-form table maps the value
         through the two images' value quantiles (no steps are taken).
@@ -309,62 +328,52 @@ def fit(
         ValueError / TypeError: an argument names what was expected and what was given, e.g. a mask of another
         size than its image, or an empty mask.
     """
+    options = {name: value for name, value in locals().items() if name in DEFAULTS}
     op = "fit"
     sources, targets = as_images(op, "source", source), as_images(op, "target", target)
     source_masks = as_masks(op, "mask", mask, sources)
     target_masks = as_masks(op, "target_mask", target_mask, targets)
-    for arg, value, low in (
-        ("size", size, 2),
-        ("steps", steps, 0),
-        ("bins", bins, 2),
-        ("fit_size", fit_size, 8),
-        ("directions", directions, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            _checks.fail(op, arg, f"an int >= {low}", repr(value))
+    for arg, value in options.items():
+        low = INT_MINIMUMS.get(arg)
+        if low is None:
+            expected = "a finite number >= 0"
+            ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+        else:
+            expected = f"an int >= {low}"
+            ok = isinstance(value, int) and value >= low
+        if isinstance(value, bool) or not ok:
+            _checks.fail(op, arg, expected, repr(value))
     check_strength(op, strength)
-    weights = dict(
-        hue_weight=hue_weight,
-        palette_weight=palette_weight,
-        palette_margin=palette_margin,
-        gain_weight=gain_weight,
-        max_gain=max_gain,
-        smoothness=smoothness,
-        lr=lr,
-    )
-    for arg, value in weights.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            _checks.fail(op, arg, "a finite number >= 0", repr(value))
     _checks.check_bandwidth(op, bandwidth)
     device = torch.device(device) if device is not None else sources[0].device
-    options = dict(weights, bins=bins, bandwidth=bandwidth, directions=directions)
-    src, src_w = pooled_pixels(sources, source_masks, fit_size, device)
-    tgt, tgt_w = pooled_pixels(targets, target_masks, fit_size, device)
-    grey = _mean_saturation(tgt, tgt_w) < GREY_TARGET_SATURATION
-    if grey:
-        warnings.warn(
-            f"fit: the target has no hue (mean saturation < {GREY_TARGET_SATURATION}); hue and saturation are left"
-            " alone and only the brightness takes the target's tones",
-            stacklevel=2,
-        )
-        start = _neutral_table(size, src, src_w, tgt, tgt_w)
-    else:
-        start = _mkl_table(size, src, src_w, tgt, tgt_w)
-    delta = torch.zeros_like(start, requires_grad=True)
-    if steps and not grey:
-        objective = _Objective(src, src_w, tgt, tgt_w, start, options, backend)
-        optimiser = torch.optim.Adam([delta], lr=lr)
-        # Large steps first, small ones to settle: fewer steps reach the quality of a constant rate.
-        fraction = lambda k: 1 - (1 - FINAL_LR_FRACTION) * k / max(1, steps - 1)  # noqa: E731
-        decay = torch.optim.lr_scheduler.LambdaLR(optimiser, fraction)
-        with torch.enable_grad():
-            for step in range(steps):
-                optimiser.zero_grad(set_to_none=True)
-                objective(start + delta, delta).backward()
-                optimiser.step()
-                decay.step()
-                if callback is not None:
-                    callback(step)
+    with _one_cpu_thread(device):
+        src, src_w = pooled_pixels(sources, source_masks, fit_size, device)
+        tgt, tgt_w = pooled_pixels(targets, target_masks, fit_size, device)
+        grey = _mean_saturation(tgt, tgt_w) < GREY_TARGET_SATURATION
+        if grey:
+            warnings.warn(
+                f"fit: the target has no hue (mean saturation < {GREY_TARGET_SATURATION}); hue and saturation are left"
+                " alone and only the brightness takes the target's tones",
+                stacklevel=2,
+            )
+            start = _neutral_table(size, src, src_w, tgt, tgt_w)
+        else:
+            start = _mkl_table(size, src, src_w, tgt, tgt_w)
+        delta = torch.zeros_like(start, requires_grad=True)
+        if steps and not grey:
+            objective = _Objective(src, src_w, tgt, tgt_w, start, options, backend)
+            optimiser = torch.optim.Adam([delta], lr=lr)
+            # Large steps first, small ones to settle: fewer steps reach the quality of a constant rate.
+            fraction = lambda k: 1 - (1 - FINAL_LR_FRACTION) * k / max(1, steps - 1)  # noqa: E731
+            decay = torch.optim.lr_scheduler.LambdaLR(optimiser, fraction)
+            with torch.enable_grad():
+                for step in range(steps):
+                    optimiser.zero_grad(set_to_none=True)
+                    objective(start + delta, delta).backward()
+                    optimiser.step()
+                    decay.step()
+                    if callback is not None:
+                        callback(step)
     table = start + delta.detach()
     if not bool(torch.isfinite(table).all()):
         raise RuntimeError(f"fit: the optimisation diverged (non-finite LUT entries) at lr={lr}; lower `lr`")
