@@ -17,6 +17,7 @@ import warnings
 from tqdm import tqdm
 
 USAGE, RUNTIME = 2, 1
+DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 # "<op>: `<arg>` must be ...; got ..." -- the form of every argument check (huenet._checks).
 _ARG_MESSAGE = re.compile(r"^[\w.]+: `(\w+)` (.*)$", re.DOTALL)
 
@@ -30,7 +31,7 @@ def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def add_device_flag(parser, default: str = "auto") -> None:
     """``--device``, the device a command runs on (resolved by :func:`~.runtime.resolve_device`)."""
-    parser.add_argument("--device", default=default, help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--device", default=default, help=DEVICE_HELP)
 
 
 class RunError(Exception):

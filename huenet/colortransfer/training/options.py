@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -16,7 +17,7 @@ import torch
 from ...histogram import soft_histogram
 from ...losses import HUE_WEIGHTS, HueNetLoss
 from .. import runtime
-from ..cli import UsageError, add_device_flag, flag_message
+from ..cli import DEVICE_HELP, UsageError, flag_message
 from ..data.folders import split_indices
 from ..data.paired import DATA_FORMATS
 from ..data.tasks import PAIRED_TASKS, TASKS, per_task, task_defaults
@@ -131,15 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="transfer: unpaired colour transfer; colorize: grey input + colour reference -> photo; "
         "edges2photo: edge map + colour reference -> photo (see docs/training.md)",
     )
-    _data_flags(p.add_argument_group("data and run folder"), d)
-    _optimisation_flags(p.add_argument_group("optimisation"), d)
-    _loss_flags(p.add_argument_group("loss"), d)
-    _model_flags(p.add_argument_group("models"), d)
-    _running_flags(p.add_argument_group("running"), d)
+    for title, group_flags in (
+        ("data and run folder", _data_flags),
+        ("optimisation", _optimisation_flags),
+        ("loss", _loss_flags),
+        ("models", _model_flags),
+        ("running", _running_flags),
+    ):
+        group_flags(_field_flags(p.add_argument_group(title), d))
     return p
 
 
-def _field_flags(g: argparse._ArgumentGroup, d: TrainConfig):
+def _field_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> Callable[..., None]:
     """``add(field, help, **kwargs)``, which adds to ``g`` the flag of a config field (:func:`flag`) with the
     config's default."""
 
@@ -149,8 +153,7 @@ def _field_flags(g: argparse._ArgumentGroup, d: TrainConfig):
     return add
 
 
-def _data_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
-    add = _field_flags(g, d)
+def _data_flags(add: Callable[..., None]) -> None:
     add("data", "folder tree of images (jpg, png, ...); default: the built-in synthetic image set", metavar="DIR")
     add(
         "data_format",
@@ -176,8 +179,7 @@ def _data_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
     )
 
 
-def _optimisation_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
-    add = _field_flags(g, d)
+def _optimisation_flags(add: Callable[..., None]) -> None:
     add("batch_size", "images per step per process", type=int)
     add("epochs", f"passes over the training pairs (default: {per_task('epochs')})", type=int)
     add("max_steps", "stop after this many steps in total (across resumes), even mid-epoch", type=int)
@@ -186,8 +188,7 @@ def _optimisation_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
     add("seed", "seeds the data split, pairs, jitter and the models", type=int)
 
 
-def _loss_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
-    add = _field_flags(g, d)
+def _loss_flags(add: Callable[..., None]) -> None:
     add("bins", "histogram bins of the EMD and MI losses", type=int)
     add("bandwidth", "soft-histogram kernel width, in bins", type=float)
     add(
@@ -220,8 +221,7 @@ def _loss_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
     add("gan_mode", "bce: non-saturating BCE; lsgan: least squares", choices=GAN_MODES)
 
 
-def _model_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
-    add = _field_flags(g, d)
+def _model_flags(add: Callable[..., None]) -> None:
     add("ngf", "generator width (channels of its first level)", type=int)
     add("ndf", "discriminator width; default: --ngf", type=int)
     add("cond_bins", "bins per channel of the target histograms G is conditioned on", type=int)
@@ -234,9 +234,8 @@ def _model_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
     )
 
 
-def _running_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
-    add = _field_flags(g, d)
-    add_device_flag(g, d.device)
+def _running_flags(add: Callable[..., None]) -> None:
+    add("device", DEVICE_HELP)
     add(
         "amp",
         "mixed precision (CUDA only); the histogram losses always run in fp32",
