@@ -4,6 +4,8 @@ from . import color, losses
 from .emd import emd
 from .histogram import joint_histogram, soft_histogram
 from .information import conditional_entropy, joint_entropy, mi_distance, mutual_information
+from .registration import GlobalMutualInformationLoss, global_mutual_information
+from .rgb_uv import RGBuvHistogramLoss, rgb_uv_histogram
 
 __all__ = [
     "soft_histogram",
@@ -13,6 +15,10 @@ __all__ = [
     "joint_entropy",
     "mi_distance",
     "conditional_entropy",
+    "GlobalMutualInformationLoss",
+    "global_mutual_information",
+    "rgb_uv_histogram",
+    "RGBuvHistogramLoss",
     "color",
     "losses",
 ]
