@@ -164,3 +164,17 @@ def test_bad_input(kwargs, call, match):
             loss(x, x, torch.ones(3, 1, 5, 5))
         elif call == "2-d":
             loss(x[:, 0, 0], x[:, 0, 0])
+
+
+def test_eager_restores_the_thread_setting():
+    """The eager chunks run with one intra-op thread on the CPU; the process's setting comes back after the
+    forward and the backward."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pred, target = _pair((1, 1, 6, 6), "gaussian", seed=14)
+        pred.requires_grad_()
+        huenet.GlobalMutualInformationLoss(backend="eager")(pred, target).backward()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
