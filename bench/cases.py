@@ -22,8 +22,8 @@ import torch
 import huenet
 from huenet import backends
 from huenet.backends import reference
-from huenet.colortransfer import models
-from huenet.colortransfer.gan import HueNetGAN
+from huenet.colortransfer.training import models
+from huenet.colortransfer.training.gan import HueNetGAN
 from huenet.losses import HistogramEMDLoss, HueNetLoss, MutualInformationLoss
 
 from .grid import NO_HIST, Point, Size
@@ -197,7 +197,7 @@ def _compiled_reference(make, bins):
     forward = make("reference", bins)
 
     def call(*args):
-        with mock.patch.object(backends, "REFERENCE", compiled):
+        with mock.patch.dict(backends.REGISTRY, reference=compiled):
             return forward(*args)
 
     return call

@@ -3,7 +3,7 @@
     python -m bench.gpu_check --out DIR            # on a CUDA GPU; at most ~9 min on one H100/H200
     python -m bench.gpu_check --smoke --out DIR    # the same script at tiny sizes under TRITON_INTERPRET=1 (CI)
 
-Sections (issue 12):
+Sections:
 
 * A: every autotune config of every kernel, forced one at a time (``huenet.kernels.pinned``), fp32 against a
   float64 reference, forward and backward (x, y, w); config 0 under every boundary, weighted and not; every

@@ -39,7 +39,7 @@ def section_f(check, rel, time_ms, kernels, size, device, results, smoke):
     import torch
 
     import huenet
-    from huenet.parzen import ParzenWindow, parzen_joint
+    from huenet.dropin.parzen import ParzenWindow, parzen_joint
 
     from .test_families_bench import dense_hellinger
 

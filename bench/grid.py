@@ -105,3 +105,18 @@ GRIDS = {"default": _default, "full": _full}
 def points(grid: str) -> list[Point]:
     """The points of ``grid`` ("default" or "full"), without duplicates, in a stable order."""
     return list(dict.fromkeys(GRIDS[grid]()))
+
+
+_BACKEND_ORDER = {b: i for i, b in enumerate((NO_HIST,) + BACKENDS)}
+
+
+def sort_key(r: dict):
+    """The order of result rows in tables and plots: case, mode, bins, batch, side, then backend."""
+    return (
+        CASES.index(r["case"]) if r["case"] in CASES else len(CASES),
+        MODES.index(r["mode"]),
+        r["bins"],
+        r["batch"],
+        r["side"],
+        _BACKEND_ORDER.get(r["backend"], len(_BACKEND_ORDER)),
+    )

@@ -15,8 +15,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .grid import BACKENDS, NO_HIST  # noqa: E402
-from .report import sort_key  # noqa: E402
+from .grid import BACKENDS, NO_HIST, sort_key  # noqa: E402
 
 _COLOURS = {b: f"C{i}" for i, b in enumerate(BACKENDS + (NO_HIST,))}
 _MARKERS = {1: "o", 4: "s", 16: "^"}

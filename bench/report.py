@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .grid import BACKENDS, CASES, MODES, NO_HIST
+from .grid import NO_HIST, sort_key
 
 # Datasheet dense (no sparsity) TF32 tensor-core FLOP/s, matched by substring of the GPU name, first match wins.
 ASSUMED_TF32_PEAK = (
@@ -35,7 +35,6 @@ ASSUMED_TF32_PEAK = (
     ("L4", 60e12),
 )
 KEY = ("case", "mode", "batch", "side", "bins", "width")
-_BACKEND_ORDER = {b: i for i, b in enumerate((NO_HIST,) + BACKENDS)}
 
 
 @dataclass
@@ -95,17 +94,6 @@ def fractions(row: dict, ceilings: dict | None) -> tuple[float | None, float | N
     peak = assumed_peak(ceilings.get("gpu"))
     matrix = row["joint_flops"] / t / peak if row.get("joint_flops") and peak else None
     return bw, matrix
-
-
-def sort_key(r: dict):
-    return (
-        CASES.index(r["case"]) if r["case"] in CASES else len(CASES),
-        MODES.index(r["mode"]),
-        r["bins"],
-        r["batch"],
-        r["side"],
-        _BACKEND_ORDER.get(r["backend"], len(_BACKEND_ORDER)),
-    )
 
 
 def fmt_time(s: float | None) -> str:

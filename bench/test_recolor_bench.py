@@ -2,7 +2,7 @@
 
     python -m pytest bench/test_recolor_bench.py --benchmark-only
 
-Targets (issue 9, 2-core CPU): fit <= 1 s median on real photos, apply <= 2 s and <= 1 GB extra memory. The
+Targets (2-core CPU): fit <= 1 s median on real photos, apply <= 2 s and <= 1 GB extra memory. The
 headline fit case is grace_hopper.jpg -> Minduka_Present_Blue_Pack.png from matplotlib's sample_data (shipped
 with matplotlib, never downloaded), shrunk to a 256-px longest side. A noise case (nearly every colour cell
 occupied, the worst case of the pooling, capped at ``MAX_CELLS``) runs as well. The reference each figure is

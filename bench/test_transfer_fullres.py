@@ -19,9 +19,9 @@ import pytest
 import torch
 from PIL import Image
 
-from huenet.colortransfer.models import HueNetGenerator
-from huenet.colortransfer.refine import REFINE_STEPS
-from huenet.colortransfer.transfer import transfer
+from huenet.colortransfer.commands.transfer import network_transfer
+from huenet.colortransfer.methods.refine import REFINE_STEPS
+from huenet.colortransfer.training.models import HueNetGenerator
 
 from .memory import peak_rss_delta
 
@@ -46,7 +46,7 @@ def test_transfer_12mp(benchmark, photos):
     source, target = photos
 
     def run():
-        return transfer(generator, source, target, refine_steps=REFINE_STEPS)
+        return network_transfer(generator, source, target, refine_steps=REFINE_STEPS)
 
     extra, method = peak_rss_delta(run)
     out = benchmark.pedantic(run, rounds=2, iterations=1)

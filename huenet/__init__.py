@@ -1,16 +1,17 @@
 """huenet: fast, exact differentiable histogram, EMD and mutual-information losses (Hue-Net) for PyTorch."""
 
 from . import color, losses
-from .emd import emd
+from .dropin import GlobalMutualInformationLoss, RGBuvHistogramLoss, global_mutual_information, rgb_uv_histogram
+from .emd import emd, sliced_emd, sliced_histograms
 from .histogram import joint_histogram, soft_histogram
 from .information import conditional_entropy, joint_entropy, mi_distance, mutual_information
-from .registration import GlobalMutualInformationLoss, global_mutual_information
-from .rgb_uv import RGBuvHistogramLoss, rgb_uv_histogram
 
 __all__ = [
     "soft_histogram",
     "joint_histogram",
     "emd",
+    "sliced_emd",
+    "sliced_histograms",
     "mutual_information",
     "joint_entropy",
     "mi_distance",

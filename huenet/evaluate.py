@@ -1,6 +1,6 @@
-"""``python -m huenet.evaluate``: the command-line door to :mod:`huenet.colortransfer.evaluate` (needs the ``[train]`` extra)."""
+"""``python -m huenet.evaluate``: the command-line door to :mod:`huenet.colortransfer.commands.evaluate` (needs the ``[train]`` extra)."""
 
-from .colortransfer.evaluate import main
+from .colortransfer.commands.evaluate import main
 
 if __name__ == "__main__":
     main()

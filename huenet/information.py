@@ -8,7 +8,23 @@ from __future__ import annotations
 
 import torch
 
+from .backends import reference
 from .histogram import joint_histogram_and_backend
+
+
+def histogram_entropies(joint: torch.Tensor) -> torch.Tensor:
+    """(H(X,Y), H(X), H(Y)) of given joint histograms (..., K, K) whose rows index X, as (..., 3).
+
+    For joint histograms computed elsewhere (counted ones, say); the ops below reduce their own soft joint
+    histogram on the backend that computed it.
+
+    Example:
+        >>> joint = torch.full((1, 4, 4), 1 / 16)  # independent and uniform: H(X,Y) = H(X) + H(Y)
+        >>> torch.allclose(histogram_entropies(joint), torch.log(torch.tensor([[16.0, 4.0, 4.0]])))
+        True
+    """
+    k1, k2 = joint.shape[-2:]
+    return reference.entropies(joint.reshape(-1, k1, k2)).reshape(*joint.shape[:-2], 3)
 
 
 def mi_from_entropies(h: torch.Tensor) -> torch.Tensor:

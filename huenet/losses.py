@@ -356,6 +356,9 @@ class HueNetLoss(nn.Module):
         hist = self.hist._per_channel(output, target, source_weight, target_weight, out)  # out: converted once
         return {"hist": hist.mean(1), "mi": torch.stack(mi, 1).mean(1)}
 
+    def weigh(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The objective from :meth:`terms`: ``lambda_hist * hist + lambda_mi * mi``, per sample (B,)."""
+        return self.lambda_hist * terms["hist"] + self.lambda_mi * terms["mi"]
+
     def forward(self, output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        terms = self.terms(output, source, target)
-        return _reduce(self.lambda_hist * terms["hist"] + self.lambda_mi * terms["mi"], self.reduction)
+        return _reduce(self.weigh(self.terms(output, source, target)), self.reduction)

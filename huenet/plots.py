@@ -1,6 +1,6 @@
-"""``python -m huenet.plots``: the command-line door to :mod:`huenet.colortransfer.plots` (needs the ``[train]`` extra)."""
+"""``python -m huenet.plots``: the command-line door to :mod:`huenet.colortransfer.training.plots` (needs the ``[train]`` extra)."""
 
-from .colortransfer.plots import main
+from .colortransfer.training.plots import main
 
 if __name__ == "__main__":
     main()

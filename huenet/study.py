@@ -1,6 +1,6 @@
-"""``python -m huenet.study``: the command-line door to :mod:`huenet.colortransfer.study` (the ``[train]`` extra)."""
+"""``python -m huenet.study``: the command-line door to :mod:`huenet.colortransfer.commands.study` (the ``[train]`` extra)."""
 
-from .colortransfer.study import main
+from .colortransfer.commands.study import main
 
 if __name__ == "__main__":
     main()

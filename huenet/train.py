@@ -1,6 +1,6 @@
-"""``python -m huenet.train``: the command-line door to :mod:`huenet.colortransfer.train` (needs the ``[train]`` extra)."""
+"""``python -m huenet.train``: the command-line door to :mod:`huenet.colortransfer.training.train` (needs the ``[train]`` extra)."""
 
-from .colortransfer.train import main
+from .colortransfer.training.train import main
 
 if __name__ == "__main__":
     main()

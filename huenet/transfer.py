@@ -1,6 +1,6 @@
-"""``python -m huenet.transfer``: the command-line door to :mod:`huenet.colortransfer.transfer` (needs the ``[train]`` extra)."""
+"""``python -m huenet.transfer``: the command-line door to :mod:`huenet.colortransfer.commands.transfer` (needs the ``[train]`` extra)."""
 
-from .colortransfer.transfer import main
+from .colortransfer.commands.transfer import main
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,9 @@ os.environ.pop("HUENET_BACKEND", None)
 
 import sys  # noqa: E402
 
+#: The torch backends every op test runs on; tests/test_kernels*.py test the Triton one.
+BACKENDS = ("eager", "reference")
+
 import numpy as np  # noqa: E402
 
 np.seterr(over="ignore")

@@ -26,7 +26,7 @@ def bad_checkpoints(folder: Path, good: Path) -> dict[str, Path]:
     half of the real checkpoint ``good``, another program's .pt, a zip, an image."""
     import zipfile
 
-    from huenet.colortransfer.synthetic import SyntheticImages
+    from huenet.colortransfer.data.synthetic import SyntheticImages
 
     made = {}
     for kind in ("truncated", "unrelated", "zip", "image"):

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import huenet
+from conftest import BACKENDS
 from helpers import rand
 
-BACKENDS = ("eager", "reference")
 BOUNDARIES = ("reflect", "circular", "none")
 LOW = (torch.float16, torch.bfloat16)
 INFO_OPS = ("mutual_information", "joint_entropy", "mi_distance", "conditional_entropy")

@@ -8,9 +8,11 @@ import torch
 from PIL import Image
 
 from helpers import bad_checkpoints
-from huenet.colortransfer import evaluate, plots, runlog
-from huenet.colortransfer.options import TrainConfig
-from huenet.colortransfer.train import train
+from huenet.colortransfer import runlog
+from huenet.colortransfer.commands import evaluate
+from huenet.colortransfer.training import plots
+from huenet.colortransfer.training.options import TrainConfig
+from huenet.colortransfer.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def test_evaluate_against_baselines(run_dir, tmp_path, capsys):
     out = tmp_path / "eval.json"
     evaluate.main(["--checkpoint", str(run_dir), "--json", str(out)])
     printed = capsys.readouterr().out
-    for method in ("huenet", "huenet + refine 20", "identity", "reinhard", "histogram_matching", "mkl"):
+    for method in ("huenet", "huenet + refine 20", "identity", "reinhard", "histogram-matching", "mkl"):
         assert f"| {method} |" in printed
     result = json.loads(out.read_text())
     assert result["pairs"] == 6  # 10% of 60 images
@@ -55,11 +57,11 @@ def test_evaluate_against_baselines(run_dir, tmp_path, capsys):
     assert scores["identity"]["v_ssim"] == pytest.approx(1, abs=1e-6)
     # Every colour-transfer method moves the hues towards the target's, the tiny trained model included
     # (after 60 steps; its 256-bin intersection is not yet better than the source's, the baselines' is).
-    for method in ("huenet", "reinhard", "histogram_matching"):
+    for method in ("huenet", "reinhard", "histogram-matching"):
         assert scores[method]["hue_emd"] < 0.8 * scores["identity"]["hue_emd"], method
-    for method in ("reinhard", "histogram_matching", "mkl"):
+    for method in ("reinhard", "histogram-matching", "mkl"):
         assert scores[method]["ab_swd"] < scores["identity"]["ab_swd"], method
-    for method in ("reinhard", "histogram_matching"):
+    for method in ("reinhard", "histogram-matching"):
         assert scores[method]["hue_intersection"] > scores["identity"]["hue_intersection"], method
     assert scores["huenet"]["v_ssim"] > 0.3
     # The default pipeline (huenet.transfer's) refines G's output with the training-free fit: closer hues.
@@ -70,7 +72,7 @@ def test_evaluate_refine_flag(run_dir, tmp_path, capsys):
     out = tmp_path / "eval.json"
     evaluate.main(["--checkpoint", str(run_dir), "--json", str(out), "--limit", "2", "--refine", "0"])
     assert sorted(json.loads(out.read_text())["results"]) == [
-        "histogram_matching",
+        "histogram-matching",
         "huenet",
         "identity",
         "mkl",
@@ -121,7 +123,7 @@ def test_evaluate_with_a_bad_checkpoint_names_the_file(run_dir, tmp_path, capsys
         code, err = _exit(evaluate.main, ["--checkpoint", str(path)], capsys)
         assert code == 1 and err.startswith(f"huenet.evaluate: error: --checkpoint: {str(path)!r} is not a"), err
     # A checkpoint whose weights do not fit its generator settings.
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     state["generator_config"]["ngf"] = 4
     torch.save(state, tmp_path / "mismatched.pt")
     code, err = _exit(evaluate.main, ["--checkpoint", str(tmp_path / "mismatched.pt")], capsys)
@@ -173,3 +175,21 @@ def test_plots_regenerate_from_the_log(run_dir, capsys):
 def test_plots_error_on_a_folder_without_a_log(tmp_path):
     with pytest.raises(SystemExit):
         plots.main([str(tmp_path)])
+
+
+def test_plots_refuse_a_sample_file_that_needs_unpickling(run_dir, tmp_path, capsys):
+    # A run folder whose newest sample file holds an object array (which only unpickling could read): one line
+    # naming the file, no traceback.
+    import shutil
+
+    import numpy as np
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    newest = sorted((copy / runlog.SAMPLES_DIR).glob("step_*.npz"))[-1]
+    np.savez(newest, source=np.array([object()], dtype=object), target=np.zeros(1), output=np.zeros(1), step=1)
+    with pytest.raises(SystemExit) as exit_info:
+        plots.main([str(copy)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code != 0 and "Traceback" not in err
+    assert str(newest) in err and "not a readable sample file" in err

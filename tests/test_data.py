@@ -1,4 +1,4 @@
-"""Image sets, the train/validation split and unpaired pairs (huenet.data, huenet.synthetic)."""
+"""Image sets, the train/validation split and unpaired pairs (huenet.colortransfer.data.folders, .synthetic)."""
 
 import io
 
@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from huenet.color import rgb_to_hsv
-from huenet.colortransfer.data import (
+from huenet.colortransfer.data.folders import (
     ImageFolder,
     UnpairedPairs,
     find_images,
@@ -17,7 +17,7 @@ from huenet.colortransfer.data import (
     skipped_images,
     split_indices,
 )
-from huenet.colortransfer.synthetic import HUE_FAMILIES, SyntheticImages
+from huenet.colortransfer.data.synthetic import HUE_FAMILIES, SyntheticImages
 
 
 def _save(path, size=(40, 30), colour=(200, 30, 30), fmt=None):
@@ -191,7 +191,7 @@ def test_missing_empty_and_wrong_paths_give_clear_errors(tmp_path):
 def test_16_bit_and_rgba_images_keep_their_range_and_alpha(tmp_path):
     # Values a 16-bit file holds that 8 bits cannot: mid-grey 0.5 of the 16-bit range and a dark 0.0123.
     # Clipping them at 255 (the old bug) reads them as white.
-    from huenet.colortransfer.images import write_image
+    from huenet.colortransfer.data.images import write_image
 
     grey = torch.full((3, 40, 48), 0.5)
     grey[:, :20] = 0.0123

@@ -37,7 +37,7 @@ def test_every_module_is_collected():
         "huenet.histogram",
         "huenet.losses",
         "huenet.backends.eager",
-        "huenet.colortransfer.images",
+        "huenet.colortransfer.data.images",
         "huenet.kernels.soft_histogram",
     ):
         assert name in MODULES

@@ -6,8 +6,8 @@ import torch
 
 import huenet
 import oracle
+from conftest import BACKENDS
 
-BACKENDS = ("eager", "reference")
 DTYPES = (torch.float32, torch.float64)
 ATOL = {torch.float32: 1e-6, torch.float64: 1e-12}
 

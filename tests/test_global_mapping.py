@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from huenet.colortransfer.lut import fit_lut
-from huenet.colortransfer.models import HueNetGenerator, apply_curves, matching_curves
-from huenet.colortransfer.plots import MIN_TILE, sample_grid
+from huenet.colortransfer.methods.lut import measure_lut
+from huenet.colortransfer.training.models import HueNetGenerator, apply_curves, matching_curves
+from huenet.colortransfer.training.plots import MIN_TILE, sample_grid
 from huenet.recolor import ColorLUT
 
 
@@ -51,9 +51,9 @@ def test_generator_starts_near_reinhard_and_the_curves_can_be_switched_off():
     torch.manual_seed(0)
     s, t = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 40, 24)
     plain = HueNetGenerator(32, 4, global_mapping="none").eval()
-    assert torch.allclose(plain(s, plain.histograms(t)), s, atol=5e-3)  # identity start (logit clamped at 1/255)
+    assert torch.allclose(plain(s, plain.target_statistics(t)), s, atol=5e-3)  # identity start (logit clamped at 1/255)
     curved = HueNetGenerator(32, 4).eval()
-    out = curved(s, curved.histograms(t))
+    out = curved(s, curved.target_statistics(t))
     assert out.shape == s.shape and not torch.allclose(out, s, atol=2e-2)
     with pytest.raises(ValueError, match="global_mapping"):
         HueNetGenerator(32, 4, global_mapping="lut")
@@ -62,10 +62,10 @@ def test_generator_starts_near_reinhard_and_the_curves_can_be_switched_off():
 def test_lut_carries_a_colour_function_to_full_resolution():
     torch.manual_seed(0)
     small = torch.rand(1, 3, 256, 256)
-    lut = ColorLUT(fit_lut(small, small.flip(1)))  # swap R and B
+    lut = ColorLUT(measure_lut(small, small.flip(1)))  # swap R and B
     big = torch.rand(1, 3, 300, 400)
     assert (lut(big) - big.flip(1)).abs().mean() < 0.01
-    assert torch.allclose(ColorLUT(fit_lut(small, small))(big), big, atol=1e-5)
+    assert torch.allclose(ColorLUT(measure_lut(small, small))(big), big, atol=1e-5)
 
 
 def test_sample_grid_tiles_are_large_and_labelled():

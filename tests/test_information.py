@@ -6,9 +6,9 @@ import torch
 
 import huenet
 import oracle
+from conftest import BACKENDS
 from helpers import make_weight, rand
 
-BACKENDS = ("eager", "reference")
 BOUNDARIES = ("reflect", "circular", "none")
 DTYPES = (torch.float32, torch.float64)
 ATOL = {torch.float32: 1e-4, torch.float64: 1e-9}

@@ -1,5 +1,5 @@
 """The Triton kernels at sizes where several programs run along every tiled axis, with every autotune config,
-and the defects of issue 12 that only a GPU would show, each with an interpreter-level equivalent.
+and the defects that only a GPU would show, each with an interpreter-level equivalent.
 
 Under the interpreter the autotuner is bypassed (it runs the first config), so each config is forced with
 ``huenet.kernels.pinned``. Sizes: K = 256 (several bin tiles), several pixel blocks per row, N >= 4096 so the

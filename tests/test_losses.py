@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import oracle
+from conftest import BACKENDS
 from huenet.losses import HistogramEMDLoss, HueNetLoss, MutualInformationLoss
 
-BACKENDS = ("eager", "reference")
 # The losses' documented defaults, written here rather than read from huenet.
 BANDWIDTH = 0.4
 HUE_FLOOR = 1e-6  # added to every hue weight so that a grey image still has a positive total weight

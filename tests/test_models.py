@@ -1,11 +1,17 @@
-"""The Hue-Net generator, the PatchGAN discriminator and the GAN losses (huenet.models)."""
+"""The Hue-Net generator, the PatchGAN discriminator and the GAN losses (huenet.colortransfer.training.models)."""
 
 import math
 
 import pytest
 import torch
 
-from huenet.colortransfer.models import CURVE_BINS, GANLoss, HueNetGenerator, PatchDiscriminator, generator_depth
+from huenet.colortransfer.training.models import (
+    CURVE_BINS,
+    GANLoss,
+    HueNetGenerator,
+    PatchDiscriminator,
+    generator_depth,
+)
 
 torch.set_num_threads(1)
 
@@ -22,7 +28,7 @@ def test_generator_any_size(generator, size):
     g = torch.Generator().manual_seed(1)
     source = torch.rand(2, 3, *size, generator=g)
     target = torch.rand(2, 3, 50, 70, generator=g)
-    out = generator(source, generator.histograms(target))
+    out = generator(source, generator.target_statistics(target))
     assert out.shape == source.shape
     assert out.dtype == torch.float32
     assert bool(((out > 0) & (out < 1)).all())
@@ -32,7 +38,7 @@ def test_generator_eval_mode_tiny_input(generator):
     # Inputs smaller than the padding multiple fall back to replicate padding (reflect would fail).
     generator.eval()
     try:
-        out = generator(torch.rand(1, 3, 5, 7), generator.histograms(torch.rand(1, 3, 9, 9)))
+        out = generator(torch.rand(1, 3, 5, 7), generator.target_statistics(torch.rand(1, 3, 9, 9)))
     finally:
         generator.train()
     assert out.shape == (1, 3, 5, 7)
@@ -44,7 +50,7 @@ def test_generator_starts_as_identity():
     torch.manual_seed(0)
     g = HueNetGenerator(image_size=32, ngf=4, global_mapping="none")
     source = torch.rand(2, 3, 32, 32) * 0.9 + 0.05
-    out = g(source, g.histograms(torch.rand(2, 3, 32, 32)))
+    out = g(source, g.target_statistics(torch.rand(2, 3, 32, 32)))
     torch.testing.assert_close(out, source, atol=1e-5, rtol=0)
 
 
@@ -61,12 +67,12 @@ def test_generator_depends_on_the_target_histograms():
     blue = torch.zeros(1, 3, 16, 16)
     blue[:, 2] = 1
     g.eval()
-    out_red, out_blue = (g(source, g.histograms(t)) for t in (red, blue))
+    out_red, out_blue = (g(source, g.target_statistics(t)) for t in (red, blue))
     assert (out_red - out_blue).abs().max() > 1e-3
 
 
 def test_generator_histograms_are_normalised(generator):
-    hist = generator.histograms(torch.rand(3, 3, 20, 30))
+    hist = generator.target_statistics(torch.rand(3, 3, 20, 30))
     # The soft histograms, then (global curves) 6 Lab moments and a hard hue histogram.
     assert hist.shape == (3, generator.cond_size) and generator.cond_size == 3 * 16 + 6 + CURVE_BINS
     torch.testing.assert_close(hist[:, :48].view(3, 3, 16).sum(-1), torch.ones(3, 3))
@@ -82,7 +88,7 @@ def test_generator_gradients_reach_every_parameter():
     opt = torch.optim.SGD(g.parameters(), lr=0.1)
     for _ in range(2):
         opt.zero_grad()
-        g(source, g.histograms(target)).square().mean().backward()
+        g(source, g.target_statistics(target)).square().mean().backward()
         opt.step()
     missing = [n for n, p in g.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert missing == []
@@ -111,7 +117,7 @@ def test_generator_under_cpu_autocast(generator):
     # bf16 autocast on the CPU: the conditioning histograms stay fp32 (the core ops upcast), output finite.
     source, target = torch.rand(2, 2, 3, 64, 64).unbind(0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        hist = generator.histograms(target)
+        hist = generator.target_statistics(target)
         out = generator(source, hist)
     assert hist.dtype == torch.float32
     assert bool(torch.isfinite(out).all())

@@ -6,13 +6,13 @@ import torch
 from PIL import Image
 
 from huenet.color import rgb_to_lab
-from huenet.colortransfer.baselines import lut_fit
-from huenet.colortransfer.evaluate import evaluate_paired
+from huenet.colortransfer.data.paired import ABFolder, PairedImages, make_paired_image_set
+from huenet.colortransfer.data.synthetic import SyntheticImages
+from huenet.colortransfer.data.tasks import check_task, edge_map, grey, is_grey, looks_like_edge_map, task_defaults
+from huenet.colortransfer.methods.registry import method
+from huenet.colortransfer.methods.scoring import evaluate_paired
 from huenet.colortransfer.metrics import PAIRED_METRICS, psnr, rgb_ssim
-from huenet.colortransfer.models import HueNetGenerator, PatchDiscriminator
-from huenet.colortransfer.paired import ABFolder, PairedImages, make_paired_image_set
-from huenet.colortransfer.synthetic import SyntheticImages
-from huenet.colortransfer.tasks import check_task, edge_map, grey, is_grey, looks_like_edge_map, task_defaults
+from huenet.colortransfer.training.models import HueNetGenerator, PatchDiscriminator
 from huenet.losses import HueNetLoss
 
 try:
@@ -240,13 +240,13 @@ def test_rgb_ssim_against_a_float64_reference():
         rgb_ssim(output, truth[..., :10])
 
 
-def test_lut_fit_baseline_gives_each_grey_level_one_colour_from_the_exemplar():
+def test_fit_method_gives_each_grey_level_one_colour_from_the_exemplar():
     # A grey ramp and a saturated orange exemplar: the fitted LUT colours the ramp (its a*b* move towards the
     # exemplar's), and, being a function of the colour alone, equal grey levels get equal colours.
     ramp = torch.linspace(0.1, 0.9, 16).repeat(16, 1)
     source = torch.cat([ramp, ramp.flip(1)], 0).expand(1, 3, 32, 16).contiguous()
     target = torch.tensor([0.9, 0.5, 0.1]).view(1, 3, 1, 1).expand(1, 3, 24, 24) * torch.linspace(0.6, 1, 24)
-    out = lut_fit(source, target)
+    out = method("fit")(source, target)
     assert out.shape == source.shape and out.dtype == source.dtype
     assert torch.equal(out[..., :16, :], out[..., 16:, :].flip(-1))
     ab_out, ab_target = rgb_to_lab(out)[:, 1:].mean((2, 3)), rgb_to_lab(target)[:, 1:].mean((2, 3))
@@ -254,19 +254,19 @@ def test_lut_fit_baseline_gives_each_grey_level_one_colour_from_the_exemplar():
     assert torch.cosine_similarity(ab_out, ab_target).item() > 0.9
 
 
-def test_evaluate_paired_scores_the_lut_fit_for_colorize_only():
+def test_evaluate_paired_scores_the_fit_for_colorize_only():
     images = SyntheticImages(6, 40, seed=0)
     generator = HueNetGenerator(32, ngf=4, cond_bins=8, colorspace="yuv").eval()
     pairs = PairedImages(images, [0, 1], 32, "colorize", train=False)
     result = evaluate_paired(generator, pairs)
-    assert list(result) == ["huenet", "grey input", "reinhard", "lut fit"]
+    assert list(result) == ["huenet", "identity", "reinhard", "fit"]
     for scores in result.values():
         assert set(scores) == set(PAIRED_METRICS)
         assert all(np.isfinite(v["mean"]) and np.isfinite(v["std"]) for v in scores.values())
     # The end-of-run validation of training leaves the slow fit out.
-    assert "lut fit" not in evaluate_paired(generator, pairs, slow=False)
+    assert "fit" not in evaluate_paired(generator, pairs, slow=False)
     edges = evaluate_paired(generator, PairedImages(images, [0, 1], 32, "edges2photo", train=False))
-    assert list(edges) == ["huenet", "edge input"]
+    assert list(edges) == ["huenet", "identity"]
 
 
 def test_keep_luma_gives_the_output_the_input_luma():
@@ -276,7 +276,7 @@ def test_keep_luma_gives_the_output_the_input_luma():
     with torch.no_grad():
         generator.head[-1].bias.add_(torch.randn(12) * 0.3)  # a non-identity colour transform
         inputs = grey(torch.rand(2, 3, 32, 32) * 0.6 + 0.2)
-        out = generator(inputs, generator.histograms(torch.rand(2, 3, 32, 32)))
+        out = generator(inputs, generator.target_statistics(torch.rand(2, 3, 32, 32)))
     luma = 0.299 * out[:, 0] + 0.587 * out[:, 1] + 0.114 * out[:, 2]
     inside = ((out > 0) & (out < 1)).all(1)
     assert inside.float().mean() > 0.5 and not torch.equal(out[:, 0], out[:, 1])

@@ -1,19 +1,21 @@
 """The paired tasks end to end: the GAN step's terms, training and resume per task, evaluate, transfer, bad input."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from huenet.colortransfer import evaluate, runlog, transfer
-from huenet.colortransfer.checkpoint import load_generator
+from huenet.colortransfer import runlog
 from huenet.colortransfer.cli import RunError, UsageError
-from huenet.colortransfer.gan import HueNetGAN
-from huenet.colortransfer.models import HueNetGenerator, PatchDiscriminator
-from huenet.colortransfer.options import TrainConfig, config_from_args
-from huenet.colortransfer.train import train
+from huenet.colortransfer.commands import evaluate, transfer
+from huenet.colortransfer.training.checkpoint import load_generator
+from huenet.colortransfer.training.gan import HueNetGAN
+from huenet.colortransfer.training.models import HueNetGenerator, PatchDiscriminator
+from huenet.colortransfer.training.options import TrainConfig, config_from_args
+from huenet.colortransfer.training.train import train
 from huenet.losses import HueNetLoss
 
 TINY = dict(image_size=32, batch_size=4, ngf=8, bins=64, cond_bins=16, synthetic_images=48, sample_every=100)
@@ -32,7 +34,7 @@ def test_paired_step_terms_add_up():
     inputs, truth = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
     record = gan.step(inputs, truth, update=False)
     with torch.no_grad():
-        output = G(inputs, G.histograms(truth))
+        output = G(inputs, G.target_statistics(truth))
     # L1 to the ground truth, by hand; the total is the weighted sum of the logged terms.
     torch.testing.assert_close(record["l1"], (output - truth).abs().mean())
     want = 2.0 * record["adv"] + 7.0 * record["l1"] + 0.5 * record["mi"] + 20.0 * record["hist"]
@@ -106,10 +108,10 @@ def test_evaluate_a_paired_run(colorize_run, tmp_path, capsys):
     evaluate.main(["--checkpoint", str(colorize_run), "--json", str(out), "--exemplar", "other"])
     printed = capsys.readouterr().out
     assert "colorize pairs (reference: another photo)" in printed
-    assert "| grey input |" in printed and "PSNR to truth" in printed
+    assert "| identity |" in printed and "PSNR to truth" in printed
     result = json.loads(out.read_text())
     assert result["task"] == "colorize" and result["exemplar"] == "other"
-    grey = result["results"]["grey input"]
+    grey = result["results"]["identity"]
     # The grey input keeps its own lightness exactly.
     assert grey["lightness_ssim"]["mean"] == pytest.approx(1.0, abs=1e-4)
     assert np.isfinite(result["results"]["huenet"]["psnr"]["mean"])
@@ -124,7 +126,7 @@ def test_transfer_with_a_paired_checkpoint(colorize_run, tmp_path, capsys):
     assert "converted to grey" in capsys.readouterr().err
     assert Image.open(dest).size == (40, 30)
     refused = "--source .*edges.png'.*this is a colorize checkpoint.*looks like an edge map"
-    with pytest.raises(SystemExit, match=refused):
+    with pytest.raises(SystemExit) as exit_info:
         transfer.main(
             [
                 "--checkpoint",
@@ -137,6 +139,8 @@ def test_transfer_with_a_paired_checkpoint(colorize_run, tmp_path, capsys):
                 str(tmp_path / "o2.png"),
             ]
         )
+    assert exit_info.value.code == 1
+    assert re.search(refused, capsys.readouterr().err.strip().splitlines()[-1])
     assert not (tmp_path / "o2.png").exists()
 
 

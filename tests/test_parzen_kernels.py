@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from huenet import kernels
+from huenet.dropin.parzen import ParzenWindow, parzen_joint
 from huenet.kernels import parzen_joint as pj
-from huenet.parzen import ParzenWindow, parzen_joint
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BINS = 40

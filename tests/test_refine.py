@@ -1,11 +1,11 @@
-"""Test-time refinement (huenet.colortransfer.refine): a few steps of the training-free fit from G's output."""
+"""Test-time refinement (huenet.colortransfer.methods.refine): a few steps of the training-free fit from G's output."""
 
 import pytest
 import torch
 
 from huenet.color import hsv_to_rgb
+from huenet.colortransfer.methods.refine import refine
 from huenet.colortransfer.metrics import hue_emd
-from huenet.colortransfer.refine import refine
 
 
 def _hsv_image(hue_centre, size=32, seed=0):

@@ -13,10 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from huenet.colortransfer import baselines, study
-from huenet.colortransfer.checkpoint import load_generator
-from huenet.colortransfer.data import pil_to_tensor
-from huenet.colortransfer.train import TrainConfig, train
+from huenet.colortransfer import baselines
+from huenet.colortransfer.commands import study, study_tally
+from huenet.colortransfer.data.folders import pil_to_tensor
+from huenet.colortransfer.training.checkpoint import load_generator
+from huenet.colortransfer.training.train import TrainConfig, train
 
 Z = 1.959963984540054
 
@@ -43,7 +44,7 @@ def _wilson_by_hand(k, n):
     ],
 )
 def test_wilson_interval(k, n, published):
-    low, high = study.wilson_interval(k, n)
+    low, high = study_tally.wilson_interval(k, n)
     assert (low, high) == pytest.approx(_wilson_by_hand(k, n), abs=1e-12)
     if published:
         assert (low, high) == pytest.approx(published, abs=5e-5)
@@ -57,14 +58,14 @@ def test_binomial_test(k, n):
     # Two-sided: the total probability under p = 1/2 of the counts no more likely than k.
     pmf = [math.comb(n, i) / 2**n for i in range(n + 1)]
     by_hand = sum(p for p in pmf if p <= pmf[k] * (1 + 1e-12))
-    assert study.binomial_test(k, n) == pytest.approx(min(1.0, by_hand), rel=1e-12)
+    assert study_tally.binomial_test(k, n) == pytest.approx(min(1.0, by_hand), rel=1e-12)
 
 
 def test_statistics_reject_impossible_counts():
     with pytest.raises(ValueError, match="successes"):
-        study.wilson_interval(3, 2)
+        study_tally.wilson_interval(3, 2)
     with pytest.raises(ValueError, match="n >= 1"):
-        study.binomial_test(0, 0)
+        study_tally.binomial_test(0, 0)
 
 
 # ------------------------------------------------------------------------------------------------ tally
@@ -349,7 +350,7 @@ def test_study_of_a_trained_run_on_its_validation_split(run_dir, tmp_path, capsy
         in printed.out
     )
     assert "huenet.study: warning: 6 trials from 4 images: images repeat" in printed.err  # 10% of 40
-    from huenet.colortransfer.data import make_image_set, split_indices
+    from huenet.colortransfer.data.folders import make_image_set, split_indices
 
     images = make_image_set(None, 32, 0, 40)
     _, val = split_indices(40, 0.1, 0)
@@ -364,7 +365,7 @@ def test_study_of_a_trained_run_on_its_validation_split(run_dir, tmp_path, capsy
         if t["method"] == "huenet":
             target = _crop(images.load(by_name[t["target"]]), 40)
             with torch.no_grad():
-                expected = generator(source[None], generator.histograms(target[None]))[0].clamp(0, 1)
+                expected = generator(source[None], generator.target_statistics(target[None]))[0].clamp(0, 1)
             assert _levels(shown, expected) < 3, t
         elif t["method"] == "target":
             assert _levels(shown, source) < 3, t

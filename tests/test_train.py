@@ -16,15 +16,15 @@ import torch
 from PIL import Image
 
 from helpers import bad_checkpoints
-from huenet.colortransfer import data as data_module
-from huenet.colortransfer import gan as gan_module
 from huenet.colortransfer import runlog
-from huenet.colortransfer import train as train_module
-from huenet.colortransfer.checkpoint import load_checkpoint
 from huenet.colortransfer.cli import RunError, UsageError
-from huenet.colortransfer.options import TrainConfig, build_parser, config_from_args, resolve_task_defaults
-from huenet.colortransfer.synthetic import SyntheticImages
-from huenet.colortransfer.train import NonFiniteLossError, train
+from huenet.colortransfer.data import folders as data_module
+from huenet.colortransfer.data.synthetic import SyntheticImages
+from huenet.colortransfer.training import gan as gan_module
+from huenet.colortransfer.training import train as train_module
+from huenet.colortransfer.training.checkpoint import load_checkpoint
+from huenet.colortransfer.training.options import TrainConfig, build_parser, config_from_args, resolve_task_defaults
+from huenet.colortransfer.training.train import NonFiniteLossError, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny but real runs: 32 px images, 8-channel models, 64-bin losses, a small synthetic set.
@@ -519,7 +519,7 @@ def test_transparent_pixels_take_no_part_in_the_losses():
 def test_16_bit_rgba_and_undecodable_training_images(tmp_path):
     # A folder of 16-bit PNG / TIFF (grey and RGB), RGBA and a JPEG that fails only when decoded: training
     # runs, every skipped image is counted in the summary, and the warning is one clean line.
-    from huenet.colortransfer.images import write_image
+    from huenet.colortransfer.data.images import write_image
 
     data = tmp_path / "data"
     data.mkdir()

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 from test_cli import _image, run_dir  # noqa: F401  (the tiny trained run, shared with the other CLI tests)
 
-from huenet.colortransfer import transfer
-from huenet.colortransfer.images import read_image
+from huenet.colortransfer.commands import transfer
+from huenet.colortransfer.data.images import read_image
 from huenet.colortransfer.metrics import hue_emd
 from huenet.recolor import ColorLUT
 
@@ -206,9 +206,9 @@ def _error(capsys, code, match, *argv):
     with pytest.raises(SystemExit) as exc:
         _run(*argv)
     err = capsys.readouterr().err.strip()
-    assert exc.value.code == code or (code == 1 and isinstance(exc.value.code, str)), (exc.value.code, err)
+    assert exc.value.code == code, (exc.value.code, err)
     # Usage errors: argparse's usage, then one "error:" line; run-time errors: one line.
-    message = err.splitlines()[-1] if code == 2 else str(exc.value.code)
+    message = err.splitlines()[-1]
     assert match in message, message
     assert "Traceback" not in err and len(message.splitlines()) == 1
 
@@ -222,7 +222,7 @@ def test_usage_errors_exit_2(pair, tmp_path, capsys, run_dir):  # noqa: F811
     _error(
         capsys,
         2,
-        "--lut applies a saved LUT; it cannot be combined with --method gan",
+        "--lut applies a saved LUT; it cannot be combined with --method huenet",
         "--source",
         source,
         "--out",
@@ -234,11 +234,11 @@ def test_usage_errors_exit_2(pair, tmp_path, capsys, run_dir):  # noqa: F811
         "--checkpoint",
         run_dir,
     )
-    _error(capsys, 2, "--method gan needs --checkpoint", *base, "--out", out, "--method", "gan")
+    _error(capsys, 2, "--method huenet needs --checkpoint", *base, "--out", out, "--method", "gan")
     _error(
         capsys,
         2,
-        "--checkpoint is only used by --method gan",
+        "--checkpoint is only used by --method huenet",
         *base,
         "--out",
         out,
@@ -255,7 +255,7 @@ def test_usage_errors_exit_2(pair, tmp_path, capsys, run_dir):  # noqa: F811
     _error(capsys, 2, "--mask only works with --method fit", *base, "--out", out, "--method", "mkl", "--mask", source)
     _error(capsys, 2, "--per-image needs --source to be a folder", *base, "--out", out, "--per-image")
     _error(capsys, 2, "--refine must be >= 0; got -1", *base, "--out", out, "--checkpoint", run_dir, "--refine", -1)
-    _error(capsys, 2, "--refine only works with --method gan", *base, "--out", out, "--refine", 5)
+    _error(capsys, 2, "--refine only works with --method huenet", *base, "--out", out, "--refine", 5)
     _error(
         capsys, 2, "argument --refine: invalid int value", *base, "--out", out, "--checkpoint", run_dir, "--refine", "x"
     )
@@ -332,7 +332,7 @@ def test_bad_checkpoints_get_one_clean_line(pair, tmp_path, capsys, run_dir):  #
             "--out",
             tmp_path / "o.png",
         )
-    from huenet.colortransfer.checkpoint import load_generator
+    from huenet.colortransfer.training.checkpoint import load_generator
 
     for name in _bad_checkpoints(tmp_path, run_dir):
         with pytest.raises(ValueError, match=name):

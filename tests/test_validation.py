@@ -8,9 +8,9 @@ import torch
 
 import huenet
 import oracle
+from conftest import BACKENDS
 from helpers import rand
 
-BACKENDS = ("eager", "reference")
 BOUNDARIES = ("reflect", "circular", "none")
 INFO_OPS = ("mutual_information", "joint_entropy", "mi_distance", "conditional_entropy")
 PAIR_OPS = ("joint_histogram",) + INFO_OPS

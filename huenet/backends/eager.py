@@ -1,6 +1,7 @@
 """The eager backend: windowed, chunked soft and joint histograms with backward passes that recompute.
 
-Like every backend it takes values in bin units (M, N) and the bin-unit ``Binning`` (lo = 0, width 1).
+Like every backend it takes values in bin units (M, N) and the bin-unit ``Binning`` (lo = 0, width 1);
+:class:`EagerBackend` registers the passes below as custom ops (custom_ops.py).
 
 Two facts make this fast and lean (docs/math.md derives them):
 
@@ -25,7 +26,8 @@ import functools
 import torch
 
 from ..binning import Binning
-from .reference import entropies  # noqa: F401  (the plain-torch reduction, shared with the reference)
+from . import parzen_dense, reference
+from .custom_ops import CustomOpBackend
 
 # Budget for all per-chunk temporaries together, in 4-byte units (int64 indices count twice): 16 MB, small
 # next to what the dense reference needs and large enough to amortise the per-chunk overhead.
@@ -136,9 +138,8 @@ def soft_histogram_backward(
 
 
 # Dense rows cost about 2(K+1)² multiply-adds per value in a BLAS matmul; the window outer products cost
-# (2R+1)² scattered adds, each far dearer than a multiply-add. Measured on a 2-core x86 CPU (fp32, bandwidth
-# 0.4, so 225 products per value), fwd+bwd: dense rows are 2-5x faster at K <= 64, even at K = 128 and 2.3x
-# slower at K = 256, so they are used while (K+1)² <= 100 (2R+1)².
+# (2R+1)² scattered adds, each far dearer than a multiply-add, so dense rows win while (K+1)² <= 100 (2R+1)²
+# (the timings are in docs/kernels.md, "The eager joint histogram").
 _DENSE_ROWS_MAX_RATIO = 100.0
 
 
@@ -224,3 +225,30 @@ def joint_histogram_backward(
         if need_w:
             grads[2][:, sl] = (gb * a).sum(-1) - gj
     return tuple(grads)
+
+
+class EagerBackend(CustomOpBackend):
+    """The passes of this module as ``torch.ops.huenet.eager_*``; the entropies are the reference's plain torch."""
+
+    name = "eager"
+
+    def soft_histogram_forward(self, u, w, binning):
+        return soft_histogram_forward(u, w, binning)
+
+    def soft_histogram_backward(self, g, u, w, p, binning, need_u, need_w):
+        return soft_histogram_backward(g, u, w, p, binning, need_u, need_w)
+
+    def joint_histogram_forward(self, x, y, w, binning):
+        return joint_histogram_forward(x, y, w, binning)
+
+    def joint_histogram_backward(self, g, x, y, w, joint, binning, need_x, need_y, need_w):
+        return joint_histogram_backward(g, x, y, w, joint, binning, need_x, need_y, need_w)
+
+    def entropies(self, joint):
+        return reference.entropies(joint)
+
+    def parzen_joint(self, x, y, w, centres, windows):
+        return parzen_dense.eager_joint(x, y, w, centres, windows, CHUNK_ELEMENTS)
+
+
+BACKEND = EagerBackend()

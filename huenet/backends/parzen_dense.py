@@ -1,13 +1,13 @@
 r"""Weighted joint Parzen histograms in torch: the dense reference and the chunked eager backend.
 
-Both compute the raw sums :math:`T_m = A_x^\top \operatorname{diag}(w) A_y` of ``huenet.parzen.parzen_joint``
+Both compute the raw sums :math:`T_m = A_x^\top \operatorname{diag}(w) A_y` of ``huenet.dropin.parzen.parzen_joint``
 for values x, y (M, N) with weights w (M, N) or None, bin centres (K,) per axis and a ``ParzenWindow`` per
 axis (the formulas are in ``huenet/kernels/parzen_windows.py``).
 
 * ``reference_joint`` materialises the (M, N, K) weights and lets autograd keep them, as MONAI and HistoGAN do:
   the readable statement of the maths and the test oracle on the torch side.
 * ``eager_joint`` evaluates the weights in chunks of pixels so that no temporary exceeds
-  ``eager.CHUNK_ELEMENTS`` elements, accumulates T in float64, and its backward recomputes the weights of each
+  the eager backend's chunk budget of elements, accumulates T in float64, and its backward recomputes the weights of each
   chunk instead of saving any: O(N + K²) memory per row.
 """
 
@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 
 import torch
-
-from .eager import CHUNK_ELEMENTS
 
 
 def window_weights(x: torch.Tensor, centres: torch.Tensor, window, slopes: bool = False):
@@ -70,8 +68,8 @@ def reference_joint(x, y, w, centres, windows):
     return a.transpose(1, 2) @ b
 
 
-def _chunks(rows: int, n: int, bins: int, temporaries: int):
-    step = max(1, CHUNK_ELEMENTS // max(1, rows * bins * temporaries))
+def _chunks(budget: int, rows: int, n: int, bins: int, temporaries: int):
+    step = max(1, budget // max(1, rows * bins * temporaries))
     for start in range(0, n, step):
         yield slice(start, min(start + step, n))
 
@@ -94,20 +92,20 @@ def _one_thread(device: torch.device):
 
 class _EagerJoint(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, w, cx, cy, wx, wy):
+    def forward(ctx, x, y, w, cx, cy, wx, wy, budget):
         rows, n = x.shape
         bins = cx.shape[0]
         # float64 sums across chunks: a flat image puts every pixel in the same few bins.
         total = x.new_zeros(rows, bins, bins, dtype=torch.float64)
         with _one_thread(x.device):
-            for sl in _chunks(rows, n, bins, 8):
+            for sl in _chunks(budget, rows, n, bins, 8):
                 a, _ = window_weights(x[:, sl], cx, wx)
                 b, _ = window_weights(y[:, sl], cy, wy)
                 if w is not None:
                     a = a * w[:, sl].unsqueeze(-1)
                 total += torch.bmm(a.transpose(1, 2), b)
         ctx.save_for_backward(x, y, w, cx, cy)
-        ctx.windows = (wx, wy)
+        ctx.windows, ctx.budget = (wx, wy), budget
         return total.to(x.dtype)
 
     @staticmethod
@@ -119,7 +117,7 @@ class _EagerJoint(torch.autograd.Function):
         grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
         g = g.to(x.dtype)
         with _one_thread(x.device):
-            for sl in _chunks(rows, n, cx.shape[0], 12):
+            for sl in _chunks(ctx.budget, rows, n, cx.shape[0], 12):
                 a, da = window_weights(x[:, sl], cx, wx, slopes=need_x)
                 b, db = window_weights(y[:, sl], cy, wy, slopes=need_y)
                 ws = None if w is None else w[:, sl]
@@ -133,9 +131,10 @@ class _EagerJoint(torch.autograd.Function):
                 if need_y:
                     gy = (db * torch.bmm(a, g)).sum(-1)  # (A_x G)[n, k2]
                     grads[1][:, sl] = gy if ws is None else gy * ws
-        return (*grads, None, None, None, None)
+        return (*grads, None, None, None, None, None)
 
 
-def eager_joint(x, y, w, centres, windows):
-    """T (M, K, K), chunked, with a backward that recomputes the weights."""
-    return _EagerJoint.apply(x, y, w, *centres, *windows)
+def eager_joint(x, y, w, centres, windows, budget: int):
+    """T (M, K, K) in chunks whose temporaries stay within ``budget`` elements, with a backward that
+    recomputes the weights."""
+    return _EagerJoint.apply(x, y, w, *centres, *windows, budget)

@@ -1,19 +1,17 @@
 """Weighted joint Parzen histograms on the Triton kernels (``huenet.kernels.parzen_joint``), with autograd.
 
-The same raw sums as ``parzen_dense``; the forward keeps nothing but its inputs, and the backward kernel
+Imported by the Triton backend (huenet/backends/triton.py) only, so ``import huenet`` stays free of Triton. The
+same raw sums as ``parzen_dense``; the forward keeps nothing but its inputs, and the backward kernel
 rebuilds the window weights of each pixel block.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 
 import torch
 
-
-def _kernels():
-    return importlib.import_module("huenet.kernels")
+import huenet.kernels as kernels
 
 
 @functools.lru_cache(maxsize=64)
@@ -22,15 +20,9 @@ def _scales(sx: float, sy: float, dtype: torch.dtype, device: torch.device) -> t
     return torch.tensor([sx, sy], dtype=dtype, device=device)
 
 
-def _precision() -> str:
-    from . import _Triton  # the adapter that reads the dot precision from the environment
-
-    return _Triton().dot_precision()
-
-
 class _TritonJoint(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, w, cx, cy, wx, wy):
+    def forward(ctx, x, y, w, cx, cy, wx, wy, precision):
         x, y = x.contiguous(), y.contiguous()
         w = None if w is None else w.contiguous()
         centres = (cx.contiguous(), cy.contiguous())
@@ -39,20 +31,20 @@ class _TritonJoint(torch.autograd.Function):
             _scales(wx.scale, wy.scale, x.dtype, x.device),
             (wx.shape, wy.shape),
             (wx.normalized, wy.normalized),
-            _precision(),
+            precision,
         )
         ctx.save_for_backward(x, y, w)
         ctx.args = args
-        return _kernels().parzen_joint.forward(x, y, w, *args)
+        return kernels.parzen_joint.forward(x, y, w, *args)
 
     @staticmethod
     def backward(ctx, g):
         x, y, w = ctx.saved_tensors
         needs = ctx.needs_input_grad[:3]
-        grads = _kernels().parzen_joint.backward(g.to(x.dtype), x, y, w, *ctx.args, *needs)
-        return (*grads, None, None, None, None)
+        grads = kernels.parzen_joint.backward(g.to(x.dtype), x, y, w, *ctx.args, *needs)
+        return (*grads, None, None, None, None, None)
 
 
-def triton_joint(x, y, w, centres, windows):
-    """T (M, K, K) on the Triton kernels."""
-    return _TritonJoint.apply(x, y, w, *centres, *windows)
+def triton_joint(x, y, w, centres, windows, precision: str):
+    """T (M, K, K) on the Triton kernels, fp32 dots in ``precision`` (one of ``huenet.kernels.DOT_PRECISIONS``)."""
+    return _TritonJoint.apply(x, y, w, *centres, *windows, precision)

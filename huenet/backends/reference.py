@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..binning import Binning
+from . import parzen_dense
 
 
 def memberships(z: torch.Tensor, binning: Binning) -> torch.Tensor:
@@ -65,3 +66,24 @@ def entropies(joint: torch.Tensor) -> torch.Tensor:
     return torch.stack(
         [_neg_xlogx_sum(joint, (-2, -1)), _neg_xlogx_sum(joint.sum(-1), -1), _neg_xlogx_sum(joint.sum(-2), -1)], -1
     )
+
+
+class ReferenceBackend:
+    """The functions of this module as a :class:`~huenet.backends.contract.Backend`, with plain autograd."""
+
+    name = "reference"
+
+    def soft_histogram(self, u, w, binning):
+        return soft_histogram(u, w, binning)
+
+    def joint_histogram(self, x, y, w, binning):
+        return joint_histogram(x, y, w, binning)
+
+    def entropies(self, joint):
+        return entropies(joint)
+
+    def parzen_joint(self, x, y, w, centres, windows):
+        return parzen_dense.reference_joint(x, y, w, centres, windows)
+
+
+BACKEND = ReferenceBackend()

@@ -4,15 +4,14 @@ r"""Classical colour-transfer baselines to compare a trained Hue-Net against.
 - :func:`reinhard`: Reinhard et al. (2001) mean/std transfer, here in CIE Lab (D65) rather than lαβ.
 - :func:`histogram_matching`: per-RGB-channel matching of the source's CDF to the target's.
 - :func:`mkl`: Pitié and Kokaram's (2007) linear Monge-Kantorovitch mapping of the RGB distribution.
-- :func:`lut_fit`: the training-free 3D LUT of :func:`huenet.recolor.fit`, fitted per pair (seconds per pair on
-  a CPU, so it is not in :data:`BASELINES`; ``python -m huenet.evaluate`` scores it for colorize runs).
 
 Each takes ``(source, target)`` RGB batches in [0, 1] -- (B, 3, H, W) and (B, 3, H', W') -- and returns the
-output (B, 3, H, W) in [0, 1].
+output (B, 3, H, W) in [0, 1]. :mod:`huenet.colortransfer.methods.registry` names them, with the network and
+the training-free fit, for the commands.
 
 Example:
     >>> source, target = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 24, 20)
-    >>> {name: fn(source, target).shape for name, fn in BASELINES.items()}["reinhard"]
+    >>> reinhard(source, target).shape
     torch.Size([2, 3, 16, 16])
 """
 
@@ -21,7 +20,6 @@ from __future__ import annotations
 import torch
 
 from ..color import lab_to_rgb, rgb_to_lab
-from ..recolor import fit
 
 
 def identity(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -108,14 +106,3 @@ def mkl(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     transform = inv_root_u @ middle @ inv_root_u
     out = transform @ (src - mean_u) + mean_v
     return out.clamp(0, 1).reshape(source.shape).to(source.dtype)
-
-
-def lut_fit(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Each source through the LUT :func:`huenet.recolor.fit` fits from it to its own target (default settings).
-
-    A LUT is a function of the colour alone: on a grey source it can only give each grey level one colour.
-    """
-    return torch.stack([fit(s, t)(s) for s, t in zip(source.float(), target.float())]).to(source.dtype)
-
-
-BASELINES = {"identity": identity, "reinhard": reinhard, "histogram_matching": histogram_matching, "mkl": mkl}

@@ -22,10 +22,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..backends.reference import entropies
 from ..color import rgb_to_hsv, rgb_to_lab
 from ..emd import emd
-from ..information import mi_distance_from_entropies
+from ..information import histogram_entropies, mi_distance_from_entropies
 from ..losses import HUE_WEIGHT_FLOOR
 
 HUE_BINS = 256
@@ -88,7 +87,7 @@ def v_mi_distance(output: torch.Tensor, source: torch.Tensor, bins: int = MI_BIN
     joint = torch.zeros(output.shape[0], bins * bins, device=output.device)
     joint.scatter_add_(1, cell, torch.ones_like(out_v))
     joint = joint / out_v.shape[1]
-    return mi_distance_from_entropies(entropies(joint.view(-1, bins, bins)))
+    return mi_distance_from_entropies(histogram_entropies(joint.view(-1, bins, bins)))
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:

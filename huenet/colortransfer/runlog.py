@@ -3,7 +3,7 @@
 Layout of a run folder::
 
     config.json         the full config of the run
-    checkpoint.pt       the latest checkpoint (see huenet.checkpoint)
+    checkpoint.pt       the latest checkpoint (see huenet.colortransfer.training.checkpoint)
     metrics.jsonl       {"kind": "step", ...} per step, {"kind": "epoch", ...} per epoch
     samples/            step_XXXXXXX.png grids (source | target | output) and the .npz they are drawn from
     plots/              loss curves, hue histograms, joint histogram (python -m huenet.plots RUN_DIR)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import signal
+import threading
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.utils.data.distributed import DistributedSampler
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -111,3 +116,39 @@ def configure_threads(threads: int | None) -> int:
         return torch.get_num_threads()
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) // 2))
     return torch.get_num_threads()
+
+
+class ResumableSampler(DistributedSampler):
+    """A DistributedSampler whose next epoch can start ``skip`` samples in, to resume a run mid-epoch."""
+
+    skip = 0
+
+    def __iter__(self):
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+    def __len__(self) -> int:
+        return self.num_samples - self.skip
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Record SIGINT / SIGTERM in the yielded dict instead of dying, so the loop can stop at a step boundary.
+
+    A second SIGINT raises KeyboardInterrupt at once (checkpoints are written atomically: none is torn).
+    """
+    received: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
+        yield received
+        return
+
+    def handler(signum, frame):
+        if signum == signal.SIGINT and received:
+            raise KeyboardInterrupt
+        received.setdefault("signum", signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)

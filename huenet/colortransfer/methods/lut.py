@@ -1,7 +1,7 @@
 r"""Fit the 3D LUT that carries a colour mapping measured at a working resolution to an image of any size.
 
 A network applied to a 12-megapixel photo needs gigabytes of activations; colour transfer is, however, mostly a
-function of the colour. :func:`fit_lut` measures that function on a small copy -- pairs (input colour, output
+function of the colour. :func:`measure_lut` measures that function on a small copy -- pairs (input colour, output
 colour) -- as an ``(3, n, n, n)`` lattice, splatting each pair trilinearly onto the 8 lattice points around
 its input colour; lattice points no pixel reached take the mean change (a prior of weight ``prior``), so
 they stay smooth. :class:`huenet.recolor.ColorLUT` then maps every pixel of the full-size image through it
@@ -11,7 +11,7 @@ copy them.
 Example:
     >>> from huenet.recolor import ColorLUT
     >>> image = torch.rand(1, 3, 128, 128)
-    >>> lut = ColorLUT(fit_lut(image, 1 - image))
+    >>> lut = ColorLUT(measure_lut(image, 1 - image))
     >>> bool((lut(image) - (1 - image)).abs().mean() < 0.01)
     True
 """
@@ -42,7 +42,7 @@ def _corners(colors: torch.Tensor, n: int):
 
 
 @torch.no_grad()
-def fit_lut(source: torch.Tensor, output: torch.Tensor, size: int = LUT_SIZE, prior: float = 1e-3) -> torch.Tensor:
+def measure_lut(source: torch.Tensor, output: torch.Tensor, size: int = LUT_SIZE, prior: float = 1e-3) -> torch.Tensor:
     """The 3D LUT (3, size, size, size) that best maps ``source``'s colours to ``output``'s, both (1, 3, H, W).
 
     Indexed ``[channel, blue, green, red]`` as

@@ -24,9 +24,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from ..color import hsv_to_rgb, rgb_to_hsv  # noqa: E402
-from . import runlog  # noqa: E402
-from .metrics import hue_histogram  # noqa: E402
+from ...color import hsv_to_rgb, rgb_to_hsv  # noqa: E402
+from .. import runlog  # noqa: E402
+from ..metrics import hue_histogram  # noqa: E402
 
 _GAP = 2  # pixels between the images of a grid
 _PLOT_BINS = 64
@@ -235,17 +235,30 @@ def regenerate(run_dir: str | os.PathLike, redraw_samples: bool = True) -> list[
     plot_losses(records, written[0])
     samples = sorted((run_dir / runlog.SAMPLES_DIR).glob("step_*.npz"))
     for npz in samples if redraw_samples else ():
-        with np.load(npz) as data:
-            truth = data["truth"] if "truth" in data else None
-            grid = sample_grid(data["source"], data["target"], data["output"], truth, int(data["step"]))
-            grid.save(npz.with_suffix(".png"))
+        data = read_samples(npz)
+        grid = sample_grid(data["source"], data["target"], data["output"], data.get("truth"), int(data["step"]))
+        grid.save(npz.with_suffix(".png"))
         written.append(npz.with_suffix(".png"))
     if samples:
-        with np.load(samples[-1]) as data:
-            plot_hue_histograms(data["source"], data["target"], data["output"], plots / "hue_histograms.png")
-            plot_joint_histograms(data["source"], data["output"], plots / "joint_histograms.png")
+        data = read_samples(samples[-1])
+        plot_hue_histograms(data["source"], data["target"], data["output"], plots / "hue_histograms.png")
+        plot_joint_histograms(data["source"], data["output"], plots / "joint_histograms.png")
         written += [plots / "hue_histograms.png", plots / "joint_histograms.png"]
     return written
+
+
+def read_samples(npz: Path) -> dict[str, np.ndarray]:
+    """The arrays of a training run's sample file, read without unpickling anything; a file that is not one (an
+    object array, a missing array, not an .npz) raises a ValueError naming it."""
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{str(npz)!r} is not a readable sample file ({err})") from None
+    missing = [name for name in ("source", "target", "output", "step") if name not in arrays]
+    if missing:
+        raise ValueError(f"{str(npz)!r} is not a huenet sample file (no {', '.join(missing)} array)")
+    return arrays
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -256,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         written = regenerate(args.run_dir)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
     print("\n".join(str(p) for p in written))
 

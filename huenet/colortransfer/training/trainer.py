@@ -1,23 +1,15 @@
-r"""Train a Hue-Net colour-transfer GAN: ``python -m huenet.train [--data DIR] [--out RUN_DIR] ...``.
+"""The training loop of ``python -m huenet.train``: run folder, resume, checkpoints, logging, progress, samples
+and the validation scores, around the GAN step of :mod:`~huenet.colortransfer.training.gan`.
 
-The loop: run folder, resume, checkpoints, logging, progress and samples. The settings and their checks are in
-:mod:`~huenet.colortransfer.options`, the nets, losses and the step in :mod:`~huenet.colortransfer.gan`.
-
-Without ``--data`` it trains on the built-in synthetic image set and finishes in a few minutes on a CPU.
-Resuming is automatic: rerunning the same command in the same ``--out`` continues from its checkpoint, exactly
-(a resumed run equals an uninterrupted one bit for bit on the CPU). Ctrl-C or SIGTERM stops at the end of the
-current step and writes the checkpoint. Under ``torchrun --nproc_per_node=N -m huenet.train ...`` it trains
-with DistributedDataParallel; only rank 0 writes files. See ``docs/training.md``.
+A resumed run equals an uninterrupted one bit for bit on the CPU. Ctrl-C or SIGTERM stops at the end of the
+current step and writes the checkpoint; under torchrun only rank 0 writes files.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import signal
 import sys
-import threading
 import time
 import warnings
 from dataclasses import asdict
@@ -26,10 +18,17 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
-from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from . import plots, runlog, runtime
+from .. import runlog, runtime
+from ..cli import RunError, flag_message
+from ..data.folders import UnpairedPairs, make_image_set, skipped_images, split_indices
+from ..data.paired import PairedImages, make_paired_image_set
+from ..data.tasks import PAIRED_TASKS
+from ..methods.refine import REFINE_STEPS
+from ..methods.scoring import evaluate, evaluate_paired
+from ..metrics import hue_emd, psnr, rgb_ssim
+from . import plots, summary
 from .checkpoint import (
     CHECKPOINT_NAME,
     TRAINING_KEYS,
@@ -40,25 +39,15 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .cli import RunError, clean_warnings, exit_with, flag_message
-from .data import UnpairedPairs, make_image_set, skipped_images, split_indices
-from .evaluate import MODEL_NAME, PAIRED_BASELINES, evaluate, evaluate_paired
 from .gan import LOSS_KEYS, HueNetGAN, pixel_weight
-from .metrics import METRICS, PAIRED_METRICS, hue_emd, psnr, rgb_ssim
 from .options import (
     RESUMABLE_CHANGES,
     TrainConfig,
-    check_config,
-    config_from_args,
     flag,
     library_flags,
-    resolve_task_defaults,
 )
-from .paired import PairedImages, make_paired_image_set
-from .refine import REFINE_STEPS
-from .tasks import PAIRED_TASKS
+from .summary import PROG
 
-PROG = "huenet.train"
 # Validation pairs scored at the end of each epoch, and how many of them the sample grids show.
 VAL_PAIRS = 32
 SAMPLE_PAIRS = 4
@@ -73,42 +62,6 @@ class Interrupted(RunError):
 
     def __init__(self, step: int, signum: int):
         super().__init__(f"interrupted at step {step}; run the same command to resume", 128 + signum)
-
-
-class _ResumableSampler(DistributedSampler):
-    """A DistributedSampler whose next epoch can start ``skip`` samples in, to resume a run mid-epoch."""
-
-    skip = 0
-
-    def __iter__(self):
-        return itertools.islice(super().__iter__(), self.skip, None)
-
-    def __len__(self) -> int:
-        return self.num_samples - self.skip
-
-
-@contextlib.contextmanager
-def _stop_on_signals():
-    """Record SIGINT / SIGTERM in the yielded dict instead of dying, so the loop can stop at a step boundary.
-
-    A second SIGINT raises KeyboardInterrupt at once (checkpoints are written atomically: none is torn).
-    """
-    received: dict[str, int] = {}
-    if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
-        yield received
-        return
-
-    def handler(signum, frame):
-        if signum == signal.SIGINT and received:
-            raise KeyboardInterrupt
-        received.setdefault("signum", signum)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, old)
 
 
 class Trainer:
@@ -160,7 +113,7 @@ class Trainer:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)
-        self.sampler = _ResumableSampler(
+        self.sampler = runtime.ResumableSampler(
             self.train_set, ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed, drop_last=True
         )
 
@@ -270,7 +223,7 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------------- steps
     def train_step(self, batch) -> dict:
-        """One GAN step on a batch of :class:`~huenet.colortransfer.data.Pair`; stops the run after too many
+        """One GAN step on a batch of :class:`~huenet.colortransfer.data.folders.Pair`; stops the run after too many
         consecutive non-finite steps."""
         self._note_unreadable(batch.skipped)
         result = self.gan.step(batch.source, batch.target, batch.source_alpha, batch.target_alpha)
@@ -353,7 +306,7 @@ class Trainer:
         start, start_elapsed = time.perf_counter(), self.elapsed
         if main and self.step == 0:
             self.write_samples()  # the starting point, so that progress is visible
-        with _stop_on_signals() as received:
+        with runtime.stop_on_signals() as received:
             while self.step < self.total_steps and not self._stop_requested(received):
                 self.train_set.set_epoch(self.epoch)
                 self.sampler.set_epoch(self.epoch)
@@ -430,59 +383,10 @@ class Trainer:
         if self._last_sample_step() != self.step:
             self.write_samples()
         plots.regenerate(self.out, redraw_samples=False)
-        val = self.validate()
-        identity = hue_emd(self.val_source, self.val_target).mean().item()
-        scores = self._score()
-        # The model against the baseline its task must beat: Reinhard for transfer, the input for the paired tasks.
-        if self.paired:
-            metrics, keys = PAIRED_METRICS, ("ab_swd", "lightness_ssim", "ssim")
-            baseline = next(iter(PAIRED_BASELINES[self.cfg.task]))
-        else:
-            metrics, keys, baseline = METRICS, ("hue_emd", "hue_intersection", "v_ssim"), "reinhard"
-        epochs = [r for r in runlog.read_metrics(self.out) if r["kind"] == "epoch"]
-        summary = dict(
-            steps=self.step,
-            epochs_completed=self.epoch,
-            seconds=round(self.elapsed, 1),
-            it_per_s=round(self.step / self.elapsed, 3) if self.elapsed else None,
-            nonfinite_steps=self.nonfinite_total,
-            unreadable_files=len(self.unreadable),
-            unreadable=sorted(self.unreadable),
-            val_hue_emd=val["val_hue_emd"],
-            val_hue_emd_identity=identity,
-            val_mi=val["val_mi"],
-            **{k: val[k] for k in ("val_psnr", "val_ssim") if k in val},
-            last_epoch={k: v for k, v in epochs[-1].items() if k not in ("kind",)} if epochs else None,
-            resumed_from=self.resumed_from,
-            out=str(self.out),
-            evaluation={"pairs": len(self.eval_pairs), "results": scores},
-        )
-        runlog.write_json(self.out / runlog.SUMMARY_NAME, summary)
-        minutes, seconds = divmod(self.elapsed, 60)
-        print(
-            f"{PROG}: {self.step} steps ({self.epoch} full epochs) in {int(minutes)}m{seconds:04.1f}s "
-            f"({summary['it_per_s']} it/s) -> {self.out}\n"
-            f"  validation, all {len(self.eval_pairs)} pairs (the pairs and metrics of huenet.evaluate):\n"
-            + "".join(
-                f"    {name}: "
-                + "; ".join(
-                    f"{metrics[k][0]} {scores[name][k]['mean']:.4f} ({baseline} {scores[baseline][k]['mean']:.4f})"
-                    for k in keys
-                )
-                + "\n"
-                for name in scores
-                if name.startswith(MODEL_NAME)  # the raw network, and refined as huenet.transfer gives it
-            )
-            + f"  non-finite steps skipped: {self.nonfinite_total}; unreadable images skipped: "
-            f"{len(self.unreadable)}\n"
-            f"  see {self.out / runlog.PLOTS_DIR}, {self.out / runlog.SAMPLES_DIR}; "
-            f"evaluate with: python -m huenet.evaluate --checkpoint {self.out}",
-            file=sys.stderr,
-        )
-        return summary
+        return summary.write_summary(self, self.validate(), self._score())
 
     def _score(self) -> dict:
-        """:func:`huenet.evaluate.evaluate` on every validation pair, G in eval mode."""
+        """:func:`huenet.colortransfer.methods.scoring.evaluate` on every validation pair, G in eval mode."""
         self.gan.G.eval()
         try:
             # The run has warned about its data already (unreadable, grey images); python -m huenet.evaluate
@@ -498,39 +402,3 @@ class Trainer:
     def _last_sample_step(self) -> int | None:
         samples = sorted((self.out / runlog.SAMPLES_DIR).glob("step_*.npz"))
         return int(samples[-1].stem.split("_")[1]) if samples else None
-
-
-def train(cfg: TrainConfig) -> dict:
-    """Run (or resume) training with ``cfg``; returns the summary (empty on ranks other than 0).
-
-    Raises:
-        UsageError: a setting that cannot work (names the flag).
-        RunError: bad data, a run folder with another run's or an unreadable checkpoint, too many non-finite
-            steps, or :class:`Interrupted` by SIGINT / SIGTERM (after writing the checkpoint).
-    """
-    cfg = resolve_task_defaults(cfg)
-    check_config(cfg)
-    runtime.configure_threads(cfg.threads)
-    ctx = runtime.init_distributed(cfg.device)
-    try:
-        return Trainer(cfg, ctx).run()
-    finally:
-        runtime.shutdown_distributed(ctx)
-
-
-def main(argv: list[str] | None = None) -> None:
-    cfg = config_from_args(argv)
-    with clean_warnings(PROG):
-        try:
-            train(cfg)
-        except Interrupted as err:  # not an error: the run stopped as asked and can be resumed
-            print(f"{PROG}: {err}", file=sys.stderr)
-            sys.exit(err.code)
-        except RunError as err:
-            exit_with(PROG, err)
-        except KeyboardInterrupt:  # a second Ctrl-C: stop now; the last checkpoint is whole (atomic writes)
-            exit_with(PROG, RunError(f"interrupted; the last checkpoint in {cfg.out!r} is kept", 128 + signal.SIGINT))
-
-
-if __name__ == "__main__":
-    main()

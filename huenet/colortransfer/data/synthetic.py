@@ -59,7 +59,7 @@ class SyntheticImages:
         return Image.fromarray(self._array(index))
 
     def picture(self, index: int) -> Picture:
-        """Image ``index`` as a :class:`~huenet.colortransfer.images.Picture` (8 bits, opaque)."""
+        """Image ``index`` as a :class:`~huenet.colortransfer.data.images.Picture` (8 bits, opaque)."""
         return Picture(torch.from_numpy(self._array(index)).permute(2, 0, 1).float() / 255, None, 8)
 
     def edges(self, index: int) -> torch.Tensor:

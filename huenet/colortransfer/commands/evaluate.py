@@ -3,8 +3,8 @@
 ``python -m huenet.evaluate --checkpoint RUN_OR_FILE [--data DIR] [--json PATH]``
 
 Rebuilds the run's validation split (same data, seed and fraction; or the one of ``--data``), pairs each
-validation image with a fixed other one, and scores the model and the baselines of :mod:`huenet.baselines`
-with the metrics of :mod:`huenet.metrics`. Prints a table (mean over pairs) and writes the means, standard
+validation image with a fixed other one, and scores the model and the baselines of :mod:`huenet.colortransfer.methods.registry`
+with the metrics of :mod:`huenet.colortransfer.metrics`. Prints a table (mean over pairs) and writes the means, standard
 deviations and settings as JSON (default: ``evaluation.json`` in the run folder, or
 ``evaluation-<folder>.json`` for another ``--data``: the run's own evaluation is never overwritten). For a
 transfer run the network's output refined by ``--refine N`` steps of the training-free fit (what
@@ -26,141 +26,19 @@ import argparse
 import warnings
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
-from . import runlog, runtime
-from .baselines import BASELINES, identity, lut_fit, reinhard
-from .checkpoint import checkpoint_path, load_generator
-from .cli import RunError, UsageError, clean_warnings, exit_with, flag_message
-from .data import UnpairedPairs, make_image_set, skipped_images, split_indices
-from .metrics import METRICS, PAIRED_METRICS, paired_metrics, transfer_metrics
-from .paired import PairedImages, make_paired_image_set
-from .refine import REFINE_STEPS, check_steps, refine
-from .tasks import PAIRED_TASKS
+from .. import runlog, runtime
+from ..cli import RunError, UsageError, clean_warnings, exit_with, flag_message
+from ..data.folders import UnpairedPairs, make_image_set, skipped_images, split_indices
+from ..data.paired import PairedImages, make_paired_image_set
+from ..data.tasks import PAIRED_TASKS
+from ..methods.refine import REFINE_STEPS
+from ..methods.scoring import EXEMPLARS, evaluate, evaluate_paired
+from ..metrics import METRICS, PAIRED_METRICS
+from ..training.checkpoint import checkpoint_path, load_generator
 
 PROG = "huenet.evaluate"
-MODEL_NAME = "huenet"
 # Fewer validation pairs than this give means too rough to compare methods by: warn.
 FEW_PAIRS = 10
-# The training-free baselines of each paired task: the input as it is, and for colorize a global tint and the
-# LUT fitted from the exemplar (huenet.recolor.fit; it maps each grey level to one colour).
-PAIRED_BASELINES = {
-    "colorize": {"grey input": identity, "reinhard": reinhard, "lut fit": lut_fit},
-    "edges2photo": {"edge input": identity},
-}
-# Baselines that take seconds per pair: the end-of-run validation of training leaves them out.
-SLOW_BASELINES = ("lut fit",)
-EXEMPLARS = ("truth", "other")
-
-
-def evaluate(
-    generator,
-    pairs: UnpairedPairs,
-    batch_size: int = 16,
-    device: str | torch.device = "cpu",
-    skipped: set[str] | None = None,
-    refine_steps: int = 0,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Score ``generator`` and the baselines on every pair of ``pairs``.
-
-    Images that fail to decode are replaced by the next one (see :class:`UnpairedPairs`) and their names are
-    added to ``skipped``, and a pair whose source equals its target is warned about: it scores no transfer.
-    ``refine_steps`` > 0 also scores the network's output refined by that many steps of the training-free fit
-    (:func:`~.refine.refine`, what ``huenet.transfer`` gives by default), as a row of its own.
-
-    Returns:
-        ``{method: {metric: {"mean": ..., "std": ...}}}`` with methods "huenet", then
-        :func:`refined_name` when refining, then those of :data:`~huenet.baselines.BASELINES`.
-    """
-    check_steps("evaluate", refine_steps)
-    methods = {MODEL_NAME: lambda s, t: generator(s, generator.histograms(t)), **BASELINES}
-    rows = [MODEL_NAME] + ([refined_name(refine_steps)] if refine_steps else []) + list(BASELINES)
-    scores = {m: {k: [] for k in METRICS} for m in rows}
-    with torch.no_grad():
-        for start in range(0, len(pairs), batch_size):
-            batch = [pairs[i] for i in range(start, min(start + batch_size, len(pairs)))]
-            if skipped is not None:
-                skipped.update(skipped_images(pairs.images, batch))
-            source, target = (torch.stack(t).to(device) for t in ([p.source for p in batch], [p.target for p in batch]))
-            for k in (source == target).flatten(1).all(1).nonzero().flatten().tolist():
-                name = pairs.images.name(pairs.indices[start + k])
-                warnings.warn(
-                    f"validation pair {start + k} ({name!r}): its source and target are the same "
-                    "image, so it scores no colour transfer",
-                    stacklevel=2,
-                )
-            for name, method in methods.items():
-                outputs = {name: method(source, target).float()}
-                if name == MODEL_NAME and refine_steps:
-                    outputs[refined_name(refine_steps)] = refine(outputs[name], target, refine_steps)
-                for row, output in outputs.items():
-                    for key, values in transfer_metrics(output, source, target).items():
-                        scores[row][key].append(values.cpu())
-    return _summarise(scores)
-
-
-def refined_name(steps: int) -> str:
-    """The table row of the network's output refined by ``steps`` steps of the fit."""
-    return f"{MODEL_NAME} + refine {steps}"
-
-
-def evaluate_paired(
-    generator,
-    pairs: PairedImages,
-    exemplar: str = "truth",
-    batch_size: int = 16,
-    device: str | torch.device = "cpu",
-    skipped: set[str] | None = None,
-    slow: bool = True,
-) -> dict:
-    """Score ``generator`` and the task's baselines on every (input, ground truth) pair of ``pairs``.
-
-    ``exemplar``: "truth" gives G each pair's own photo as the reference (as in training); "other" the photo of
-    another validation pair (a fixed one, as for transfer), so the colours asked for are not the truth's.
-    ``slow=False`` leaves out :data:`SLOW_BASELINES` (a LUT fit per pair).
-
-    Returns:
-        ``{method: {metric: {"mean": ..., "std": ...}}}`` over :data:`PAIRED_METRICS`, methods "huenet" then
-        those of :data:`PAIRED_BASELINES`.
-    """
-    if exemplar not in EXEMPLARS:
-        raise ValueError(f"evaluate_paired: `exemplar` must be one of {', '.join(EXEMPLARS)}; got {exemplar!r}")
-    baselines = {k: f for k, f in PAIRED_BASELINES[pairs.task].items() if slow or k not in SLOW_BASELINES}
-    methods = {MODEL_NAME: lambda s, t: generator(s, generator.histograms(t)), **baselines}
-    scores = {m: {k: [] for k in PAIRED_METRICS} for m in methods}
-    # The LUT fits take seconds per pair: show progress then (disable=None: only on a terminal).
-    bar = tqdm(total=len(pairs), desc="evaluate", unit="pair", leave=False, disable=None if slow else True)
-    with torch.no_grad(), bar:
-        for start in range(0, len(pairs), batch_size):
-            positions = range(start, min(start + batch_size, len(pairs)))
-            batch = [pairs[i] for i in positions]
-            inputs, truth = (torch.stack(t).to(device) for t in ([p.source for p in batch], [p.target for p in batch]))
-            reference = truth
-            if exemplar == "other":
-                others = [pairs[pairs.target_position(i)] for i in positions]
-                reference = torch.stack([p.target for p in others]).to(device)
-                batch += others
-            if skipped is not None:
-                skipped.update(skipped_images(pairs.images, batch))
-            for name, method in methods.items():
-                output = method(inputs, reference).float()
-                for key, values in paired_metrics(output, inputs, reference, truth).items():
-                    scores[name][key].append(values.cpu())
-            bar.update(len(positions))
-    return _summarise(scores)
-
-
-def _summarise(scores: dict[str, dict[str, list[torch.Tensor]]]) -> dict:
-    """{method: {metric: [per-batch values]}} -> {method: {metric: {"mean", "std"}}} over all pairs."""
-    result = {}
-    for name, per_metric in scores.items():
-        result[name] = {}
-        for key, chunks in per_metric.items():
-            values = torch.cat(chunks).double()
-            std = values.std().item() if len(values) > 1 else 0.0
-            result[name][key] = {"mean": values.mean().item(), "std": std}
-    return result
 
 
 def format_table(result: dict, metrics: dict = METRICS) -> str:

@@ -1,8 +1,8 @@
 """Image sets and unpaired (source, target) pairs for colour-transfer training and evaluation.
 
-An *image set* is anything with ``len()``, ``picture(i) ->`` :class:`~huenet.colortransfer.images.Picture` and
+An *image set* is anything with ``len()``, ``picture(i) ->`` :class:`~huenet.colortransfer.data.images.Picture` and
 ``name(i)``: a folder tree of image files (:class:`ImageFolder`, read at their real bit depth with the alpha
-channel kept) or the built-in procedural set (:class:`huenet.synthetic.SyntheticImages`).
+channel kept) or the built-in procedural set (:class:`huenet.colortransfer.data.synthetic.SyntheticImages`).
 :func:`split_indices` makes the seeded 90/10 train/validation split and :class:`UnpairedPairs` draws a random
 target for every source image, new each epoch, with resize + random crop + flip jitter for training.
 
@@ -51,21 +51,9 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     return files
 
 
-def load_rgb(path: str | os.PathLike) -> Image.Image:
-    """Decode an image file fully and convert it to RGB (raises one of PIL's errors if it cannot)."""
-    with Image.open(path) as image:
-        return image.convert("RGB")
-
-
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
     return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
-
-
-def tensor_to_pil(image: torch.Tensor) -> Image.Image:
-    """Float tensor (3, H, W) in [0, 1] -> RGB PIL image (values clamped, rounded to 8 bits)."""
-    array = (image.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array)
 
 
 class ImageFolder:
@@ -190,7 +178,7 @@ class UnpairedPairs(Dataset):
     training loop (which may load in worker processes) can warn once per file and count it.
 
     Args:
-        images: an image set (:class:`ImageFolder`, :class:`~huenet.synthetic.SyntheticImages`).
+        images: an image set (:class:`ImageFolder`, :class:`~huenet.colortransfer.data.synthetic.SyntheticImages`).
         indices: the images of this split.
         image_size: side of the square crops.
         train: jitter (True) or fixed centre crops (False).

@@ -13,7 +13,7 @@ photos. Without ``--data`` the built-in procedural set serves both tasks; for ed
 exact outlines of the drawn shapes (:meth:`~.synthetic.SyntheticImages.edges`), not a detector's output.
 
 Example:
-    >>> from huenet.colortransfer.synthetic import SyntheticImages
+    >>> from huenet.colortransfer.data.synthetic import SyntheticImages
     >>> pairs = PairedImages(SyntheticImages(4, 36), [0, 1, 2], 32, "edges2photo")
     >>> pairs[0].source.shape, pairs[0].target.shape
     (torch.Size([3, 32, 32]), torch.Size([3, 32, 32]))
@@ -27,7 +27,7 @@ import random
 import torch
 from PIL import Image
 
-from .data import LOAD_SCALE, ImageFolder, Pair, UnpairedPairs
+from .folders import LOAD_SCALE, ImageFolder, Pair, UnpairedPairs
 from .synthetic import SyntheticImages
 from .tasks import PAIRED_TASKS, edge_map, grey
 

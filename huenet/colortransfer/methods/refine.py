@@ -1,11 +1,11 @@
 r"""Test-time refinement of a Hue-Net output: a few steps of the training-free fit, starting from that output.
 
 The network's output becomes the *source* of :func:`huenet.recolor.fit`, whose colour table starts at the
-identity -- so zero steps give the network's output back -- and takes ``steps`` Adam steps on the same losses the
-network was trained with (hue EMD, CIELAB a*b* and V EMDs to the target, D_MI to the output's own lightness, a
-smoothness penalty). The network supplies the starting point and the structure; the fit pulls its colour
-histograms the rest of the way to the target's, which a generator trained for a few CPU minutes does not do on its
-own (docs/training.md, "Real photos").
+closed-form MKL map from the output's colours to the target's and takes ``steps`` Adam steps on the fit's losses
+(the sliced EMD of CIELAB colours, the chroma-weighted hue EMD, the palette and gain terms); zero steps give the
+network's output back. The network supplies the structure; the fit pulls its colour histograms the rest of the way
+to the target's, which a generator trained for a few CPU minutes does not do on its own (docs/training.md, "Real
+photos").
 
 Only the hue and saturation of the fitted result are kept; the value channel (HSV V, the brightness structure
 that D_MI and V-SSIM are about) stays the network's. A fit run from an output that is already recoloured moves
@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import torch
 
-from .. import _checks, recolor
-from ..color import hsv_to_rgb, rgb_to_hsv
+from ... import recolor
+from ...color import hsv_to_rgb, rgb_to_hsv
 
-# Default steps of refinement in transfer and evaluate: measured on real-photo crops (docs/training.md).
+# Default steps of refinement in transfer and evaluate; docs/training.md has how it was chosen.
 REFINE_STEPS = 20
 
 
 def check_steps(op: str, steps: object) -> int:
     """``steps`` as an int >= 0, or a ValueError naming ``op`` and what was given."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        _checks.fail(op, "steps", "an int >= 0", repr(steps))
+        raise ValueError(f"{op}: `steps` must be an int >= 0; got {steps!r}")
     return steps
 
 
@@ -56,7 +56,7 @@ def refine(output: torch.Tensor, target: torch.Tensor, steps: int = REFINE_STEPS
         return output
     batch, targets = (output, target) if output.ndim == 4 else (output[None], target[None])
     if len(batch) != len(targets):
-        _checks.fail("refine", "target", f"a batch of {len(batch)} images, like `output`", f"{len(targets)}")
+        raise ValueError(f"refine: `target` must be a batch of {len(batch)} images, like `output`; got {len(targets)}")
     # clamp: trilinear interpolation can round a hair past 1.
     fitted = torch.stack([recolor.fit(o, t, steps=steps)(o) for o, t in zip(batch, targets)]).clamp(0, 1)
     hsv = torch.cat([rgb_to_hsv(fitted)[:, :2], batch.amax(1, keepdim=True)], 1)  # the fit's H, S; G's V

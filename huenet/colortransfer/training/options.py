@@ -13,20 +13,21 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from ..histogram import soft_histogram
-from ..losses import HUE_WEIGHTS, HueNetLoss
-from . import runtime
-from .cli import UsageError, flag_message
-from .data import split_indices
+from ...histogram import soft_histogram
+from ...losses import HUE_WEIGHTS, HueNetLoss
+from .. import runtime
+from ..cli import UsageError, flag_message
+from ..data.folders import split_indices
+from ..data.paired import DATA_FORMATS
+from ..data.tasks import PAIRED_TASKS, TASKS, per_task, task_defaults
 from .gan import step_bytes
 from .models import GAN_MODES, GLOBAL_MAPPINGS, HueNetGenerator
-from .paired import DATA_FORMATS
-from .tasks import PAIRED_TASKS, TASKS, task_defaults
 
 
 @dataclass
 class TrainConfig:
-    """Every setting of a run; the field ``x_y`` is the flag ``--x-y``. Defaults are the CLI's."""
+    """Every setting of a run; the field ``x_y`` is the flag ``--x-y``. Defaults are the CLI's; a None is
+    the task's (:func:`~huenet.colortransfer.data.tasks.task_defaults`, filled in by :func:`resolve_task_defaults`)."""
 
     task: str = "transfer"
     data: str | None = None
@@ -34,7 +35,7 @@ class TrainConfig:
     out: str = "runs/huenet"
     image_size: int = 64
     batch_size: int = 8
-    epochs: int | None = None  # None: the task's (6 for transfer, 3 for the paired tasks)
+    epochs: int | None = None
     max_steps: int | None = None
     lr: float = 2e-4
     beta1: float = 0.5
@@ -48,7 +49,7 @@ class TrainConfig:
     hue_weight: str = "saturation"
     detach_hue_weight: bool = False
     lambda_gan: float = 1.0
-    lambda_mi: float | None = None  # None: the task's (4 for transfer, 1 for the paired tasks)
+    lambda_mi: float | None = None
     lambda_hist: float | None = None
     lambda_l1: float = 0.0
     gan_mode: str = "bce"
@@ -107,6 +108,13 @@ def resolve_task_defaults(cfg: TrainConfig) -> TrainConfig:
     return replace(cfg, **{k: v for k, v in defaults.items() if getattr(cfg, k) is None})
 
 
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default; a None default is the task's, which the flag's help spells out."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -114,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a Hue-Net GAN: output = G(input, hist(reference)), with loss lambda_gan*GAN + "
         "lambda_mi*D_MI(output, input) + lambda_hist*EMD(output, reference) (+ lambda_l1*L1 to the "
         "ground truth). Rerun the same command to resume; use torchrun for several processes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsHelp,
     )
     p.add_argument(
         "--task",
@@ -123,7 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="transfer: unpaired colour transfer; colorize: grey input + colour reference -> photo; "
         "edges2photo: edge map + colour reference -> photo (see docs/training.md)",
     )
-    g = p.add_argument_group("data and run folder")
+    _data_flags(p.add_argument_group("data and run folder"), d)
+    _optimisation_flags(p.add_argument_group("optimisation"), d)
+    _loss_flags(p.add_argument_group("loss"), d)
+    _model_flags(p.add_argument_group("models"), d)
+    _running_flags(p.add_argument_group("running"), d)
+    return p
+
+
+def _data_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
     g.add_argument(
         "--data",
         default=d.data,
@@ -165,13 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPU threads per process; default: half the logical CPUs (at least 1), since two "
         "threads sharing a busy 2-core machine run small ops many times slower than one",
     )
-    g = p.add_argument_group("optimisation")
+
+
+def _optimisation_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
     g.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step per process")
     g.add_argument(
         "--epochs",
         type=int,
         default=d.epochs,
-        help="passes over the training pairs; default: 6 for transfer, 3 for colorize and edges2photo",
+        help=f"passes over the training pairs (default: {per_task('epochs')})",
     )
     g.add_argument(
         "--max-steps",
@@ -182,27 +200,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate of G and D")
     g.add_argument("--beta1", type=float, default=d.beta1, help="Adam beta1 of G and D")
     g.add_argument("--seed", type=int, default=d.seed, help="seeds the data split, pairs, jitter and the models")
-    g = p.add_argument_group("loss")
+
+
+def _loss_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
     g.add_argument("--bins", type=int, default=d.bins, help="histogram bins of the EMD and MI losses")
     g.add_argument("--bandwidth", type=float, default=d.bandwidth, help="soft-histogram kernel width, in bins")
     g.add_argument(
         "--colorspace",
         choices=("hsv", "yuv"),
         default=d.colorspace,
-        help="colour space of the losses and of G's conditioning histograms; default: hsv for "
-        "transfer, yuv (the official code's) for colorize and edges2photo",
+        help=f"colour space of the losses and of G's conditioning histograms (default: {per_task('colorspace')})",
     )
     g.add_argument(
         "--hist-channels",
         default=d.hist_channels,
-        help="channels of the EMD term, e.g. 'hsv' to add S and V; default: transfer 'h' (hsv) or "
-        "'yuv' (yuv), colorize 'uv' (yuv) or 'h' (hsv), edges2photo 'yuv' or 'hsv'",
+        help=f"channels of the EMD term, e.g. 'hsv' to add S and V (default: {per_task('hist_channels')})",
     )
     g.add_argument(
         "--mi-channels",
         default=d.mi_channels,
-        help="channels of the D_MI term; default: transfer 'v' (hsv) or 'yuv' (yuv); colorize and "
-        "edges2photo 'y' (yuv) or 'v' (hsv)",
+        help=f"channels of the D_MI term (default: {per_task('mi_channels')})",
     )
     g.add_argument(
         "--emd-order",
@@ -229,13 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--lambda-mi",
         type=float,
         default=d.lambda_mi,
-        help="weight of D_MI(output, input); default: 4 for transfer, 1 (the official code's) for the paired tasks",
+        help=f"weight of D_MI(output, input) (default: {per_task('lambda_mi')})",
     )
     g.add_argument(
         "--lambda-hist",
         type=float,
         default=d.lambda_hist,
-        help="weight of EMD(output, reference); default: 100, colorize 20 (the official code's)",
+        help=f"weight of EMD(output, reference) (default: {per_task('lambda_hist')})",
     )
     g.add_argument(
         "--lambda-l1",
@@ -247,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--gan-mode", choices=GAN_MODES, default=d.gan_mode, help="bce: non-saturating BCE; lsgan: least squares"
     )
-    g = p.add_argument_group("models")
+
+
+def _model_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
     g.add_argument("--ngf", type=int, default=d.ngf, help="generator width (channels of its first level)")
     g.add_argument("--ndf", type=int, default=d.ndf, help="discriminator width; default: --ngf")
     g.add_argument(
@@ -266,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="curves: G first applies a learnt-strength Reinhard match and hue curve to the target "
         "(docs/training.md); none: only its affine colour transform, starting at the identity",
     )
-    g = p.add_argument_group("running")
+
+
+def _running_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> None:
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     g.add_argument(
         "--amp",
@@ -299,7 +320,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.max_nonfinite,
         help="stop after this many consecutive steps with a non-finite loss (each is skipped)",
     )
-    return p
 
 
 def config_from_args(argv: list[str] | None = None) -> TrainConfig:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from ..color import rgb_to_yuv
+from ...color import rgb_to_yuv
 
 TASKS = ("transfer", "colorize", "edges2photo")
 PAIRED_TASKS = ("colorize", "edges2photo")
@@ -44,14 +44,12 @@ _CHANNELS = {
     ("edges2photo", "hsv"): ("hsv", "v"),
 }
 _LAMBDA_HIST = {"transfer": 100.0, "colorize": 20.0, "edges2photo": 100.0}
-# lambda_mi: the official code's 1, except for transfer. With 1, the transfer model's V-SSIM to the source fell
-# during training below Reinhard's (0.674 against 0.748 after 4 epochs of the built-in set) as dark speckle grew
-# in flat regions; with 4 it stays above it (0.749 after 4 epochs, 0.762 after 6) while the hue EMD still
-# beats Reinhard's (0.0254 against 0.0297), and the real-photo recipe still meets issue 10 (docs/training.md).
+# lambda_mi: the official code's 1, except for transfer, where 1 lets dark speckle grow in flat regions and the
+# V-SSIM to the source fall below Reinhard's during training; 4 keeps it above while the hue EMD still beats
+# Reinhard's (the measurements are in docs/training.md).
 _LAMBDA_MI = {"transfer": 4.0, "colorize": 1.0, "edges2photo": 1.0}
-# Default passes over the training pairs. A paired step costs about 0.74 s on one core of the 2-core CPU (the
-# built-in set, 112 steps per epoch), so 6 epochs took 8 min; the colorize validation EMD had levelled off after 3
-# (0.0316 at epoch 3, 0.0317 at epoch 6), which fits the issue's ~5-minute default run (docs/training.md).
+# Default passes over the training pairs: the paired tasks' validation EMD levels off after 3, which keeps the
+# default run to a few minutes on a CPU (docs/training.md).
 _EPOCHS = {"transfer": 6, "colorize": 3, "edges2photo": 3}
 
 # pix2pix's Canny settings on a [0, 1] luma: kornia's defaults (5x5 Gaussian, sigma 1, thresholds on the
@@ -81,6 +79,20 @@ def task_defaults(task: str, colorspace: str | None = None) -> dict:
         lambda_mi=_LAMBDA_MI[task],
         epochs=_EPOCHS[task],
     )
+
+
+def per_task(setting: str) -> str:
+    """Each task's default of ``setting`` (a key of :func:`task_defaults`), in words, for ``--help``.
+
+    Example:
+        >>> per_task("lambda_mi")
+        'transfer 4.0, colorize 1.0, edges2photo 1.0'
+    """
+    return ", ".join(f"{task} {_words(task_defaults(task)[setting])}" for task in TASKS)
+
+
+def _words(value) -> str:
+    return "HueNetLoss's" if value is None else str(value)
 
 
 def grey(photo: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,5 @@
 r"""Weighted joint Parzen histograms on explicit bin centres, the core of the MONAI-compatible mutual
-information (``huenet.registration``) and of HistoGAN's RGB-uv histogram (``huenet.rgb_uv``).
+information (``huenet.dropin.registration``) and of HistoGAN's RGB-uv histogram (``huenet.dropin.rgb_uv``).
 
 For values x, y (M, N), weights w (M, N) and one window per axis, :func:`parzen_joint` returns the raw sums
 
@@ -16,13 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
-from . import _checks
-from .backends import resolve
-from .backends.parzen_dense import eager_joint, reference_joint
-from .backends.parzen_triton import triton_joint
+from .. import _checks
+from ..backends import resolve
 
 SHAPES = ("gaussian", "inverse-quadratic", "b-spline", "box")
-_IMPLEMENTATIONS = {"reference": reference_joint, "eager": eager_joint, "triton": triton_joint}
 
 
 @dataclass(frozen=True)
@@ -59,5 +56,4 @@ def parzen_joint(
     """
     for window in windows:
         _checks.check_choice(op, "window shape", window.shape, SHAPES)
-    impl = resolve(op, backend, x.device).name
-    return _IMPLEMENTATIONS[impl](x, y, w, centres, windows)
+    return resolve(op, backend, x.device).parzen_joint(x, y, w, centres, windows)

@@ -3,7 +3,7 @@ classical baseline.
 
 ``python -m huenet.transfer --source a.jpg --target b.jpg --out c.png`` fits a colour LUT for the pair
 (:func:`huenet.recolor.fit`) and applies it at full resolution. Other methods: ``--method reinhard``,
-``histogram-matching`` or ``mkl``, and ``gan`` with ``--checkpoint RUN_OR_FILE`` (the default when a
+``histogram-matching`` or ``mkl``, and ``huenet`` (formerly ``gan``) with ``--checkpoint RUN_OR_FILE`` (the default when a
 checkpoint is given), whose output is refined by ``--refine N`` steps of the fit (:mod:`~.refine`; 0 = off). ``--cube`` also writes the fitted LUT as a .cube file; ``--lut in.cube`` applies a saved
 one without fitting.
 
@@ -29,21 +29,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .. import recolor
-from . import baselines, runtime
-from .images import UNREADABLE_ERRORS, Picture, check_writable, read_image, write_image
-from .lut import fit_lut
-from .refine import REFINE_STEPS, refine
-from .tasks import PAIRED_TASKS, paired_input
+from ... import recolor
+from .. import runtime
+from ..cli import RunError, exit_with
+from ..data.images import UNREADABLE_ERRORS, Picture, check_writable, read_image, write_image
+from ..data.tasks import PAIRED_TASKS, paired_input
+from ..methods.lut import measure_lut
+from ..methods.refine import REFINE_STEPS, refine
+from ..methods.registry import METHODS, NETWORK, canonical, method
 
-METHODS = ("fit", "gan", "reinhard", "histogram-matching", "mkl")
-_CLASSICAL = {"reinhard": baselines.reinhard, "histogram-matching": baselines.histogram_matching, "mkl": baselines.mkl}
+#: What ``--method`` takes (the source unchanged is no transfer).
+TRANSFER_METHODS = tuple(name for name in METHODS if name != "identity")
 PROG = "huenet.transfer"
-
-
-class RunError(Exception):
-    """A run-time failure with a message that names the file (exit 1)."""
-
 
 # The generator's working resolution (longer side) by default: larger sources get its colour mapping through a LUT.
 WORK_SIDE = 512
@@ -59,7 +56,7 @@ def _shrink(image: torch.Tensor, side: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def transfer(
+def network_transfer(
     generator,
     source: torch.Tensor,
     target: torch.Tensor,
@@ -70,7 +67,7 @@ def transfer(
     """Paint ``source`` (3, H, W) with ``target``'s colours using a trained generator; (3, H, W) in [0, 1].
 
     Images of any size work. A source longer than ``max_side`` is recoloured at that working size and the
-    colour mapping measured there is carried to full resolution through a 3D LUT (:func:`~.lut.fit_lut`),
+    colour mapping measured there is carried to full resolution through a 3D LUT (:func:`~huenet.colortransfer.methods.lut.measure_lut`),
     which keeps full-resolution detail sharp and bounds time and memory (a 12 MP photo: bench/); the target is
     read at that size at most too. ``max_side=None`` runs the network at full size.
 
@@ -82,12 +79,20 @@ def transfer(
     """
     src = source[None] if max_side is None else _shrink(source[None], max_side)
     tgt = target[None] if max_side is None else _shrink(target[None], max_side)
-    out = refine(generator(src, generator.histograms(tgt)).clamp(0, 1), tgt, refine_steps)
+    out = refine(generator(src, generator.target_statistics(tgt)).clamp(0, 1), tgt, refine_steps)
     if out.shape[2:] == source.shape[1:]:
         return out[0]
     if paired:
         return F.interpolate(out, size=tuple(source.shape[1:]), mode="bicubic", align_corners=False)[0].clamp(0, 1)
-    return recolor.ColorLUT(fit_lut(src, out))(source[None])[0].clamp(0, 1)
+    return recolor.ColorLUT(measure_lut(src, out))(source[None])[0].clamp(0, 1)
+
+
+def _method(name: str) -> str:
+    """``--method``'s value by its one name (``gan`` is the network's old name)."""
+    name = canonical(name) if name != "identity" else name
+    if name not in TRANSFER_METHODS:
+        raise argparse.ArgumentTypeError(f"invalid choice: {name!r} (choose from {', '.join(TRANSFER_METHODS)})")
+    return name
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,17 +105,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--source", required=True, help="the image (or folder of images) to repaint")
     parser.add_argument(
-        "--target", default=None, help="the image whose colours to use (a folder only with --method gan)"
+        "--target", default=None, help=f"the image whose colours to use (a folder only with --method {NETWORK})"
     )
     parser.add_argument(
         "--out", required=True, help="output image file for one source; a folder when --source is a folder"
     )
-    parser.add_argument("--method", choices=METHODS, default=None, help="default: gan with --checkpoint, else fit")
+    parser.add_argument(
+        "--method",
+        type=_method,
+        default=None,
+        metavar="{" + ",".join(TRANSFER_METHODS) + "}",
+        help=f"default: {NETWORK} with --checkpoint, else fit",
+    )
     parser.add_argument(
         "--checkpoint",
         default=None,
         metavar="RUN_OR_FILE",
-        help="a trained run folder (its checkpoint.pt) or checkpoint file, for --method gan",
+        help=f"a trained run folder (its checkpoint.pt) or checkpoint file, for --method {NETWORK}",
     )
     parser.add_argument("--cube", default=None, metavar="OUT.cube", help="also write the fitted LUT here")
     parser.add_argument("--lut", default=None, metavar="IN.cube", help="apply this saved LUT instead of fitting")
@@ -138,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-side",
         type=int,
         default=None,
-        help=f"gan: the network's working size (longer side; default {WORK_SIDE}); larger "
+        help=f"{NETWORK}: the network's working size (longer side; default {WORK_SIDE}); larger "
         "sources get its colour mapping through a 3D LUT, at full resolution",
     )
     parser.add_argument(
@@ -146,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help=f"gan, transfer runs: refine the network's output by N steps of the training-free fit towards the "
+        help=f"{NETWORK}, transfer runs: refine the network's output by N steps of the training-free fit towards the "
         f"target's colours (default {REFINE_STEPS}; 0 = the network's output as it is)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -156,12 +167,12 @@ def _parser() -> argparse.ArgumentParser:
 def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Combinations of flags that cannot work (exit 2); fills in the default method."""
     if args.method is None:
-        args.method = "gan" if args.checkpoint else "fit"
+        args.method = NETWORK if args.checkpoint else "fit"
     error = parser.error
-    if args.method == "gan" and not args.checkpoint:
-        error("--method gan needs --checkpoint RUN_OR_FILE (a trained run)")
-    if args.checkpoint and args.method != "gan":
-        error(f"--checkpoint is only used by --method gan; got --method {args.method}")
+    if args.method == NETWORK and not args.checkpoint:
+        error(f"--method {NETWORK} needs --checkpoint RUN_OR_FILE (a trained run)")
+    if args.checkpoint and args.method != NETWORK:
+        error(f"--checkpoint is only used by --method {NETWORK}; got --method {args.method}")
     if args.lut and args.method != "fit":
         error(f"--lut applies a saved LUT; it cannot be combined with --method {args.method}")
     if args.lut and args.target:
@@ -191,15 +202,15 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     if args.refine is not None and args.refine < 0:
         error(f"--refine must be >= 0; got {args.refine}")
     for flag, value in (("--max-side", args.max_side), ("--refine", args.refine)):
-        if value is not None and args.method != "gan":
-            error(f"{flag} only works with --method gan; got --method {args.method}")
+        if value is not None and args.method != NETWORK:
+            error(f"{flag} only works with --method {NETWORK}; got --method {args.method}")
     source = Path(args.source)
     many = source.is_dir()
     if args.per_image and not many:
         error("--per-image needs --source to be a folder")
     if args.per_image and args.cube:
         error("--cube writes one LUT; it cannot be combined with --per-image")
-    if args.target and Path(args.target).is_dir() and args.method != "gan":
+    if args.target and Path(args.target).is_dir() and args.method != NETWORK:
         error(f"--target: {args.target!r} is a folder; give one image (its colours are fitted)")
     out = Path(args.out)
     if many and out.exists() and not out.is_dir():
@@ -212,7 +223,7 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 
 def _inputs(path: str, flag: str) -> list[Path]:
-    from .data import find_images
+    from ..data.folders import find_images
 
     p = Path(path)
     if p.is_dir():
@@ -298,51 +309,17 @@ def _run(args) -> None:
     # Read and check everything first, so that a bad input stops the run before any file is written.
     pictures = [_read(p, "--source") for p in sources]
     source_weights = [(_read_mask(args.mask, "--mask", pic, p), pic.rgb.shape[1:]) for pic, p in zip(pictures, sources)]
-    target = target_weight = generator = lut = None
-    if args.method == "gan":
-        from .checkpoint import load_generator
-
-        targets = _inputs(args.target, "--target")
-        target_pictures = [_read(p, "--target") for p in targets]
-        if many and len(targets) > 1:
-            # Sources pair with the targets in sorted order, cycling through the targets.
-            dests = [out / f"{p.stem}__{targets[i % len(targets)].stem}.png" for i, p in enumerate(sources)]
-        try:
-            generator, config = load_generator(args.checkpoint, device)
-        except (OSError, ValueError) as err:
-            message = str(err)
-            raise RunError(message if message.startswith("--checkpoint") else f"--checkpoint: {message}") from None
-        task = config.get("task", "transfer")  # runs from before --task were transfer runs
-        paired = task in PAIRED_TASKS
-        if paired:
-            if args.refine is not None:
-                raise RunError(f"--refine is for transfer runs; the checkpoint is a {task} run")
-            pictures = [_paired_source(task, pic, path) for pic, path in zip(pictures, sources)]
-        refine_steps = 0 if paired else REFINE_STEPS if args.refine is None else args.refine
+    if args.method == NETWORK:
+        pictures, dests, paint = _network_painter(args, sources, pictures, dests, device)
     elif args.lut:
-        try:
-            lut = recolor.ColorLUT.load_cube(args.lut)
-        except OSError as err:
-            raise RunError(f"--lut: cannot read {args.lut!r} ({err.strerror or err})") from None
-        except ValueError as err:
-            raise RunError(f"--lut: {err}") from None
-        lut = lut.blend(args.strength)
+        paint = _lut_painter(args)
     else:
         target = _read(Path(_inputs(args.target, "--target")[0]), "--target")
-        target_weight = _read_mask(args.target_mask, "--target-mask", target, Path(args.target))
-    if args.method == "fit" and not args.lut and not args.per_image:
-        lut = _fit(
-            pictures,
-            _masks_or_none(source_weights),
-            target,
-            target_weight,
-            args,
-            device,
-            f"one LUT on {len(pictures)} image(s)",
-        )
-        if args.cube:
-            lut.save_cube(args.cube)
-            print(args.cube)
+        if args.method == "fit":
+            paint = _fit_painter(args, pictures, source_weights, target, device)
+        else:
+            transfer = method(args.method)
+            paint = lambda i, path, rgb, weight: transfer(rgb[None], target.rgb[None].to(device))[0]  # noqa: E731
 
     if many:
         out.mkdir(parents=True, exist_ok=True)
@@ -356,22 +333,68 @@ def _run(args) -> None:
     )
     for i, (path, picture, weight, dest) in enumerate(frames):
         rgb = picture.rgb.to(device)
-        if args.method == "gan":
-            target_rgb = target_pictures[i % len(target_pictures)].rgb.to(device)
-            result = transfer(generator, rgb, target_rgb, args.max_side or WORK_SIDE, paired, refine_steps)
-            result = torch.lerp(rgb, result, args.strength)
-        elif args.method == "fit":
-            image_lut = (
-                lut
-                if lut is not None
-                else _fit([picture], _masks_or_none([weight]), target, target_weight, args, device, path.name)
-            )
-            result = image_lut(rgb)
-        else:
-            result = _CLASSICAL[args.method](rgb[None], target.rgb[None].to(device))[0]
+        result = paint(i, path, rgb, weight)
+        if args.method != "fit":  # a fitted or loaded LUT has the strength blended in already
             result = torch.lerp(rgb, result, args.strength)
         write_image(dest, result.cpu(), picture.alpha, picture.bits)
         tqdm.write(str(dest))
+
+
+def _network_painter(args, sources, pictures, dests, device):
+    """The checkpoint's generator as a painter, with the sources made its task's input and the destinations
+    named after the target each source is paired with."""
+    from ..training.checkpoint import load_generator
+
+    targets = _inputs(args.target, "--target")
+    target_pictures = [_read(p, "--target") for p in targets]
+    if Path(args.source).is_dir() and len(targets) > 1:
+        # Sources pair with the targets in sorted order, cycling through the targets.
+        out = Path(args.out)
+        dests = [out / f"{p.stem}__{targets[i % len(targets)].stem}.png" for i, p in enumerate(sources)]
+    try:
+        generator, config = load_generator(args.checkpoint, device)
+    except (OSError, ValueError) as err:
+        message = str(err)
+        raise RunError(message if message.startswith("--checkpoint") else f"--checkpoint: {message}") from None
+    task = config.get("task", "transfer")  # runs from before --task were transfer runs
+    paired = task in PAIRED_TASKS
+    if paired:
+        if args.refine is not None:
+            raise RunError(f"--refine is for transfer runs; the checkpoint is a {task} run")
+        pictures = [_paired_source(task, pic, path) for pic, path in zip(pictures, sources)]
+    refine_steps = 0 if paired else REFINE_STEPS if args.refine is None else args.refine
+
+    def paint(i, path, rgb, weight):
+        target_rgb = target_pictures[i % len(target_pictures)].rgb.to(rgb.device)
+        return network_transfer(generator, rgb, target_rgb, args.max_side or WORK_SIDE, paired, refine_steps)
+
+    return pictures, dests, paint
+
+
+def _lut_painter(args):
+    try:
+        lut = recolor.ColorLUT.load_cube(args.lut)
+    except OSError as err:
+        raise RunError(f"--lut: cannot read {args.lut!r} ({err.strerror or err})") from None
+    except ValueError as err:
+        raise RunError(f"--lut: {err}") from None
+    lut = lut.blend(args.strength)
+    return lambda i, path, rgb, weight: lut(rgb)
+
+
+def _fit_painter(args, pictures, source_weights, target, device):
+    """One LUT fitted on all sources together (written to --cube if asked), or with --per-image one per image."""
+    target_weight = _read_mask(args.target_mask, "--target-mask", target, Path(args.target))
+    if args.per_image:
+        return lambda i, path, rgb, weight: _fit(
+            [pictures[i]], _masks_or_none([weight]), target, target_weight, args, device, path.name
+        )(rgb)
+    label = f"one LUT on {len(pictures)} image(s)"
+    lut = _fit(pictures, _masks_or_none(source_weights), target, target_weight, args, device, label)
+    if args.cube:
+        lut.save_cube(args.cube)
+        print(args.cube)
+    return lambda i, path, rgb, weight: lut(rgb)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -381,9 +404,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _run(args)
     except RunError as err:
-        sys.exit(f"{PROG}: error: {err}")
+        exit_with(PROG, err)
     except (OSError, ValueError) as err:
-        sys.exit(f"{PROG}: error: {err}")
+        exit_with(PROG, RunError(str(err)))
 
 
 if __name__ == "__main__":

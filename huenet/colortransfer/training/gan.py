@@ -7,16 +7,16 @@ r"""The Hue-Net GAN: generator, discriminator, their optimisers, the losses and 
    with :class:`huenet.losses.HueNetLoss` (cyclic EMD of hue histograms, D_MI on V, in HSV by default).
 
 That is colour transfer, on unpaired (source, target) photos. For the paired tasks (colorize, edges2photo;
-:mod:`~huenet.colortransfer.tasks`) the source is the input (grey or edges) and the target its ground-truth
+:mod:`~huenet.colortransfer.data.tasks`) the source is the input (grey or edges) and the target its ground-truth
 photo, which is also the reference; D is conditional (``discriminator.conditional``) and judges (image, input)
 pairs, the ground truth being real: ``GAN_D(D(target | source) -> real, D(output | source) -> fake)``, and G
 may add pix2pix's ``lambda_l1 * |output - target|``.
 
 Transparent pixels (an alpha of 0) take no part in any histogram: the alphas are the losses' pixel weights.
-The training loop (:mod:`huenet.colortransfer.train`) and the benchmark's training-step case both run this step.
+The training loop (:mod:`huenet.colortransfer.training.train`) and the benchmark's training-step case both run this step.
 
 Example:
-    >>> from huenet.colortransfer.models import HueNetGenerator, PatchDiscriminator
+    >>> from huenet.colortransfer.training.models import HueNetGenerator, PatchDiscriminator
     >>> gan = HueNetGAN(HueNetGenerator(32, ngf=4, cond_bins=8), PatchDiscriminator(4), HueNetLoss(bins=16))
     >>> record = gan.step(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
     >>> sorted(record), record["nonfinite"]
@@ -32,10 +32,10 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from ..losses import HueNetLoss
-from . import runtime
+from ...losses import HueNetLoss
+from .. import runtime
+from ..data.tasks import PAIRED_TASKS
 from .models import GANLoss, HueNetGenerator, PatchDiscriminator
-from .tasks import PAIRED_TASKS
 
 # torch 2.13 renamed DDP's broadcast_buffers to forward_sync_buffers (the old name warns).
 _BUFFER_SYNC_ARG = (
@@ -119,7 +119,7 @@ class HueNetGAN:
 
     @classmethod
     def from_config(cls, cfg, ctx: runtime.Distributed) -> HueNetGAN:
-        """The GAN of a :class:`~huenet.colortransfer.options.TrainConfig`, seeded by ``cfg.seed``."""
+        """The GAN of a :class:`~huenet.colortransfer.training.options.TrainConfig`, seeded by ``cfg.seed``."""
         torch.manual_seed(cfg.seed)  # identical initial weights in every process
         generator = HueNetGenerator(
             cfg.image_size,
@@ -201,7 +201,7 @@ class HueNetGAN:
         if self.loss is not None:
             terms = self.loss.terms(output.float(), source, target, source_weight, target_weight)
             hist, mi = terms["hist"].mean(), terms["mi"].mean()
-            loss_g = loss_g + self.loss.lambda_mi * mi + self.loss.lambda_hist * hist
+            loss_g = loss_g + self.loss.weigh(terms).mean()
         return loss_g, adv, hist, mi, l1
 
     def _condition(self, source: torch.Tensor) -> torch.Tensor | None:
@@ -237,7 +237,7 @@ class HueNetGAN:
         weights = [pixel_weight(None if a is None else a.to(self.device)) for a in (source_alpha, target_alpha)]
         if not update:
             with torch.no_grad(), self._autocast():
-                output = self.G(source, self.G.histograms(target))
+                output = self.G(source, self.G.target_statistics(target))
                 condition = self._condition(source)
                 loss_d = self.gan_loss.discriminator(
                     self.D(self._real(source, target), condition), self.D(output, condition)
@@ -246,7 +246,7 @@ class HueNetGAN:
             return dict(zip(LOSS_KEYS, (terms[0], loss_d, *terms[1:])), nonfinite=False)
 
         with self._autocast():
-            output = self.G_train(source, self.G.histograms(target))
+            output = self.G_train(source, self.G.target_statistics(target))
             self.D.requires_grad_(True)
             condition = self._condition(source)
             loss_d = self.gan_loss.discriminator(
@@ -276,7 +276,7 @@ class HueNetGAN:
         """G's output in eval mode (BatchNorm running statistics), as at inference."""
         self.G.eval()
         try:
-            return self.G(source, self.G.histograms(target)).float()
+            return self.G(source, self.G.target_statistics(target)).float()
         finally:
             self.G.train()
 

@@ -25,8 +25,8 @@ from numbers import Real
 import torch
 from torch import nn
 
-from . import _checks
-from .histogram import compute_dtype
+from .. import _checks
+from ..histogram import compute_dtype
 from .parzen import ParzenWindow, parzen_joint
 
 KERNELS = ("gaussian", "b-spline")

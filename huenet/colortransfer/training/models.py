@@ -1,6 +1,6 @@
 r"""Hue-Net's networks: a histogram-conditioned U-Net generator, a 70x70 PatchGAN and the GAN losses.
 
-``output = G(source, G.histograms(target))``: the generator repaints ``source`` with the colours whose soft,
+``output = G(source, G.target_statistics(target))``: the generator repaints ``source`` with the colours whose soft,
 normalised histograms it is given. Unlike the official code, whose count-embedding table fixes the image size
 at 256², the histograms go through a small MLP whose output is tiled over the bottleneck, so one model runs
 at any image size.
@@ -8,7 +8,7 @@ at any image size.
 Example:
     >>> G, D = HueNetGenerator(image_size=64, ngf=8), PatchDiscriminator(ndf=8)
     >>> source, target = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 80, 48)
-    >>> out = G(source, G.histograms(target))
+    >>> out = G(source, G.target_statistics(target))
     >>> out.shape, D(out).shape
     (torch.Size([2, 3, 64, 64]), torch.Size([2, 1, 6, 6]))
 """
@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..color import hsv_to_rgb, lab_to_rgb, rgb_to_hsv, rgb_to_lab, rgb_to_yuv
-from ..losses import HUE_WEIGHT_FLOOR, HistogramEMDLoss
-from .baselines import lab_moments, match_moments
+from ...color import hsv_to_rgb, lab_to_rgb, rgb_to_hsv, rgb_to_lab, rgb_to_yuv
+from ...losses import HistogramEMDLoss
+from ..baselines import lab_moments, match_moments
+from ..metrics import hue_histogram
 
 GAN_MODES = ("bce", "lsgan")
 GLOBAL_MAPPINGS = ("curves", "none")
@@ -75,15 +76,6 @@ def _up(in_ch: int, out_ch: int, dropout: float) -> nn.Sequential:
         layers.append(nn.Dropout(dropout))
     layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
-
-
-def hue_histograms(image: torch.Tensor, bins: int = CURVE_BINS) -> torch.Tensor:
-    """Hard hue histograms weighted by saturation (as the loss's): RGB (B, 3, H, W) -> (B, bins), each sums to 1."""
-    hsv = rgb_to_hsv(image.float())
-    index = hsv[:, 0].flatten(1).mul(bins).long().clamp_(0, bins - 1)
-    weight = hsv[:, 1].flatten(1) + HUE_WEIGHT_FLOOR
-    hist = torch.zeros(index.shape[0], bins, device=image.device).scatter_add_(1, index, weight)
-    return hist / hist.sum(1, keepdim=True)
 
 
 def matching_curves(
@@ -165,7 +157,7 @@ class HueNetGenerator(nn.Module):
     r"""pix2pix U-Net conditioned on the target's colour histograms through an MLP at the bottleneck.
 
     - Encoder: ``depth = generator_depth(image_size)`` stride-2 4x4 conv levels, ``ngf * min(2^i, 8)`` channels.
-    - Conditioning: the target's histograms (:meth:`histograms`: the three channels of ``colorspace``,
+    - Conditioning: the target's histograms (:meth:`target_statistics`: the three channels of ``colorspace``,
       ``cond_bins`` bins each; in HSV the hue is circular and saturation-weighted, as in the loss) go through
       a 2-layer MLP. Its code is tiled over the bottleneck, concatenated and fused by a 3x3 conv; with the
       bottleneck's spatial mean (a summary of the source) it also gives a global colour transform.
@@ -193,7 +185,7 @@ class HueNetGenerator(nn.Module):
         bandwidth: soft-histogram kernel width, in bins.
         dropout: dropout in the first three decoder levels (pix2pix: 0.5).
         backend: histogram backend, as in :func:`huenet.soft_histogram`.
-        global_mapping: "curves" (the global Lab moment match and hue curve, see :meth:`_follow_curves`) or
+        global_mapping: "curves" (the global Lab moment match and hue curve, see :meth:`_match_globally`) or
             "none".
         keep_luma: give the output the source's BT.601 luma (colorize: the grey input is the lightness to keep,
             so G only chooses the chroma): each pixel's R, G, B move by the same amount, which changes Y alone
@@ -238,10 +230,10 @@ class HueNetGenerator(nn.Module):
             keep_luma=bool(keep_luma),
         )
         self.keep_luma = bool(keep_luma)
-        self.curves = global_mapping == "curves"
+        self.global_match = global_mapping == "curves"
         # The conditioning vector: soft histograms of the target for the MLP, then (curves) its Lab moments
         # and its hard hue histogram for the global mapping.
-        self.cond_size = 3 * cond_bins + (6 + CURVE_BINS if self.curves else 0)
+        self.cond_size = 3 * cond_bins + (6 + CURVE_BINS if self.global_match else 0)
         self.depth = generator_depth(image_size)
         self.cond_bins = cond_bins
         self._hist = HistogramEMDLoss(colorspace, colorspace, cond_bins, bandwidth, backend=backend)
@@ -264,7 +256,7 @@ class HueNetGenerator(nn.Module):
             nn.ReLU(True),
         )
         # 12 global affine coefficients, then (curves) how far to follow the L, a, b moment match and the hue curve.
-        self.global_coef = nn.Linear(2 * bottleneck, 16 if self.curves else 12)
+        self.global_coef = nn.Linear(2 * bottleneck, 16 if self.global_match else 12)
         self.fuse = nn.Sequential(
             nn.Conv2d(2 * bottleneck, bottleneck, 3, padding=1, bias=False), nn.BatchNorm2d(bottleneck), nn.ReLU(True)
         )
@@ -291,12 +283,12 @@ class HueNetGenerator(nn.Module):
             self.global_coef.bias[12:] = 3.0
 
     @torch.no_grad()
-    def histograms(self, target: torch.Tensor) -> torch.Tensor:
+    def target_statistics(self, target: torch.Tensor) -> torch.Tensor:
         """The conditioning input for ``target``, (B, 3, H', W') -> (B, cond_size): its soft histograms, and
-        with ``global_mapping="curves"`` its Lab moments and hard hue histogram (:func:`hue_histograms`)."""
+        with ``global_mapping="curves"`` its Lab moments and hard hue histogram (:func:`huenet.colortransfer.metrics.hue_histogram`)."""
         parts = list(self._hist.histograms(target.float(), "target"))
-        if self.curves:
-            parts += [lab_moments(rgb_to_lab(target.float())), hue_histograms(target)]
+        if self.global_match:
+            parts += [lab_moments(rgb_to_lab(target.float())), hue_histogram(target, CURVE_BINS)]
         return torch.cat(parts, 1)
 
     def forward(self, source: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
@@ -305,7 +297,7 @@ class HueNetGenerator(nn.Module):
         expected = (source.shape[0], self.cond_size)
         if hist.shape != expected:
             raise ValueError(
-                f"HueNetGenerator: `hist` must be of shape {expected} (from .histograms(target)); "
+                f"HueNetGenerator: `hist` must be of shape {expected} (from .target_statistics(target)); "
                 f"got {tuple(hist.shape)}"
             )
         h, w = source.shape[-2:]
@@ -328,14 +320,16 @@ class HueNetGenerator(nn.Module):
         coef = self.head(torch.cat([self.upsample(torch.cat([x, skips[0]], 1)), padded], 1))[..., :h, :w]
         coef = coef + glob[:, :12, None, None]
         matrix = coef[:, :9].unflatten(1, (3, 3))
-        base = self._follow_curves(source, hist[:, 3 * self.cond_bins :], glob[:, 12:]) if self.curves else source
+        base = (
+            self._match_globally(source, hist[:, 3 * self.cond_bins :], glob[:, 12:]) if self.global_match else source
+        )
         logits = torch.logit(base, _LOGIT_EPS).to(coef.dtype)
         out = torch.sigmoid(torch.einsum("bijhw,bjhw->bihw", matrix, logits) + coef[:, 9:])
         if self.keep_luma:
             out = (out + rgb_to_yuv(source.to(out.dtype))[:, :1] - rgb_to_yuv(out)[:, :1]).clamp(0, 1)
         return out
 
-    def _follow_curves(self, source: torch.Tensor, target_stats: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    def _match_globally(self, source: torch.Tensor, target_stats: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         """The global mapping, each stage followed a learnt fraction of the way: Reinhard's match of the Lab
         channels' means and deviations, then a rotation-dominant hue curve (:func:`matching_curves`) from the
         result's hue histogram to the target's. V is not touched by the curve, so the structure is kept."""
@@ -351,7 +345,7 @@ class HueNetGenerator(nn.Module):
         hsv = rgb_to_hsv(base)
         hue = hsv[:, 0].flatten(1)
         with torch.no_grad():
-            curves = matching_curves(hue_histograms(base), target_stats[:, 6:].float(), cyclic=True)
+            curves = matching_curves(hue_histogram(base, CURVE_BINS), target_stats[:, 6:].float(), cyclic=True)
             # The hue's way along the curve, taken the short way round the circle.
             hue_step = (apply_curves(hue, curves, cyclic=True) - hue + 0.5) % 1 - 0.5
         hue = (hue + follow[:, 3:] * hue_step) % 1
