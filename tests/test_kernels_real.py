@@ -231,7 +231,7 @@ class _FakeTuned:
 def test_launch_fixes_the_config_when_asked_and_pins_for_tests(monkeypatch):
     """Defect 4: in deterministic mode the partials kernels launch with one fixed config, not the tuned one;
     tests and gpu_check pin any config."""
-    monkeypatch.setattr(sk, "INTERPRETED", False)
+    monkeypatch.setattr(kc, "INTERPRETED", False)
     kernel = _FakeTuned()
     kc.launch(kernel, (1,), torch.device("cpu"))
     kc.launch(kernel, (1,), torch.device("cpu"), fixed=True)
