@@ -16,6 +16,8 @@ Sections:
   eager and reference, with ratios; first-call compile and tuning time; host syncs, ATen ops and kernel
   launches per ``HueNetLoss`` step; the chosen configs; the fraction of the copy-bandwidth floor and of the
   measured matrix peak.
+* F: the Parzen kernels of the drop-in losses (``bench/gpu_check_families.py``): every config per window pair,
+  the losses against MONAI and the dense RGB-uv formula, their time and memory.
 
 Progress streams to stdout; OUT/gpu_check.json and OUT/gpu_check.md hold the results. Exit 1 if any check
 failed (a kernel error is a failure, never a skip), 2 on a usage error.
@@ -34,6 +36,8 @@ import sys
 import time
 import traceback
 import warnings
+
+from .gpu_check_families import section_f
 
 # Sizes per mode: A's pixels per side, B's batch and side, the constant sides, C's sides, E's batch and side.
 FULL = {
@@ -710,7 +714,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="gpu_check_out", help="folder for gpu_check.json and gpu_check.md")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes under TRITON_INTERPRET=1 on the CPU")
-    parser.add_argument("--sections", default="ABCDE", help="which sections to run (default ABCDE)")
+    parser.add_argument("--sections", default="ABCDEF", help="which sections to run (default ABCDEF)")
     args = parser.parse_args(argv)
     if args.smoke:
         os.environ["TRITON_INTERPRET"] = "1"  # before huenet.kernels is imported: Triton reads it then
@@ -745,6 +749,7 @@ def main(argv=None) -> int:
         ("C", lambda: section_c(check, size, device, args.smoke)),
         ("D", lambda: section_d(check, huenet, size, device)),
         ("E", lambda: section_e(check, huenet, kernels, size, device, results)),
+        ("F", lambda: section_f(check, _rel, _gpu_time_ms, kernels, size, device, results, args.smoke)),
     ):
         if section in args.sections:
             check.section = section

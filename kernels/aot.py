@@ -18,7 +18,8 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from triton.runtime.autotuner import Autotuner
 
-from . import entropy, joint_histogram, soft_histogram
+from . import entropy, joint_histogram, parzen_joint, soft_histogram
+from .parzen_windows import SHAPES
 
 
 @dataclass
@@ -149,9 +150,51 @@ def variants(dtype: str = "fp32"):
         },
         {**common, "NEED_X": True, "NEED_Y": True, "NEED_W": True, "WIN_TILE": 16},
     )
+    yield from parzen_variants(dtype)
     yield from _variants_of(
         "entropy.entropies", entropy._entropies_kernel, {"j_ptr": p, "out_ptr": p, "K": "i32"}, {"BLOCK": 32}
     )
+
+
+#: The window pairs the losses use: MONAI's normalised Gaussians, its B-spline × box, HistoGAN's inverse
+#: quadratic (the unnormalised Gaussian is HistoGAN's "rbf", the same code as the first with NORM off).
+PARZEN_PAIRS = {
+    "gaussian-norm": ("gaussian", True, "gaussian", True),
+    "bspline-box": ("b-spline", False, "box", False),
+    "invquad": ("inverse-quadratic", False, "inverse-quadratic", False),
+}
+
+
+def parzen_variants(dtype: str = "fp32"):
+    """The Parzen joint kernels × autotune config × window pair (× dot precision for the fp32 forward), weighted."""
+    p = f"*{dtype}"
+    tensors = {name: p for name in ("x_ptr", "y_ptr", "w_ptr", "cx_ptr", "cy_ptr", "scales_ptr")}
+    precisions = ["ieee"] if dtype == "fp64" else list(joint_histogram.DOT_PRECISIONS)
+    for pair, (shape_x, norm_x, shape_y, norm_y) in PARZEN_PAIRS.items():
+        shapes = {"SHAPE_X": SHAPES[shape_x], "NORM_X": norm_x, "SHAPE_Y": SHAPES[shape_y], "NORM_Y": norm_y}
+        shapes["HAS_W"] = True
+        for precision in precisions:
+            yield from _variants_of(
+                f"parzen_joint.forward({pair},{precision})",
+                parzen_joint._forward_kernel,
+                {**tensors, "partial_ptr": p, "M": "i32", "N": "i32", "K": "i32", "N_BUCKET": "i32"},
+                {**shapes, "PRECISION": precision},
+            )
+        yield from _variants_of(
+            f"parzen_joint.backward({pair})",
+            parzen_joint._backward_kernel,
+            {
+                **tensors,
+                "g_ptr": p,
+                "grad_x_ptr": p,
+                "grad_y_ptr": p,
+                "grad_w_ptr": p,
+                "N": "i32",
+                "K": "i32",
+                "N_BUCKET": "i32",
+            },
+            {**shapes, "NEED_X": True, "NEED_Y": True, "NEED_W": True, "PRECISION": precisions[-1]},
+        )
 
 
 def main(argv=None) -> int:

@@ -28,24 +28,26 @@ import torch
 import triton
 import triton.language as tl
 
-from .soft_histogram import (
-    BOUNDARY_CODES,
-    NONE,
+from .common import (
     autotune,
-    bandwidth_constants,
     check_grid,
-    dense_memberships,
-    fold,
-    image_flags,
     launch,
-    load_constants,
     load_pixels,
-    membership,
     n_bucket,
     partial_splits,
     pixel_grid,
     sanitize,
     weight_sums,
+)
+from .soft_histogram import (
+    BOUNDARY_CODES,
+    NONE,
+    bandwidth_constants,
+    dense_memberships,
+    fold,
+    image_flags,
+    load_constants,
+    membership,
 )
 
 DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")

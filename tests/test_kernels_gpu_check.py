@@ -25,7 +25,7 @@ def test_gpu_check_smoke_passes(tmp_path):
     )
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     results = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert results["failures"] == 0 and {r["section"] for r in results["checks"]} == set("ABCDE")
+    assert results["failures"] == 0 and {r["section"] for r in results["checks"]} == set("ABCDEF")
     names = " ".join(r["name"] for r in results["checks"])
     for kernel in (
         "soft atomic fwd config3",
@@ -33,6 +33,9 @@ def test_gpu_check_smoke_passes(tmp_path):
         "soft partials fwd config3",
         "joint fwd tf32 config2",
         "joint bwd config2",
+        "parzen gaussian-norm fwd config 2 bwd config 2",
+        "parzen bspline-box fwd config 2 bwd config 2",
+        "parzen invquad fwd config 2 bwd config 2",
     ):
         assert kernel in names, kernel  # every config of every kernel was forced
     assert (tmp_path / "gpu_check.md").read_text().startswith("# gpu_check")

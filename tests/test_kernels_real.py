@@ -17,6 +17,7 @@ import triton.language as tl
 import huenet
 import oracle
 from huenet import kernels
+from huenet.kernels import common as kc
 from huenet.kernels import joint_histogram as jk
 from huenet.kernels import soft_histogram as sk
 
@@ -69,7 +70,7 @@ def test_soft_histogram_every_pixel_config(kernel, index):
 def test_soft_histogram_partials_every_config(index):
     """Deterministic forward: 2 rows × 68² = 4624 pixels (2 splits), K = 256 (several bin tiles)."""
     x = _image(68, seed=3)
-    assert sk.partial_splits(2, 68 * 68, triton.cdiv(256, 32)) >= 2
+    assert kc.partial_splits(2, 68 * 68, triton.cdiv(256, 32)) >= 2
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
@@ -95,7 +96,7 @@ def test_joint_histogram_every_forward_config(index, boundary):
     """Every joint-forward config at K = 256 (8-64 tile programs), 1 row × 4096 pixels (2 splits), on a smooth
     image so whole tile pairs are skipped, against the float64 oracle."""
     x, y = _image(64, seed=4, smooth=True, channels=1), _image(64, seed=5, smooth=True, channels=1).flip(-1)
-    assert sk.partial_splits(1, 64 * 64, triton.cdiv(256, 64) ** 2) >= 2
+    assert kc.partial_splits(1, 64 * 64, triton.cdiv(256, 64) ** 2) >= 2
     with kernels.pinned(jk._forward_kernel, index):
         got = huenet.joint_histogram(x, y, bins=256, boundary=boundary, backend="triton")
     np.testing.assert_allclose(
@@ -143,14 +144,14 @@ def test_launch_grids_stay_within_cuda_limits():
     """Defect 1 without launching: a 16384² image (268 M pixels per row), every config's grid fits CUDA's
     limits (pixel blocks on axis 0); too many rows is a clear error, not a failed launch."""
     rows, n = 48, 16384 * 16384
-    grids = [sk.pixel_grid("soft", rows, n)(c.kwargs) for c in sk._PIXEL_CONFIGS]
+    grids = [kc.pixel_grid("soft", rows, n)(c.kwargs) for c in sk._PIXEL_CONFIGS]
     grids += [jk.pixel_grid("joint", rows, n)(c.kwargs) for c in jk._WINDOW_CONFIGS]
     grids += [sk.partials_grid("soft", rows, 256, 2048)(c.kwargs) for c in sk._TILE_CONFIGS]
     grids += [jk.forward_grid(rows, 256, 2048)(c.kwargs) for c in jk._DOT_CONFIGS]
     for grid in grids:
         assert all(size <= limit for size, limit in zip(grid, (2**31 - 1, 65535, 65535))), grid
     with pytest.raises(ValueError, match="grid axis 1"):
-        sk.pixel_grid("soft_histogram", 70000, 100)({"BLOCK_N": 128})
+        kc.pixel_grid("soft_histogram", 70000, 100)({"BLOCK_N": 128})
 
 
 def test_fp64_bandwidth_reaches_the_kernels_in_fp64():
@@ -230,12 +231,12 @@ class _FakeTuned:
 def test_launch_fixes_the_config_when_asked_and_pins_for_tests(monkeypatch):
     """Defect 4: in deterministic mode the partials kernels launch with one fixed config, not the tuned one;
     tests and gpu_check pin any config."""
-    monkeypatch.setattr(sk, "INTERPRETED", False)
+    monkeypatch.setattr(kc, "INTERPRETED", False)
     kernel = _FakeTuned()
-    sk.launch(kernel, (1,), torch.device("cpu"))
-    sk.launch(kernel, (1,), torch.device("cpu"), fixed=True)
+    kc.launch(kernel, (1,), torch.device("cpu"))
+    kc.launch(kernel, (1,), torch.device("cpu"), fixed=True)
     with kernels.pinned(kernel, 1):
-        sk.launch(kernel, (1,), torch.device("cpu"), fixed=True)
+        kc.launch(kernel, (1,), torch.device("cpu"), fixed=True)
     assert kernel.calls == [("tuned",), ("config", 7, 2), ("config", 9, 4)]
 
 

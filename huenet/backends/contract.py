@@ -6,6 +6,8 @@ A backend takes values already in bin units as (M, N) rows (``Binning.to_bin_uni
 * ``soft_histogram(u, w, binning)`` -> (M, K),
 * ``joint_histogram(ux, uy, w, binning)`` -> (M, K, K),
 * ``entropies(joint)`` -> (M, 3), the (H(X,Y), H(X), H(Y)) of joint histograms (M, K, K) whose rows index X,
+* ``parzen_joint(x, y, w, centres, windows)`` -> (M, K, K), the raw weighted joint sums of
+  :func:`huenet.dropin.parzen.parzen_joint` (values in any unit, explicit bin centres, one window shape per axis),
 
 all differentiable. The public ops (:mod:`huenet.histogram`) check the arguments, map values to bin units and
 call one backend chosen by :func:`huenet.backends.resolve`; a backend does no checking of its own.
@@ -28,7 +30,7 @@ from ..binning import Binning
 
 @runtime_checkable
 class Backend(Protocol):
-    """The three differentiable functions of a histogram backend, and its name ("eager", "reference", ...)."""
+    """The four differentiable functions of a histogram backend, and its name ("eager", "reference", ...)."""
 
     name: str
 
@@ -42,4 +44,8 @@ class Backend(Protocol):
 
     def entropies(self, joint: Tensor) -> Tensor:
         """(H(X,Y), H(X), H(Y)) of joint histograms (M, K, K), stacked as (M, 3)."""
+        ...
+
+    def parzen_joint(self, x: Tensor, y: Tensor, w: Optional[Tensor], centres: tuple, windows: tuple) -> Tensor:
+        """T[m] = sum_n w a(x_mn) b(y_mn)ᵀ with the windows' weights a, b at ``centres``: x, y, w (M, N) -> (M, K, K)."""
         ...

@@ -18,6 +18,7 @@ import huenet.kernels as kernels
 
 from .._checks import fail
 from ..binning import Binning
+from . import parzen_triton
 from .custom_ops import CustomOpBackend
 
 #: Environment variable choosing the ``tl.dot`` precision of the Triton joint histogram: "tf32x3" (default),
@@ -106,6 +107,9 @@ class TritonBackend(CustomOpBackend):
 
     def entropies(self, joint):
         return _entropies(joint.contiguous())
+
+    def parzen_joint(self, x, y, w, centres, windows):
+        return parzen_triton.triton_joint(x, y, w, centres, windows, dot_precision())
 
 
 BACKEND = TritonBackend()
