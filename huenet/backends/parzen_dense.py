@@ -13,9 +13,9 @@ axis (the formulas are in ``huenet/kernels/parzen_windows.py``).
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
+
+from .._threads import one_cpu_thread
 
 
 def window_weights(x: torch.Tensor, centres: torch.Tensor, window, slopes: bool = False):
@@ -74,22 +74,6 @@ def _chunks(budget: int, rows: int, n: int, bins: int, temporaries: int):
         yield slice(start, min(start + step, n))
 
 
-@contextlib.contextmanager
-def _one_thread(device: torch.device):
-    """One intra-op thread on the CPU while the chunks run, then the process's setting again.
-
-    The chunks are many small ops; on a CPU shared with other work each op's threads wait for each other's time
-    slices, which made a 96³ MI step 40x slower with 2 threads (12 s) than with one (0.3 s) on a busy 2-core
-    machine."""
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 class _EagerJoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, y, w, cx, cy, wx, wy, budget):
@@ -97,7 +81,7 @@ class _EagerJoint(torch.autograd.Function):
         bins = cx.shape[0]
         # float64 sums across chunks: a flat image puts every pixel in the same few bins.
         total = x.new_zeros(rows, bins, bins, dtype=torch.float64)
-        with _one_thread(x.device):
+        with one_cpu_thread(x.device):
             for sl in _chunks(budget, rows, n, bins, 8):
                 a, _ = window_weights(x[:, sl], cx, wx)
                 b, _ = window_weights(y[:, sl], cy, wy)
@@ -116,7 +100,7 @@ class _EagerJoint(torch.autograd.Function):
         rows, n = x.shape
         grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
         g = g.to(x.dtype)
-        with _one_thread(x.device):
+        with one_cpu_thread(x.device):
             for sl in _chunks(ctx.budget, rows, n, cx.shape[0], 12):
                 a, da = window_weights(x[:, sl], cx, wx, slopes=need_x)
                 b, db = window_weights(y[:, sl], cy, wy, slopes=need_y)

@@ -34,7 +34,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 
@@ -42,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _checks
+from .._threads import one_cpu_thread
 from ..color import hsv_to_rgb, lab_to_rgb, rgb_to_hsv, rgb_to_lab
 from ..emd import emd, sliced_histograms
 from ..histogram import soft_histogram
@@ -253,20 +253,6 @@ class _Objective:
         return loss + o["smoothness"] * 1e-3 * _second_differences(delta)
 
 
-@contextlib.contextmanager
-def _one_cpu_thread(device: torch.device):
-    """Run the block with one intra-op thread on the CPU. The fit's tensors are a few thousand colours: threads
-    only add synchronisation, and on a machine busy with other work their waits for each other's time slices made
-    fits tens of times slower. The process-wide setting is restored afterwards."""
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def fit(
     source,
     target,
@@ -346,7 +332,7 @@ def fit(
     check_strength(op, strength)
     _checks.check_bandwidth(op, bandwidth)
     device = torch.device(device) if device is not None else sources[0].device
-    with _one_cpu_thread(device):
+    with one_cpu_thread(device):
         src, src_w = pooled_pixels(sources, source_masks, fit_size, device)
         tgt, tgt_w = pooled_pixels(targets, target_masks, fit_size, device)
         grey = _mean_saturation(tgt, tgt_w) < GREY_TARGET_SATURATION
