@@ -54,8 +54,8 @@ __all__ = ["DEFAULTS", "fit", "mkl_matrix"]
 #: Defaults of :func:`fit`, measured on every ordered pair of the packaged photos (docs/recolor.md).
 DEFAULTS = dict(
     size=17,
-    steps=40,
-    lr=0.02,
+    steps=30,
+    lr=0.025,
     fit_size=192,
     bins=64,
     bandwidth=0.4,
