@@ -19,7 +19,7 @@ BOXES = {
         "HistogramEMDLoss, MutualInformationLoss,\nHueNetLoss",
         "#dbe9f6",
     ),
-    "ops": (0.3, 4.9, 3.4, 1.2, "public ops", "histogram.py  information.py  emd.py\ncolor.py  recolor.py", "#dbe9f6"),
+    "ops": (0.3, 4.9, 3.4, 1.2, "public ops", "histogram.py  information.py  emd.py\ncolor.py  recolor/", "#dbe9f6"),
     "resolve": (
         0.3,
         3.2,
