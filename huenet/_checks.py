@@ -12,7 +12,8 @@ from numbers import Real
 import torch
 
 BOUNDARIES = ("reflect", "circular", "none")
-REDUCTIONS = ("mean", "sum", "none")
+DEFAULT_REDUCTION = "mean"
+REDUCTIONS = (DEFAULT_REDUCTION, "sum", "none")
 
 
 def fail(op: str, arg: str, expected: str, given: object, exc: type[Exception] = ValueError) -> None:

@@ -6,7 +6,14 @@ from __future__ import annotations
 import torch
 
 from . import _checks
+from .backends import DEFAULT_BACKEND
 from .histogram import compute_dtype, soft_histogram
+
+# The slices' soft histograms by default: 128 bins on [-1, 1], which holds the projection of any point of
+# [-0.5, 0.5]^3 on a unit direction (at most sqrt(3)/2 long).
+SLICED_BINS = 128
+SLICED_RANGE = (-1.0, 1.0)
+SLICED_BANDWIDTH = 0.8
 
 
 def emd(p: torch.Tensor, q: torch.Tensor, order: int = 1, cyclic: bool = False) -> torch.Tensor:
@@ -58,12 +65,12 @@ def sliced_emd(
     x: torch.Tensor,
     y: torch.Tensor,
     directions: torch.Tensor,
-    bins: int = 128,
-    range=(-1.0, 1.0),
-    bandwidth: float = 0.8,
+    bins: int = SLICED_BINS,
+    range=SLICED_RANGE,
+    bandwidth: float = SLICED_BANDWIDTH,
     x_weight: torch.Tensor | None = None,
     y_weight: torch.Tensor | None = None,
-    backend: str = "auto",
+    backend: str = DEFAULT_BACKEND,
 ) -> torch.Tensor:
     r"""Sliced earth mover's distance between weighted point clouds: the mean over directions of the 1-D EMD of
     their projections.
@@ -105,11 +112,11 @@ def sliced_emd(
 def sliced_histograms(
     points: torch.Tensor,
     directions: torch.Tensor,
-    bins: int = 128,
-    range=(-1.0, 1.0),
-    bandwidth: float = 0.8,
+    bins: int = SLICED_BINS,
+    range=SLICED_RANGE,
+    bandwidth: float = SLICED_BANDWIDTH,
     weight: torch.Tensor | None = None,
-    backend: str = "auto",
+    backend: str = DEFAULT_BACKEND,
     op: str = "sliced_histograms",
     names: tuple[str, str] = ("points", "weight"),
 ) -> torch.Tensor:

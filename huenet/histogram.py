@@ -7,8 +7,15 @@ from collections.abc import Callable
 import torch
 
 from . import _checks
-from .backends import resolve
+from .backends import DEFAULT_BACKEND, resolve
 from .binning import Binning
+
+# Hue-Net's soft histogram: 256 bins of [0, 1] and a kernel 0.4 bins wide (the paper's defaults), mirrored
+# at the ends of the range so that values near them keep their full weight.
+DEFAULT_BINS = 256
+DEFAULT_RANGE = (0.0, 1.0)
+DEFAULT_BANDWIDTH = 0.4
+DEFAULT_BOUNDARY = "reflect"
 
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -74,12 +81,12 @@ def run_backend(impl, fn: str, images: list[torch.Tensor], weight: torch.Tensor 
 
 def soft_histogram(
     x: torch.Tensor,
-    bins: int = 256,
-    range=(0.0, 1.0),
-    bandwidth: float = 0.4,
-    boundary: str = "reflect",
+    bins: int = DEFAULT_BINS,
+    range=DEFAULT_RANGE,
+    bandwidth: float = DEFAULT_BANDWIDTH,
+    boundary: str = DEFAULT_BOUNDARY,
     weight: torch.Tensor | None = None,
-    backend: str = "auto",
+    backend: str = DEFAULT_BACKEND,
     validate: bool = False,
 ) -> torch.Tensor:
     r"""Differentiable histogram by kernel density estimation with a sigmoid-difference kernel.
@@ -127,12 +134,12 @@ def joint_op(name: str, module: str, reduce: Callable, doc: str) -> Callable[...
     def op(
         x: torch.Tensor,
         y: torch.Tensor,
-        bins: int = 256,
-        range=(0.0, 1.0),
-        bandwidth: float = 0.4,
-        boundary: str = "reflect",
+        bins: int = DEFAULT_BINS,
+        range=DEFAULT_RANGE,
+        bandwidth: float = DEFAULT_BANDWIDTH,
+        boundary: str = DEFAULT_BOUNDARY,
         weight: torch.Tensor | None = None,
-        backend: str = "auto",
+        backend: str = DEFAULT_BACKEND,
         validate: bool = False,
     ) -> torch.Tensor:
         binning = make_binning(name, bins, range, bandwidth, boundary)

@@ -14,12 +14,17 @@ import torch
 from torch import nn
 
 from . import _checks, color
+from .backends import DEFAULT_BACKEND
 from .emd import emd
-from .histogram import soft_histogram
+from .histogram import DEFAULT_BANDWIDTH, DEFAULT_BINS, DEFAULT_BOUNDARY, DEFAULT_RANGE, soft_histogram
 from .information import conditional_entropy, mi_distance
 
 _TO_SPACE = {"rgb": lambda img: img, "hsv": color.rgb_to_hsv, "yuv": color.rgb_to_yuv}
-HUE_WEIGHTS = ("saturation", "chroma", None)
+#: Hue-Net compares hues in HSV, each hue weighted by its pixel's saturation, with the circular W1 (order 1).
+DEFAULT_COLORSPACE = "hsv"
+DEFAULT_HUE_WEIGHT = "saturation"
+DEFAULT_ORDER = 1
+HUE_WEIGHTS = (DEFAULT_HUE_WEIGHT, "chroma", None)
 # Added to the hue weights so that an entirely grey image still has a positive total weight; it is far
 # below one saturated pixel's vote, so it only decides the (spike at hue 0) histogram of such images.
 HUE_WEIGHT_FLOOR = 1e-6
@@ -108,14 +113,14 @@ class HistogramEMDLoss(nn.Module):
 
     def __init__(
         self,
-        colorspace: str = "hsv",
+        colorspace: str = DEFAULT_COLORSPACE,
         channels: str = "h",
-        bins: int = 256,
-        bandwidth: float = 0.4,
-        order: int = 1,
-        hue_weight: str | None = "saturation",
-        reduction: str = "mean",
-        backend: str = "auto",
+        bins: int = DEFAULT_BINS,
+        bandwidth: float = DEFAULT_BANDWIDTH,
+        order: int = DEFAULT_ORDER,
+        hue_weight: str | None = DEFAULT_HUE_WEIGHT,
+        reduction: str = _checks.DEFAULT_REDUCTION,
+        backend: str = DEFAULT_BACKEND,
         detach_hue_weight: bool = False,
     ):
         super().__init__()
@@ -229,13 +234,13 @@ class MutualInformationLoss(nn.Module):
 
     def __init__(
         self,
-        bins: int = 256,
-        range=(0.0, 1.0),
-        bandwidth: float = 0.4,
-        boundary: str = "reflect",
+        bins: int = DEFAULT_BINS,
+        range=DEFAULT_RANGE,
+        bandwidth: float = DEFAULT_BANDWIDTH,
+        boundary: str = DEFAULT_BOUNDARY,
         objective: str = "mi_distance",
-        reduction: str = "mean",
-        backend: str = "auto",
+        reduction: str = _checks.DEFAULT_REDUCTION,
+        backend: str = DEFAULT_BACKEND,
     ):
         super().__init__()
         op = "MutualInformationLoss"
@@ -289,17 +294,17 @@ class HueNetLoss(nn.Module):
 
     def __init__(
         self,
-        colorspace: str = "hsv",
-        bins: int = 256,
-        bandwidth: float = 0.4,
+        colorspace: str = DEFAULT_COLORSPACE,
+        bins: int = DEFAULT_BINS,
+        bandwidth: float = DEFAULT_BANDWIDTH,
         lambda_hist: float = 100.0,
         lambda_mi: float = 1.0,
         hist_channels: str | None = None,
         mi_channels: str | None = None,
-        order: int = 1,
-        hue_weight: str | None = "saturation",
-        reduction: str = "mean",
-        backend: str = "auto",
+        order: int = DEFAULT_ORDER,
+        hue_weight: str | None = DEFAULT_HUE_WEIGHT,
+        reduction: str = _checks.DEFAULT_REDUCTION,
+        backend: str = DEFAULT_BACKEND,
         detach_hue_weight: bool = False,
     ):
         super().__init__()

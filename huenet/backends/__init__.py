@@ -22,8 +22,10 @@ from .._checks import fail
 from . import eager, reference
 from .contract import Backend
 
+#: What ``backend=`` is by default: Triton on CUDA when the kernels import, eager otherwise (:func:`resolve`).
+DEFAULT_BACKEND = "auto"
 #: The names ``backend=`` accepts.
-BACKENDS = ("auto", "eager", "reference", "triton")
+BACKENDS = (DEFAULT_BACKEND, "eager", "reference", "triton")
 #: Environment variable that replaces backend="auto".
 ENV_VAR = "HUENET_BACKEND"
 #: The backends that are always available, by name; Triton is added on first use (:func:`_triton`).

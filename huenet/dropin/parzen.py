@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import _checks
-from ..backends import resolve
+from ..backends import DEFAULT_BACKEND, resolve
 
 SHAPES = ("gaussian", "inverse-quadratic", "b-spline", "box")
 
@@ -39,7 +39,7 @@ def parzen_joint(
     w: torch.Tensor | None,
     centres: tuple[torch.Tensor, torch.Tensor],
     windows: tuple[ParzenWindow, ParzenWindow],
-    backend: str = "auto",
+    backend: str = DEFAULT_BACKEND,
 ) -> torch.Tensor:
     """Raw weighted joint sums T (M, K, K) of x, y (M, N) with weights w (M, N) or None.
 

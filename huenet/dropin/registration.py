@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .. import _checks
+from ..backends import DEFAULT_BACKEND
 from ..histogram import compute_dtype
 from .parzen import ParzenWindow, parzen_joint
 
@@ -110,16 +111,20 @@ def _bspline_positions(img: torch.Tensor, valid: torch.Tensor | None, bins: int)
     return torch.clamp(torch.div(img, bin_size) - norm_min, PADDING, bins - PADDING - 1)
 
 
+#: MONAI's defaults, kept by the drop-in.
+DEFAULTS = dict(kernel_type="gaussian", num_bins=23, sigma_ratio=0.5, smooth_nr=1e-7, smooth_dr=1e-7)
+
+
 def global_mutual_information(
     pred: torch.Tensor,
     target: torch.Tensor,
     mask: torch.Tensor | None = None,
-    kernel_type: str = "gaussian",
-    num_bins: int = 23,
-    sigma_ratio: float = 0.5,
-    smooth_nr: float = 1e-7,
-    smooth_dr: float = 1e-7,
-    backend: str = "auto",
+    kernel_type: str = DEFAULTS["kernel_type"],
+    num_bins: int = DEFAULTS["num_bins"],
+    sigma_ratio: float = DEFAULTS["sigma_ratio"],
+    smooth_nr: float = DEFAULTS["smooth_nr"],
+    smooth_dr: float = DEFAULTS["smooth_dr"],
+    backend: str = DEFAULT_BACKEND,
 ) -> torch.Tensor:
     """MONAI's global mutual information of each batch item, (B,); see the module docstring for the formulas.
 
@@ -185,13 +190,13 @@ class GlobalMutualInformationLoss(nn.Module):
 
     def __init__(
         self,
-        kernel_type: str = "gaussian",
-        num_bins: int = 23,
-        sigma_ratio: float = 0.5,
-        reduction: str = "mean",
-        smooth_nr: float = 1e-7,
-        smooth_dr: float = 1e-7,
-        backend: str = "auto",
+        kernel_type: str = DEFAULTS["kernel_type"],
+        num_bins: int = DEFAULTS["num_bins"],
+        sigma_ratio: float = DEFAULTS["sigma_ratio"],
+        reduction: str = _checks.DEFAULT_REDUCTION,
+        smooth_nr: float = DEFAULTS["smooth_nr"],
+        smooth_dr: float = DEFAULTS["smooth_dr"],
+        backend: str = DEFAULT_BACKEND,
     ):
         super().__init__()
         _check_args("GlobalMutualInformationLoss", kernel_type, num_bins, sigma_ratio, reduction, smooth_nr, smooth_dr)

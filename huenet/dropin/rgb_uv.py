@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .. import _checks
+from ..backends import DEFAULT_BACKEND
 from ..histogram import compute_dtype
 from .parzen import ParzenWindow, parzen_joint
 
@@ -56,15 +57,19 @@ def _check_images(op: str, name: str, images: object) -> torch.Tensor:
     return images
 
 
+#: HistoGAN's defaults, kept by the drop-in.
+DEFAULTS = dict(bins=64, sigma=0.02, boundary=3.0, intensity_scale=True, kernel="inverse-quadratic", eps=1e-6)
+
+
 def rgb_uv_histogram(
     images: torch.Tensor,
-    bins: int = 64,
-    sigma: float = 0.02,
-    boundary: float = 3.0,
-    intensity_scale: bool = True,
-    kernel: str = "inverse-quadratic",
-    eps: float = 1e-6,
-    backend: str = "auto",
+    bins: int = DEFAULTS["bins"],
+    sigma: float = DEFAULTS["sigma"],
+    boundary: float = DEFAULTS["boundary"],
+    intensity_scale: bool = DEFAULTS["intensity_scale"],
+    kernel: str = DEFAULTS["kernel"],
+    eps: float = DEFAULTS["eps"],
+    backend: str = DEFAULT_BACKEND,
 ) -> torch.Tensor:
     """HistoGAN's RGB-uv histogram (module docstring) of RGB images, differentiable in the images.
 
@@ -130,17 +135,17 @@ class RGBuvHistogramLoss(nn.Module):
 
     def __init__(
         self,
-        bins: int = 64,
-        sigma: float = 0.02,
-        boundary: float = 3.0,
-        intensity_scale: bool = True,
-        kernel: str = "inverse-quadratic",
-        reduction: str = "mean",
-        backend: str = "auto",
+        bins: int = DEFAULTS["bins"],
+        sigma: float = DEFAULTS["sigma"],
+        boundary: float = DEFAULTS["boundary"],
+        intensity_scale: bool = DEFAULTS["intensity_scale"],
+        kernel: str = DEFAULTS["kernel"],
+        reduction: str = _checks.DEFAULT_REDUCTION,
+        backend: str = DEFAULT_BACKEND,
     ):
         super().__init__()
         op = "RGBuvHistogramLoss"
-        _check_args(op, bins, sigma, boundary, kernel, 1e-6)
+        _check_args(op, bins, sigma, boundary, kernel, DEFAULTS["eps"])
         _checks.check_choice(op, "reduction", reduction, _checks.REDUCTIONS)
         self.bins, self.sigma, self.boundary = bins, float(sigma), float(boundary)
         self.intensity_scale, self.kernel, self.reduction, self.backend = intensity_scale, kernel, reduction, backend

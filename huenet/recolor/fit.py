@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from .. import _checks
 from .._threads import one_cpu_thread
+from ..backends import DEFAULT_BACKEND
 from ..color import hsv_to_rgb, lab_to_rgb, rgb_to_hsv, rgb_to_lab
 from ..emd import emd, sliced_histograms
 from ..histogram import soft_histogram
@@ -274,7 +275,7 @@ def fit(
     lr: float = DEFAULTS["lr"],
     fit_size: int = DEFAULTS["fit_size"],
     device=None,
-    backend: str = "auto",
+    backend: str = DEFAULT_BACKEND,
     callback=None,
 ) -> ColorLUT:
     r"""Fit a :class:`ColorLUT` that gives ``source`` the colours of ``target`` (see the module docstring).

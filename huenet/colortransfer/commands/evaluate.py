@@ -31,7 +31,7 @@ from ..data.folders import UnpairedPairs, make_image_set, skipped_images, split_
 from ..data.paired import PairedImages, make_paired_image_set
 from ..data.tasks import PAIRED_TASKS
 from ..methods.refine import REFINE_STEPS
-from ..methods.scoring import EXEMPLARS, evaluate, evaluate_paired
+from ..methods.scoring import BATCH_SIZE, EXEMPLARS, evaluate, evaluate_paired
 from ..metrics import METRICS, PAIRED_METRICS
 from ..training.checkpoint import checkpoint_path, load_generator
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--image-size", type=int, default=None, help="crop size; default: the run's")
     parser.add_argument("--limit", type=int, default=None, help="score at most this many validation pairs")
-    parser.add_argument("--batch-size", type=int, default=16, help="pairs per batch")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="pairs per batch")
     parser.add_argument(
         "--refine",
         type=int,

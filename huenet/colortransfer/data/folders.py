@@ -25,11 +25,13 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .images import IMAGE_EXTENSIONS, UNREADABLE_ERRORS, Picture, read_image
-from .synthetic import SyntheticImages
+from .synthetic import DEFAULT_COUNT, SyntheticImages
 
 # Training images are resized so their short side is image_size * LOAD_SCALE, then randomly cropped:
 # 286 -> 256 in pix2pix and the official Hue-Net code.
 LOAD_SCALE = 286 / 256
+#: The share of a set held out for validation (``--val-fraction``).
+VAL_FRACTION = 0.1
 
 
 def find_images(root: str | os.PathLike) -> list[Path]:
@@ -105,7 +107,7 @@ class ImageFolder:
         return read_image(self.files[index])
 
 
-def make_image_set(data: str | None, image_size: int, seed: int, synthetic_count: int = 1000):
+def make_image_set(data: str | None, image_size: int, seed: int, synthetic_count: int = DEFAULT_COUNT):
     """The image set of a run: the folder ``data``, or the built-in synthetic set when ``data`` is None.
 
     Synthetic images are generated at the training load size, so the jitter crops without resampling.
@@ -115,7 +117,7 @@ def make_image_set(data: str | None, image_size: int, seed: int, synthetic_count
     return ImageFolder(data)
 
 
-def split_indices(count: int, val_fraction: float = 0.1, seed: int = 0) -> tuple[list[int], list[int]]:
+def split_indices(count: int, val_fraction: float = VAL_FRACTION, seed: int = 0) -> tuple[list[int], list[int]]:
     """Seeded train/validation split of ``range(count)``: (train, val), both sorted, val non-empty.
 
     Example:

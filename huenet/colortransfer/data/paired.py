@@ -28,10 +28,11 @@ import torch
 from PIL import Image
 
 from .folders import LOAD_SCALE, ImageFolder, Pair, UnpairedPairs
-from .synthetic import SyntheticImages
+from .synthetic import DEFAULT_COUNT, SyntheticImages
 from .tasks import PAIRED_TASKS, edge_map, grey
 
-DATA_FORMATS = ("auto", "photos", "ab")
+DEFAULT_DATA_FORMAT = "auto"
+DATA_FORMATS = (DEFAULT_DATA_FORMAT, "photos", "ab")
 
 
 def _is_ab(size: tuple[int, int]) -> bool:
@@ -72,7 +73,11 @@ class ABFolder(ImageFolder):
 
 
 def make_paired_image_set(
-    data: str | None, image_size: int, seed: int, synthetic_count: int = 1000, data_format: str = "auto"
+    data: str | None,
+    image_size: int,
+    seed: int,
+    synthetic_count: int = DEFAULT_COUNT,
+    data_format: str = DEFAULT_DATA_FORMAT,
 ):
     """The image set of a paired run: the built-in set, a photo folder or an :class:`ABFolder`.
 

@@ -28,6 +28,10 @@ HUE_FAMILIES = (0.0, 0.08, 0.16, 0.33, 0.5, 0.62, 0.74, 0.88)
 FAMILY_SPREAD = 0.035
 
 
+#: Images in the built-in set (``--synthetic-images``).
+DEFAULT_COUNT = 1000
+
+
 class SyntheticImages:
     """``count`` procedurally generated RGB images of ``size`` x ``size`` pixels, deterministic by ``seed``.
 
@@ -41,7 +45,7 @@ class SyntheticImages:
 
     skipped: tuple = ()  # nothing is ever unreadable (the interface of data.ImageFolder)
 
-    def __init__(self, count: int = 1000, size: int = 72, seed: int = 0):
+    def __init__(self, count: int = DEFAULT_COUNT, size: int = 72, seed: int = 0):
         if isinstance(count, bool) or not isinstance(count, int) or count < 2:
             raise ValueError(f"SyntheticImages: `count` must be an int >= 2; got {count!r}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 8:

@@ -24,12 +24,14 @@ from .registry import METHODS, NETWORK, method
 BASELINES = ("identity", "reinhard", "histogram-matching", "mkl")
 PAIRED_BASELINES = {"colorize": ("identity", "reinhard", "fit"), "edges2photo": ("identity",)}
 EXEMPLARS = ("truth", "other")
+#: Pairs scored per batch (``--batch-size`` of evaluate).
+BATCH_SIZE = 16
 
 
 def evaluate(
     generator,
     pairs: UnpairedPairs,
-    batch_size: int = 16,
+    batch_size: int = BATCH_SIZE,
     device: str | torch.device = "cpu",
     skipped: set[str] | None = None,
     refine_steps: int = 0,
@@ -81,7 +83,7 @@ def evaluate_paired(
     generator,
     pairs: PairedImages,
     exemplar: str = "truth",
-    batch_size: int = 16,
+    batch_size: int = BATCH_SIZE,
     device: str | torch.device = "cpu",
     skipped: set[str] | None = None,
     slow: bool = True,

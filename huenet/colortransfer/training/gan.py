@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ...losses import HueNetLoss
 from .. import runtime
 from ..data.tasks import PAIRED_TASKS
-from .models import GANLoss, HueNetGenerator, PatchDiscriminator
+from .models import DEFAULT_GAN_MODE, GANLoss, HueNetGenerator, PatchDiscriminator
 
 # torch 2.13 renamed DDP's broadcast_buffers to forward_sync_buffers (the old name warns).
 _BUFFER_SYNC_ARG = (
@@ -47,6 +47,9 @@ _BUFFER_SYNC_ARG = (
 LOSS_KEYS = ("loss_g", "loss_d", "adv", "hist", "mi", "l1")
 # Activations a training step keeps per element of one forward pass of G and D, as a multiple of that
 # forward's outputs: the saved activations, their gradients, and D run three times (source, output twice).
+#: pix2pix's Adam settings, for both nets.
+LR = 2e-4
+BETA1 = 0.5
 _STEP_ACTIVATION_FACTOR = 3
 _FLOAT_BYTES = 4
 
@@ -84,9 +87,9 @@ class HueNetGAN:
         generator: HueNetGenerator,
         discriminator: PatchDiscriminator,
         loss: HueNetLoss | None,
-        gan_mode: str = "bce",
-        lr: float = 2e-4,
-        beta1: float = 0.5,
+        gan_mode: str = DEFAULT_GAN_MODE,
+        lr: float = LR,
+        beta1: float = BETA1,
         lambda_gan: float = 1.0,
         amp: bool = False,
         ctx: runtime.Distributed | None = None,

@@ -22,12 +22,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...color import hsv_to_rgb, lab_to_rgb, rgb_to_hsv, rgb_to_lab, rgb_to_yuv
-from ...losses import HistogramEMDLoss
+from ...histogram import DEFAULT_BACKEND, DEFAULT_BANDWIDTH
+from ...losses import DEFAULT_COLORSPACE, HistogramEMDLoss
 from ..baselines import lab_moments, match_moments
 from ..metrics import hue_histogram
 
-GAN_MODES = ("bce", "lsgan")
-GLOBAL_MAPPINGS = ("curves", "none")
+DEFAULT_GAN_MODE = "bce"
+GAN_MODES = (DEFAULT_GAN_MODE, "lsgan")
+DEFAULT_GLOBAL_MAPPING = "curves"
+GLOBAL_MAPPINGS = (DEFAULT_GLOBAL_MAPPING, "none")
+#: Bins per channel of the target histograms G is conditioned on.
+COND_BINS = 32
 # Bins of the hard hue and saturation histograms the global curves are matched on, and the steepest slope a
 # curve may have where the source has pixels: unbounded quantile matching stretches a narrow source peak (a blue box)
 # over the target's whole spread, which paints noise as a rainbow; Reinhard's affine map never does.
@@ -199,12 +204,12 @@ class HueNetGenerator(nn.Module):
         self,
         image_size: int = 256,
         ngf: int = 64,
-        cond_bins: int = 32,
-        colorspace: str = "hsv",
-        bandwidth: float = 0.4,
+        cond_bins: int = COND_BINS,
+        colorspace: str = DEFAULT_COLORSPACE,
+        bandwidth: float = DEFAULT_BANDWIDTH,
         dropout: float = 0.0,
-        backend: str = "auto",
-        global_mapping: str = "curves",
+        backend: str = DEFAULT_BACKEND,
+        global_mapping: str = DEFAULT_GLOBAL_MAPPING,
         keep_luma: bool = False,
     ):
         super().__init__()

@@ -14,15 +14,16 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from ...histogram import soft_histogram
-from ...losses import HUE_WEIGHTS, HueNetLoss
+from ...histogram import DEFAULT_BACKEND, DEFAULT_BANDWIDTH, DEFAULT_BINS, soft_histogram
+from ...losses import DEFAULT_HUE_WEIGHT, DEFAULT_ORDER, HUE_WEIGHTS, HueNetLoss
 from .. import runtime
 from ..cli import DEVICE_HELP, UsageError, flag_message
-from ..data.folders import split_indices
-from ..data.paired import DATA_FORMATS
+from ..data.folders import VAL_FRACTION, split_indices
+from ..data.paired import DATA_FORMATS, DEFAULT_DATA_FORMAT
+from ..data.synthetic import DEFAULT_COUNT
 from ..data.tasks import PAIRED_TASKS, TASKS, per_task, task_defaults
-from .gan import step_bytes
-from .models import GAN_MODES, GLOBAL_MAPPINGS, HueNetGenerator
+from .gan import BETA1, LR, step_bytes
+from .models import COND_BINS, DEFAULT_GAN_MODE, DEFAULT_GLOBAL_MAPPING, GAN_MODES, GLOBAL_MAPPINGS, HueNetGenerator
 
 
 @dataclass
@@ -32,40 +33,40 @@ class TrainConfig:
 
     task: str = "transfer"
     data: str | None = None
-    data_format: str = "auto"
+    data_format: str = DEFAULT_DATA_FORMAT
     out: str = "runs/huenet"
     image_size: int = 64
     batch_size: int = 8
     epochs: int | None = None
     max_steps: int | None = None
-    lr: float = 2e-4
-    beta1: float = 0.5
-    bins: int = 256
-    cond_bins: int = 32
-    bandwidth: float = 0.4
+    lr: float = LR
+    beta1: float = BETA1
+    bins: int = DEFAULT_BINS
+    cond_bins: int = COND_BINS
+    bandwidth: float = DEFAULT_BANDWIDTH
     colorspace: str | None = None  # None: the task's (resolve_task_defaults), as are the three below
     hist_channels: str | None = None
     mi_channels: str | None = None
-    emd_order: int = 1
-    hue_weight: str = "saturation"
+    emd_order: int = DEFAULT_ORDER
+    hue_weight: str = DEFAULT_HUE_WEIGHT
     detach_hue_weight: bool = False
     lambda_gan: float = 1.0
     lambda_mi: float | None = None
     lambda_hist: float | None = None
     lambda_l1: float = 0.0
-    gan_mode: str = "bce"
+    gan_mode: str = DEFAULT_GAN_MODE
     ngf: int = 16
     ndf: int | None = None
     dropout: float = 0.0
-    global_mapping: str = "curves"
+    global_mapping: str = DEFAULT_GLOBAL_MAPPING
     device: str = "auto"
     amp: bool = False
     seed: int = 0
     num_workers: int | None = None
     threads: int | None = None
-    backend: str = "auto"
-    synthetic_images: int = 1000
-    val_fraction: float = 0.1
+    backend: str = DEFAULT_BACKEND
+    synthetic_images: int = DEFAULT_COUNT
+    val_fraction: float = VAL_FRACTION
     sample_every: int = 100
     checkpoint_every: int = 100
     max_nonfinite: int = 20
