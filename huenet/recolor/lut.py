@@ -21,8 +21,8 @@ from .. import _checks
 
 __all__ = ["ColorLUT", "apply_lut", "identity_table", "check_strength"]
 
-# Pixels per chunk when applying a table: 2^18 pixels keep every temporary (a few MB) in the cache, which
-# measured faster than 2^20 or 2^22, and bound the extra memory far below the 1 GB a 12-megapixel photo may use.
+# Pixels per chunk when applying a table: small enough that a chunk's temporaries (a few MB) stay in the cache
+# and the extra memory stays far below the photo's own, large enough that the per-chunk overhead is negligible.
 APPLY_CHUNK = 2**17
 
 
