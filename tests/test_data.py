@@ -7,13 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import pil_to_tensor
 from huenet.color import rgb_to_hsv
 from huenet.colortransfer.data.folders import (
     ImageFolder,
     UnpairedPairs,
     find_images,
     make_image_set,
-    pil_to_tensor,
     skipped_images,
     split_indices,
 )

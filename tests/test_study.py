@@ -13,10 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import train_tiny
+from helpers import pil_to_tensor, train_tiny
 from huenet.colortransfer import baselines
 from huenet.colortransfer.commands import study, study_tally
-from huenet.colortransfer.data.folders import pil_to_tensor
 from huenet.colortransfer.training.checkpoint import load_generator
 
 Z = 1.959963984540054

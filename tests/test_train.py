@@ -16,10 +16,9 @@ import torch
 from PIL import Image
 
 from conftest import TINY
-from helpers import bad_checkpoints
+from helpers import bad_checkpoints, pil_to_tensor
 from huenet.colortransfer import runlog
 from huenet.colortransfer.cli import RunError, UsageError
-from huenet.colortransfer.data import folders as data_module
 from huenet.colortransfer.data.synthetic import SyntheticImages
 from huenet.colortransfer.training import gan as gan_module
 from huenet.colortransfer.training import train as train_module
@@ -524,7 +523,7 @@ def test_16_bit_rgba_and_undecodable_training_images(tmp_path):
     data.mkdir()
     images = SyntheticImages(12, 40, seed=5)
     for i in range(12):
-        rgb = data_module.pil_to_tensor(images.load(i))
+        rgb = pil_to_tensor(images.load(i))
         if i % 4 == 0:
             write_image(data / f"{i}.png", rgb, bits=16)
         elif i % 4 == 1:

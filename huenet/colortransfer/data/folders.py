@@ -18,7 +18,6 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -51,11 +50,6 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     if not files:
         raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {str(root)!r}")
     return files
-
-
-def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
 
 
 class ImageFolder:
