@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -125,28 +126,36 @@ def soft_histogram(
     return _compute("soft_histogram", "soft_histogram", {"x": x}, weight, binning, backend, validate)[0]
 
 
+def _joint_signature() -> inspect.Signature:
+    """The joint ops' signature: :func:`soft_histogram`'s with a second image ``y`` after ``x``."""
+    signature = inspect.signature(soft_histogram)
+    x, *rest = signature.parameters.values()
+    return signature.replace(parameters=[x, x.replace(name="y"), *rest])
+
+
+JOINT_SIGNATURE = _joint_signature()
+
+
 def joint_op(name: str, module: str, reduce: Callable, doc: str) -> Callable[..., torch.Tensor]:
     """The public op ``name`` of ``module`` (with docstring ``doc``) that takes the arguments of
-    :func:`joint_histogram` and returns ``reduce(joint, impl)``: a function of the soft joint histogram
-    (B, C, K, K) of x and y and of the backend ``impl`` that computed it, so that a reduction of the histogram
-    runs on that backend too. Bad arguments are reported under ``name``."""
+    :func:`soft_histogram` and a second image ``y`` after ``x`` (:data:`JOINT_SIGNATURE`), and returns
+    ``reduce(joint, impl)``: a function of the soft joint histogram (B, C, K, K) of x and y and of the backend
+    ``impl`` that computed it, so that a reduction of the histogram runs on that backend too. Bad arguments are
+    reported under ``name``."""
 
-    def op(
-        x: torch.Tensor,
-        y: torch.Tensor,
-        bins: int = DEFAULT_BINS,
-        range=DEFAULT_RANGE,
-        bandwidth: float = DEFAULT_BANDWIDTH,
-        boundary: str = DEFAULT_BOUNDARY,
-        weight: torch.Tensor | None = None,
-        backend: str = DEFAULT_BACKEND,
-        validate: bool = False,
-    ) -> torch.Tensor:
-        binning = make_binning(name, bins, range, bandwidth, boundary)
-        return reduce(*_compute(name, "joint_histogram", {"x": x, "y": y}, weight, binning, backend, validate))
+    def op(*args, **kwargs) -> torch.Tensor:
+        try:
+            bound = JOINT_SIGNATURE.bind(*args, **kwargs)
+        except TypeError as err:
+            raise TypeError(f"{name}(): {err}") from None
+        bound.apply_defaults()
+        a = bound.arguments
+        binning = make_binning(name, a["bins"], a["range"], a["bandwidth"], a["boundary"])
+        images = {"x": a["x"], "y": a["y"]}
+        return reduce(*_compute(name, "joint_histogram", images, a["weight"], binning, a["backend"], a["validate"]))
 
     op.__name__ = op.__qualname__ = name
-    op.__module__, op.__doc__ = module, doc
+    op.__module__, op.__doc__, op.__signature__ = module, doc, JOINT_SIGNATURE
     return op
 
 

@@ -111,19 +111,23 @@ def _bspline_positions(img: torch.Tensor, valid: torch.Tensor | None, bins: int)
     return torch.clamp(torch.div(img, bin_size) - norm_min, PADDING, bins - PADDING - 1)
 
 
-#: MONAI's defaults, kept by the drop-in.
-DEFAULTS = dict(kernel_type="gaussian", num_bins=23, sigma_ratio=0.5, smooth_nr=1e-7, smooth_dr=1e-7)
+# MONAI's defaults, kept by the drop-in.
+KERNEL_TYPE = "gaussian"
+NUM_BINS = 23
+SIGMA_RATIO = 0.5
+SMOOTH_NR = 1e-7
+SMOOTH_DR = 1e-7
 
 
 def global_mutual_information(
     pred: torch.Tensor,
     target: torch.Tensor,
     mask: torch.Tensor | None = None,
-    kernel_type: str = DEFAULTS["kernel_type"],
-    num_bins: int = DEFAULTS["num_bins"],
-    sigma_ratio: float = DEFAULTS["sigma_ratio"],
-    smooth_nr: float = DEFAULTS["smooth_nr"],
-    smooth_dr: float = DEFAULTS["smooth_dr"],
+    kernel_type: str = KERNEL_TYPE,
+    num_bins: int = NUM_BINS,
+    sigma_ratio: float = SIGMA_RATIO,
+    smooth_nr: float = SMOOTH_NR,
+    smooth_dr: float = SMOOTH_DR,
     backend: str = DEFAULT_BACKEND,
 ) -> torch.Tensor:
     """MONAI's global mutual information of each batch item, (B,); see the module docstring for the formulas.
@@ -190,12 +194,12 @@ class GlobalMutualInformationLoss(nn.Module):
 
     def __init__(
         self,
-        kernel_type: str = DEFAULTS["kernel_type"],
-        num_bins: int = DEFAULTS["num_bins"],
-        sigma_ratio: float = DEFAULTS["sigma_ratio"],
+        kernel_type: str = KERNEL_TYPE,
+        num_bins: int = NUM_BINS,
+        sigma_ratio: float = SIGMA_RATIO,
         reduction: str = _checks.DEFAULT_REDUCTION,
-        smooth_nr: float = DEFAULTS["smooth_nr"],
-        smooth_dr: float = DEFAULTS["smooth_dr"],
+        smooth_nr: float = SMOOTH_NR,
+        smooth_dr: float = SMOOTH_DR,
         backend: str = DEFAULT_BACKEND,
     ):
         super().__init__()

@@ -57,18 +57,23 @@ def _check_images(op: str, name: str, images: object) -> torch.Tensor:
     return images
 
 
-#: HistoGAN's defaults, kept by the drop-in.
-DEFAULTS = dict(bins=64, sigma=0.02, boundary=3.0, intensity_scale=True, kernel="inverse-quadratic", eps=1e-6)
+# HistoGAN's defaults, kept by the drop-in.
+BINS = 64
+SIGMA = 0.02
+BOUNDARY = 3.0
+INTENSITY_SCALE = True
+KERNEL = "inverse-quadratic"
+EPS = 1e-6
 
 
 def rgb_uv_histogram(
     images: torch.Tensor,
-    bins: int = DEFAULTS["bins"],
-    sigma: float = DEFAULTS["sigma"],
-    boundary: float = DEFAULTS["boundary"],
-    intensity_scale: bool = DEFAULTS["intensity_scale"],
-    kernel: str = DEFAULTS["kernel"],
-    eps: float = DEFAULTS["eps"],
+    bins: int = BINS,
+    sigma: float = SIGMA,
+    boundary: float = BOUNDARY,
+    intensity_scale: bool = INTENSITY_SCALE,
+    kernel: str = KERNEL,
+    eps: float = EPS,
     backend: str = DEFAULT_BACKEND,
 ) -> torch.Tensor:
     """HistoGAN's RGB-uv histogram (module docstring) of RGB images, differentiable in the images.
@@ -135,17 +140,17 @@ class RGBuvHistogramLoss(nn.Module):
 
     def __init__(
         self,
-        bins: int = DEFAULTS["bins"],
-        sigma: float = DEFAULTS["sigma"],
-        boundary: float = DEFAULTS["boundary"],
-        intensity_scale: bool = DEFAULTS["intensity_scale"],
-        kernel: str = DEFAULTS["kernel"],
+        bins: int = BINS,
+        sigma: float = SIGMA,
+        boundary: float = BOUNDARY,
+        intensity_scale: bool = INTENSITY_SCALE,
+        kernel: str = KERNEL,
         reduction: str = _checks.DEFAULT_REDUCTION,
         backend: str = DEFAULT_BACKEND,
     ):
         super().__init__()
         op = "RGBuvHistogramLoss"
-        _check_args(op, bins, sigma, boundary, kernel, DEFAULTS["eps"])
+        _check_args(op, bins, sigma, boundary, kernel, EPS)
         _checks.check_choice(op, "reduction", reduction, _checks.REDUCTIONS)
         self.bins, self.sigma, self.boundary = bins, float(sigma), float(boundary)
         self.intensity_scale, self.kernel, self.reduction, self.backend = intensity_scale, kernel, reduction, backend

@@ -23,7 +23,15 @@ from ..data.paired import DATA_FORMATS, DEFAULT_DATA_FORMAT
 from ..data.synthetic import DEFAULT_COUNT
 from ..data.tasks import PAIRED_TASKS, TASKS, per_task, task_defaults
 from .gan import BETA1, LR, step_bytes
-from .models import COND_BINS, DEFAULT_GAN_MODE, DEFAULT_GLOBAL_MAPPING, GAN_MODES, GLOBAL_MAPPINGS, HueNetGenerator
+from .models import (
+    COND_BINS,
+    DEFAULT_GAN_MODE,
+    DEFAULT_GLOBAL_MAPPING,
+    GAN_MODES,
+    GLOBAL_MAPPINGS,
+    HueNetGenerator,
+    PatchDiscriminator,
+)
 
 
 @dataclass
@@ -91,6 +99,14 @@ RESUMABLE_CHANGES = frozenset(
         "resume",
     }
 )
+
+
+#: Settings that count something: each at least 1.
+COUNTS = ("batch_size", "epochs", "max_steps", "threads", "sample_every", "checkpoint_every", "max_nonfinite")
+#: The least value of the integer settings that the models and losses do not check themselves (None, where a
+#: setting allows it, is always fine): the generator's levels need 32-pixel crops, and the built-in set two
+#: images (one to train on, one to validate).
+MINIMUMS = {"image_size": 32, "synthetic_images": 2, "num_workers": 0, **dict.fromkeys(COUNTS, 1)}
 
 
 def flag(field: str) -> str:
@@ -281,23 +297,7 @@ def check_config(cfg: TrainConfig) -> None:
 
     ``cfg`` has its task's defaults filled in (:func:`resolve_task_defaults`).
     """
-    minimum = dict(
-        image_size=32,
-        batch_size=1,
-        epochs=1,
-        max_steps=1,
-        bins=2,
-        cond_bins=2,
-        ngf=1,
-        ndf=1,
-        synthetic_images=2,
-        num_workers=0,
-        threads=1,
-        sample_every=1,
-        checkpoint_every=1,
-        max_nonfinite=1,
-    )
-    for field, low in minimum.items():
+    for field, low in MINIMUMS.items():
         value = getattr(cfg, field)
         if value is not None and value < low:
             raise UsageError(f"{flag(field)} must be >= {low}; got {value}")
@@ -327,6 +327,7 @@ def check_config(cfg: TrainConfig) -> None:
             detach_hue_weight=cfg.detach_hue_weight,
         )
         HueNetGenerator(cfg.image_size, cfg.ngf, cfg.cond_bins, cfg.colorspace, cfg.bandwidth, cfg.dropout)
+        PatchDiscriminator(cfg.ngf if cfg.ndf is None else cfg.ndf)
         # The backend is only resolved when a histogram is computed; do it now for a clear early error
         # (e.g. backend="triton" before its kernels exist) instead of a traceback from inside the first step.
         soft_histogram(torch.zeros(1, 1, 2, 2, device=device), 2, backend=cfg.backend)
