@@ -14,6 +14,8 @@ import sys  # noqa: E402
 
 #: The torch backends every op test runs on; tests/test_kernels*.py test the Triton one.
 BACKENDS = ("eager", "reference")
+#: Every backend, Triton included (interpreted here): for the ops whose tests span all three in one file.
+ALL_BACKENDS = (*BACKENDS, "triton")
 #: The boundary modes of the soft histograms, and the full-precision dtypes the op tests run in.
 BOUNDARIES = ("reflect", "circular", "none")
 DTYPES = (torch.float32, torch.float64)

@@ -7,15 +7,15 @@ import pytest
 import torch
 
 import huenet
+from conftest import ALL_BACKENDS
 from huenet import backends
 from huenet.backends import Backend, custom_ops, resolve
 from huenet.backends import reference as reference_module
 
-NAMES = ("eager", "reference", "triton")
 HUENET = Path(huenet.__file__).parent
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL_BACKENDS)
 def test_each_backend_implements_the_protocol_and_lives_in_its_module(name):
     backend = resolve("soft_histogram", name, torch.device("cpu"))  # triton runs here under TRITON_INTERPRET
     assert isinstance(backend, Backend)
@@ -42,7 +42,7 @@ def test_an_object_without_the_three_functions_is_no_backend():
     assert not isinstance(Half(), Backend)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL_BACKENDS)
 def test_backends_agree_with_the_reference_functions(name):
     """The object the public ops call computes what the reference module's formulas give (float64)."""
     from huenet.binning import Binning

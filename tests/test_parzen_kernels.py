@@ -9,6 +9,7 @@ import oracle_families as of
 import pytest
 import torch
 
+from conftest import ALL_BACKENDS
 from huenet import kernels
 from huenet.dropin.parzen import ParzenWindow, parzen_joint
 from huenet.kernels import parzen_joint as pj
@@ -112,7 +113,7 @@ def test_normalised_gaussian_float64(backend):
     )
 
 
-@pytest.mark.parametrize("backend", ["triton", "eager", "reference"])
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 @pytest.mark.parametrize("pair", list(PAIRS))
 def test_gradcheck_float64(backend, pair):
     x, y, w, centres = _inputs(pair, 6, torch.float64, seed=4, rows=2)

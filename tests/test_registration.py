@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import huenet
+from conftest import ALL_BACKENDS
 
 monai_losses = pytest.importorskip("monai.losses", reason="MONAI is the reference (pip install -e '.[test]')")
-BACKENDS = ["eager", "reference", "triton"]
 KERNELS = ["gaussian", "b-spline"]
 
 
@@ -35,7 +35,7 @@ def _close(got, want, rel):
     np.testing.assert_allclose(got.double().numpy(), want.double().numpy(), rtol=0, atol=rel * scale)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("bins,ratio", [(23, 0.5), (32, 0.2), (7, 2.0), (64, 1.0)])
 def test_matches_monai_float64(backend, kernel, bins, ratio):
@@ -103,7 +103,7 @@ def test_float_mask_weights_voxels(kernel):
     np.testing.assert_allclose(got.item(), want.item(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_constant_images_are_finite(backend):
     """MONAI's B-spline gives NaN on a constant image; here the image takes a range of 1, every voxel sits in
     the first unpadded bin, pred and target are independent and MI = log(1 + smooth_dr)-ish ≈ 0, with finite
@@ -121,7 +121,7 @@ def test_constant_images_are_finite(backend):
     np.testing.assert_allclose(got.item(), want.item(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_gradcheck(backend, kernel):
     pred, target = _pair((1, 1, 4, 5), kernel, seed=12)

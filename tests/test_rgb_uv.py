@@ -7,8 +7,7 @@ import pytest
 import torch
 
 import huenet
-
-BACKENDS = ["eager", "reference", "triton"]
+from conftest import ALL_BACKENDS
 
 
 def _images(shape, seed=0, dtype=torch.float64):
@@ -18,7 +17,7 @@ def _images(shape, seed=0, dtype=torch.float64):
     return x.to(dtype)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 @pytest.mark.parametrize("kernel", ["inverse-quadratic", "rbf"])
 @pytest.mark.parametrize("intensity_scale", [True, False])
 def test_histogram_matches_oracle(backend, kernel, intensity_scale):
@@ -49,7 +48,7 @@ def test_inverse_quadratic_tails_are_not_truncated():
         assert (got[0, 0] > 0).all()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_loss_matches_oracle_with_different_sizes(backend):
     out, tgt = _images((2, 3, 12, 10), seed=2), _images((2, 3, 7, 15), seed=3)
     want = of.hellinger(of.rgb_uv_histogram(out, 32, 0.05), of.rgb_uv_histogram(tgt, 32, 0.05))
@@ -58,7 +57,7 @@ def test_loss_matches_oracle_with_different_sizes(backend):
         np.testing.assert_allclose(got.numpy(), reduce(want), rtol=1e-6)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 @pytest.mark.parametrize("kernel", ["inverse-quadratic", "rbf"])
 def test_gradcheck_histogram(backend, kernel):
     x = (0.2 + 0.6 * _images((1, 3, 3, 4), seed=4)).requires_grad_()
@@ -69,7 +68,7 @@ def test_gradcheck_histogram(backend, kernel):
     )
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_gradcheck_loss(backend):
     out = (0.2 + 0.6 * _images((2, 3, 3, 3), seed=5)).requires_grad_()
     tgt = (0.2 + 0.6 * _images((2, 3, 4, 2), seed=6)).requires_grad_()

@@ -7,8 +7,7 @@ import torch
 
 import huenet
 import oracle
-
-BACKENDS = ("eager", "reference", "triton")
+from conftest import ALL_BACKENDS
 
 
 def _clouds(seed=0, n=60, m=45, dtype=torch.float64):
@@ -30,7 +29,7 @@ def _oracle(x, y, wx, wy, theta, bins, rng, bandwidth):
     return oracle.emd(hx, hy).mean(-1) * (rng[1] - rng[0])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_matches_the_float64_oracle(backend):
     x, y, wx, wy, theta = _clouds()
     got = huenet.sliced_emd(x, y, theta, 48, (-1.0, 1.0), 0.8, wx, wy, backend=backend)
@@ -56,7 +55,7 @@ def test_zero_for_equal_clouds_and_symmetric():
     )
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_gradcheck(backend):
     # Small clouds and two directions: the Triton interpreter runs every program of every evaluation.
     x, y, wx, wy, theta = (t[:1] for t in _clouds(seed=5, n=6, m=5))
