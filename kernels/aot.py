@@ -85,7 +85,7 @@ def _dot_variants(name, kernel, dtype, constexprs, *labels):
 def variants(dtype: str = "fp32"):
     """Every kernel × autotune config at bandwidth 0.4 (radius 7), reflect boundary, weighted."""
     p = f"*{dtype}"
-    window = {"RADIUS": 7, "BOUNDARY": 0, "HAS_W": True}
+    window = {"RADIUS": 7, "BOUNDARY": 0}
     yield from _variants_of(
         "soft_histogram.forward_atomic", soft_histogram._forward_atomic_kernel, p, window, out_ptr="*fp64"
     )
@@ -116,7 +116,6 @@ def parzen_variants(dtype: str = "fp32"):
     """The Parzen joint kernels × autotune config × window pair (× dot precision for the fp32 forward), weighted."""
     for pair, (shape_x, norm_x, shape_y, norm_y) in PARZEN_PAIRS.items():
         shapes = {"SHAPE_X": SHAPES[shape_x], "NORM_X": norm_x, "SHAPE_Y": SHAPES[shape_y], "NORM_Y": norm_y}
-        shapes["HAS_W"] = True
         yield from _dot_variants("parzen_joint.forward", parzen_joint._forward_kernel, dtype, shapes, pair)
         yield from _variants_of(
             f"parzen_joint.backward({pair})",

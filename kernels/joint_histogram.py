@@ -33,10 +33,12 @@ from .common import (
     check_grid,
     launch,
     load_pixels,
+    load_values,
+    load_weights,
     n_bucket,
     partial_splits,
+    pixel_block,
     pixel_grid,
-    sanitize,
     weight_sums,
 )
 from .soft_histogram import (
@@ -48,6 +50,7 @@ from .soft_histogram import (
     image_flags,
     load_constants,
     membership,
+    window_start,
 )
 
 DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
@@ -90,7 +93,7 @@ def _reaches(u, k_first, BLOCK_K: tl.constexpr, K, RADIUS: tl.constexpr, BOUNDAR
     return reach
 
 
-@autotune(_DOT_CONFIGS, key=["K", "N_BUCKET", "BOUNDARY", "HAS_W", "PRECISION"])
+@autotune(_DOT_CONFIGS, key=["K", "N_BUCKET", "BOUNDARY", "PRECISION"])
 @triton.jit
 def _forward_kernel(
     x_ptr,
@@ -104,7 +107,6 @@ def _forward_kernel(
     N_BUCKET,
     RADIUS: tl.constexpr,
     BOUNDARY: tl.constexpr,
-    HAS_W: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K1: tl.constexpr,
@@ -123,10 +125,10 @@ def _forward_kernel(
     acc = tl.zeros((BLOCK_K1, BLOCK_K2), dtype=acc_type)
     for start in range(split * BLOCK_N, N, splits * BLOCK_N):
         offs = start + tl.arange(0, BLOCK_N)
-        x, w, inside = load_pixels(x_ptr, w_ptr, row, offs, N, HAS_W)
+        x, w, _ = load_pixels(x_ptr, w_ptr, row, offs, N)
         # x first: with x sorted (the launcher), most blocks miss this K1 tile and never load y.
         if _reaches(x, k1_first, BLOCK_K1, K, RADIUS, BOUNDARY):
-            y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
+            y = load_values(y_ptr, row, offs, N)
             if _reaches(y, k2_first, BLOCK_K2, K, RADIUS, BOUNDARY):
                 a = dense_memberships(x, k1, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K1) * w[:, None]
                 b = dense_memberships(y, k2, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K2)
@@ -135,7 +137,7 @@ def _forward_kernel(
     tl.store(out, acc, mask=(k1[:, None] < K) & (k2[None, :] < K))
 
 
-@autotune(_WINDOW_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
+@autotune(_WINDOW_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY"])
 @triton.jit
 def _backward_kernel(
     x_ptr,
@@ -155,21 +157,19 @@ def _backward_kernel(
     N_BUCKET,
     RADIUS: tl.constexpr,
     BOUNDARY: tl.constexpr,
-    HAS_W: tl.constexpr,
     NEED_X: tl.constexpr,
     NEED_Y: tl.constexpr,
     NEED_W: tl.constexpr,
     WIN_TILE: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    row = tl.program_id(1).to(tl.int64)
-    offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row, offs = pixel_block(BLOCK_N)
     inv_bw, one_minus_g2 = load_constants(consts_ptr)
     inside = offs < N
-    x = sanitize(tl.load(x_ptr + row * N + offs, mask=inside, other=0.0))
-    y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
-    base_x = tl.minimum(tl.maximum(tl.floor(x).to(tl.int32) - RADIUS, FIRST), LAST)
-    base_y = tl.minimum(tl.maximum(tl.floor(y).to(tl.int32) - RADIUS, FIRST), LAST)
+    x = load_values(x_ptr, row, offs, N)
+    y = load_values(y_ptr, row, offs, N)
+    base_x = window_start(x, FIRST, LAST, RADIUS)
+    base_y = window_start(y, FIRST, LAST, RADIUS)
     g_row = g_ptr + row * K * K
     grad_x = tl.zeros_like(x)
     grad_y = tl.zeros_like(x)
@@ -194,10 +194,7 @@ def _backward_kernel(
             grad_w += a * g_dot_b
             g_dot_a += a[:, None] * g
         grad_y += tl.sum(g_dot_a * db, axis=1)
-    if HAS_W:
-        w = tl.load(w_ptr + row * N + offs, mask=inside, other=0.0)
-    else:
-        w = inside.to(x.dtype)
+    w = load_weights(w_ptr, row, offs, N, x)
     if NEED_X:
         tl.store(grad_x_ptr + row * N + offs, grad_x * w, mask=inside)
     if NEED_Y:
@@ -217,11 +214,10 @@ def forward_grid(rows: int, bins: int, splits: int):
 def forward(x, y, w, bins, bandwidth, boundary, window, precision):
     """Joint histogram J (M, K, K) of values x, y (M, N) in bin units with optional weights w (M, N)."""
     rows, n = x.shape
-    has_w = w is not None
     if bins > SORT_ABOVE_BINS:  # J is a sum over pixels, so their order is free; stable keeps it deterministic
         x, order = x.sort(dim=1, stable=True)
         y = y.gather(1, order)
-        w = w.gather(1, order) if has_w else None
+        w = w.gather(1, order) if w is not None else None
     splits = partial_splits(rows, n, triton.cdiv(bins, 64) ** 2)
     partials = x.new_empty(splits, rows, bins, bins)
     launch(
@@ -230,7 +226,7 @@ def forward(x, y, w, bins, bandwidth, boundary, window, precision):
         x.device,
         x,
         y,
-        w if has_w else x,
+        w,
         partials,
         bandwidth_constants(bandwidth, x),
         rows,
@@ -239,7 +235,6 @@ def forward(x, y, w, bins, bandwidth, boundary, window, precision):
         n_bucket(n),
         RADIUS=window.radius,
         BOUNDARY=BOUNDARY_CODES[boundary],
-        HAS_W=has_w,
         PRECISION=precision if x.dtype != torch.float64 else "ieee",
         fixed=torch.are_deterministic_algorithms_enabled(),
     )
@@ -259,7 +254,7 @@ def backward(g, x, y, w, joint, bins, bandwidth, boundary, window, need_x, need_
         x.device,
         x,
         y,
-        w if w is not None else x,
+        w,
         g_scaled,
         gj,
         *placeholder,
@@ -272,7 +267,6 @@ def backward(g, x, y, w, joint, bins, bandwidth, boundary, window, need_x, need_
         n_bucket(n),
         RADIUS=window.radius,
         BOUNDARY=BOUNDARY_CODES[boundary],
-        HAS_W=w is not None,
         NEED_X=need_x,
         NEED_Y=need_y,
         NEED_W=need_w,

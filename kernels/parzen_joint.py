@@ -28,7 +28,18 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import autotune, check_grid, launch, load_pixels, n_bucket, partial_splits, pixel_grid, sanitize
+from .common import (
+    autotune,
+    check_grid,
+    launch,
+    load_pixels,
+    load_values,
+    n_bucket,
+    partial_splits,
+    pixel_block,
+    pixel_grid,
+    sanitize,
+)
 from .parzen_windows import SHAPES, SUPPORT, normalizer, reaches, tile
 
 # Tiles of at least 16 (tl.dot's minimum) on every side; K is usually 16-64 for these losses, so 32-wide bin tiles
@@ -51,7 +62,7 @@ SORT_ABOVE_BINS = 32
 
 @autotune(
     _FORWARD_CONFIGS,
-    key=["K", "N_BUCKET", "SHAPE_X", "NORM_X", "SHAPE_Y", "NORM_Y", "HAS_W", "PRECISION"],
+    key=["K", "N_BUCKET", "SHAPE_X", "NORM_X", "SHAPE_Y", "NORM_Y", "PRECISION"],
 )
 @triton.jit
 def _forward_kernel(
@@ -70,7 +81,6 @@ def _forward_kernel(
     NORM_X: tl.constexpr,
     SHAPE_Y: tl.constexpr,
     NORM_Y: tl.constexpr,
-    HAS_W: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K1: tl.constexpr,
@@ -90,7 +100,7 @@ def _forward_kernel(
     acc = tl.zeros((BLOCK_K1, BLOCK_K2), dtype=acc_type)
     for start in range(split * BLOCK_N, N, splits * BLOCK_N):
         offs = start + tl.arange(0, BLOCK_N)
-        x, w, inside = load_pixels(x_ptr, w_ptr, row, offs, N, HAS_W)
+        x, w, inside = load_pixels(x_ptr, w_ptr, row, offs, N)
         if reaches(x, cx_ptr, k1_first, BLOCK_K1, K, sx, SHAPE_X):
             y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
             if reaches(y, cy_ptr, k2_first, BLOCK_K2, K, sy, SHAPE_Y):
@@ -105,7 +115,7 @@ def _forward_kernel(
     tl.store(out, acc, mask=(k1[:, None] < K) & (k2[None, :] < K))
 
 
-@autotune(_BACKWARD_CONFIGS, key=["K", "N_BUCKET", "SHAPE_X", "NORM_X", "SHAPE_Y", "NORM_Y", "HAS_W", "PRECISION"])
+@autotune(_BACKWARD_CONFIGS, key=["K", "N_BUCKET", "SHAPE_X", "NORM_X", "SHAPE_Y", "NORM_Y", "PRECISION"])
 @triton.jit
 def _backward_kernel(
     x_ptr,
@@ -125,7 +135,6 @@ def _backward_kernel(
     NORM_X: tl.constexpr,
     SHAPE_Y: tl.constexpr,
     NORM_Y: tl.constexpr,
-    HAS_W: tl.constexpr,
     NEED_X: tl.constexpr,
     NEED_Y: tl.constexpr,
     NEED_W: tl.constexpr,
@@ -133,10 +142,9 @@ def _backward_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    row = tl.program_id(1).to(tl.int64)
-    offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    x, w, inside = load_pixels(x_ptr, w_ptr, row, offs, N, HAS_W)
-    y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
+    row, offs = pixel_block(BLOCK_N)
+    x, w, inside = load_pixels(x_ptr, w_ptr, row, offs, N)
+    y = load_values(y_ptr, row, offs, N)
     sx = tl.load(scales_ptr)
     sy = tl.load(scales_ptr + 1)
     nx = normalizer(x, cx_ptr, K, sx, SHAPE_X, NORM_X)
@@ -218,7 +226,7 @@ def forward(x, y, w, centres, scales, shapes, norms, precision):
         x.device,
         x,
         y,
-        w if w is not None else x,
+        w,
         *centres,
         scales,
         partials,
@@ -227,7 +235,6 @@ def forward(x, y, w, centres, scales, shapes, norms, precision):
         bins,
         n_bucket(n),
         **_shape_args(shapes, norms),
-        HAS_W=w is not None,
         PRECISION=precision if x.dtype != torch.float64 else "ieee",
         fixed=torch.are_deterministic_algorithms_enabled(),
     )
@@ -244,7 +251,7 @@ def backward(g, x, y, w, centres, scales, shapes, norms, precision, need_x, need
         x.device,
         x,
         y,
-        w if w is not None else x,
+        w,
         *centres,
         scales,
         g.contiguous(),
@@ -253,7 +260,6 @@ def backward(g, x, y, w, centres, scales, shapes, norms, precision, need_x, need
         centres[0].shape[0],
         n_bucket(n),
         **_shape_args(shapes, norms),
-        HAS_W=w is not None,
         NEED_X=need_x,
         NEED_Y=need_y,
         NEED_W=need_w,

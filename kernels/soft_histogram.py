@@ -38,10 +38,11 @@ from .common import (
     check_grid,
     launch,
     load_pixels,
+    load_values,
     n_bucket,
     partial_splits,
+    pixel_block,
     pixel_grid,
-    sanitize,
     weight_sums,
 )
 
@@ -120,6 +121,13 @@ def fold(j, K, BOUNDARY: tl.constexpr):
     return tl.where(valid, real, 0), valid
 
 
+@triton.jit
+def window_start(u, FIRST, LAST, RADIUS: tl.constexpr):
+    """First virtual bin (int32) of each value's window: floor(u) - RADIUS clamped to [FIRST, LAST]
+    (``huenet.binning.Window``)."""
+    return tl.minimum(tl.maximum(tl.floor(u).to(tl.int32) - RADIUS, FIRST), LAST)
+
+
 # ---- The soft histogram.
 
 
@@ -139,7 +147,7 @@ _TILE_CONFIGS = [
 ]
 
 
-@autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"], reset_to_zero=["out_ptr"])
+@autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY"], reset_to_zero=["out_ptr"])
 @triton.jit
 def _forward_atomic_kernel(
     u_ptr,
@@ -154,14 +162,12 @@ def _forward_atomic_kernel(
     N_BUCKET,
     RADIUS: tl.constexpr,
     BOUNDARY: tl.constexpr,
-    HAS_W: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    row = tl.program_id(1).to(tl.int64)
-    offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row, offs = pixel_block(BLOCK_N)
     inv_bw, one_minus_g2 = load_constants(consts_ptr)
-    u, w, inside = load_pixels(u_ptr, w_ptr, row, offs, N, HAS_W)
-    base = tl.minimum(tl.maximum(tl.floor(u).to(tl.int32) - RADIUS, FIRST), LAST)
+    u, w, inside = load_pixels(u_ptr, w_ptr, row, offs, N)
+    base = window_start(u, FIRST, LAST, RADIUS)
     for r in range(WIN):
         j = base + r
         value, _ = membership(u, j.to(u.dtype), inv_bw, one_minus_g2)
@@ -212,7 +218,7 @@ def dense_memberships(
 
 
 # Launched in deterministic mode only, so always with a fixed config (``launch``): nothing is tuned on the key.
-@autotune(_TILE_CONFIGS, key=["K", "BOUNDARY", "HAS_W"])
+@autotune(_TILE_CONFIGS, key=["K", "BOUNDARY"])
 @triton.jit
 def _forward_partials_kernel(
     u_ptr,
@@ -224,7 +230,6 @@ def _forward_partials_kernel(
     K,
     RADIUS: tl.constexpr,
     BOUNDARY: tl.constexpr,
-    HAS_W: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
@@ -236,13 +241,13 @@ def _forward_partials_kernel(
     # float64 partials: a split's blocks add up sequentially, as the atomics do.
     acc = tl.zeros((BLOCK_K,), dtype=tl.float64)
     for start in range(split * BLOCK_N, N, splits * BLOCK_N):
-        u, w, _ = load_pixels(u_ptr, w_ptr, row, start + tl.arange(0, BLOCK_N), N, HAS_W)
+        u, w, _ = load_pixels(u_ptr, w_ptr, row, start + tl.arange(0, BLOCK_N), N)
         m = dense_memberships(u, k, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K)
         acc += tl.sum(m * w[:, None], axis=0).to(tl.float64)
     tl.store(partial_ptr + (split * M + row) * K + k, acc, mask=k < K)
 
 
-@autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
+@autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY"])
 @triton.jit
 def _backward_kernel(
     u_ptr,
@@ -260,17 +265,15 @@ def _backward_kernel(
     N_BUCKET,
     RADIUS: tl.constexpr,
     BOUNDARY: tl.constexpr,
-    HAS_W: tl.constexpr,
     NEED_U: tl.constexpr,
     NEED_W: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    row = tl.program_id(1).to(tl.int64)
-    offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row, offs = pixel_block(BLOCK_N)
     inside = offs < N
     inv_bw, one_minus_g2 = load_constants(consts_ptr)
-    u = sanitize(tl.load(u_ptr + row * N + offs, mask=inside, other=0.0))
-    base = tl.minimum(tl.maximum(tl.floor(u).to(tl.int32) - RADIUS, FIRST), LAST)
+    u = load_values(u_ptr, row, offs, N)
+    base = window_start(u, FIRST, LAST, RADIUS)
     grad_u = tl.zeros_like(u)
     grad_w = tl.zeros_like(u)
     for r in range(WIN):
@@ -281,7 +284,7 @@ def _backward_kernel(
         grad_u += g * slope
         grad_w += g * value
     if NEED_U:
-        if HAS_W:
+        if w_ptr is not None:
             grad_u *= tl.load(w_ptr + row * N + offs, mask=inside, other=0.0)
         tl.store(grad_u_ptr + row * N + offs, grad_u, mask=inside)
     if NEED_W:
@@ -297,8 +300,6 @@ def forward(u, w, bins, bandwidth, boundary, window):
     """Soft histogram (M, K) of values u (M, N) in bin units with optional weights w (M, N)."""
     rows, n = u.shape
     code = BOUNDARY_CODES[boundary]
-    has_w = w is not None
-    w_arg = w if has_w else u
     consts = bandwidth_constants(bandwidth, u)
     if torch.are_deterministic_algorithms_enabled():
         splits = partial_splits(rows, n, triton.cdiv(bins, 32))
@@ -308,7 +309,7 @@ def forward(u, w, bins, bandwidth, boundary, window):
             partials_grid("soft_histogram", rows, bins, splits),
             u.device,
             u,
-            w_arg,
+            w,
             partials,
             consts,
             rows,
@@ -316,7 +317,6 @@ def forward(u, w, bins, bandwidth, boundary, window):
             bins,
             RADIUS=window.radius,
             BOUNDARY=code,
-            HAS_W=has_w,
             fixed=True,
         )
         hist = partials.sum(0)
@@ -327,7 +327,7 @@ def forward(u, w, bins, bandwidth, boundary, window):
             pixel_grid("soft_histogram", rows, n),
             u.device,
             u,
-            w_arg,
+            w,
             hist,
             consts,
             n,
@@ -338,7 +338,6 @@ def forward(u, w, bins, bandwidth, boundary, window):
             n_bucket(n),
             RADIUS=window.radius,
             BOUNDARY=code,
-            HAS_W=has_w,
         )
     return (hist / weight_sums(u, w)).to(u.dtype)  # float64 / fp32 sums: float64
 
@@ -356,7 +355,7 @@ def backward(g, u, w, p, bins, bandwidth, boundary, window, need_u, need_w):
         pixel_grid("soft_histogram backward", rows, n),
         u.device,
         u,
-        w if w is not None else u,
+        w,
         g_scaled,
         gp,
         grad_u if need_u else u,
@@ -370,7 +369,6 @@ def backward(g, u, w, p, bins, bandwidth, boundary, window, need_u, need_w):
         n_bucket(n),
         RADIUS=window.radius,
         BOUNDARY=BOUNDARY_CODES[boundary],
-        HAS_W=w is not None,
         NEED_U=need_u,
         NEED_W=need_w,
     )
