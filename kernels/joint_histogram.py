@@ -30,7 +30,6 @@ import triton.language as tl
 
 from .common import (
     autotune,
-    check_grid,
     launch,
     load_pixels,
     load_values,
@@ -41,6 +40,7 @@ from .common import (
     pixel_grid,
     weight_sums,
 )
+from .joint_tiles import input_precision, launch_partials, pair_grid, sorted_by_x, store_partial, tile_pair
 from .soft_histogram import (
     BOUNDARY_CODES,
     NONE,
@@ -114,16 +114,12 @@ def _forward_kernel(
 ):
     row = tl.program_id(0).to(tl.int64)
     inv_bw, one_minus_g2 = load_constants(consts_ptr)
-    spans = tl.cdiv(K, BLOCK_K2)
-    k1_first = (tl.program_id(1) // spans) * BLOCK_K1
-    k2_first = (tl.program_id(1) % spans) * BLOCK_K2
+    k1_first, k2_first = tile_pair(K, BLOCK_K1, BLOCK_K2)
     k1 = k1_first + tl.arange(0, BLOCK_K1)
     k2 = k2_first + tl.arange(0, BLOCK_K2)
-    split = tl.program_id(2)
-    splits = tl.num_programs(2)
     acc_type: tl.constexpr = tl.float64 if partial_ptr.dtype.element_ty == tl.float64 else tl.float32
     acc = tl.zeros((BLOCK_K1, BLOCK_K2), dtype=acc_type)
-    for start in range(split * BLOCK_N, N, splits * BLOCK_N):
+    for start in range(tl.program_id(2) * BLOCK_N, N, tl.num_programs(2) * BLOCK_N):
         offs = start + tl.arange(0, BLOCK_N)
         x, w, _ = load_pixels(x_ptr, w_ptr, row, offs, N)
         # x first: with x sorted (the launcher), most blocks miss this K1 tile and never load y.
@@ -133,8 +129,7 @@ def _forward_kernel(
                 a = dense_memberships(x, k1, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K1) * w[:, None]
                 b = dense_memberships(y, k2, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K2)
                 acc = tl.dot(tl.trans(a), b, acc, input_precision=PRECISION, out_dtype=acc_type)
-    out = partial_ptr + ((split * M + row) * K + k1[:, None]) * K + k2[None, :]
-    tl.store(out, acc, mask=(k1[:, None] < K) & (k2[None, :] < K))
+    store_partial(partial_ptr, acc, row, k1, k2, M, K)
 
 
 @autotune(_WINDOW_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY"])
@@ -205,40 +200,29 @@ def _backward_kernel(
 
 def forward_grid(rows: int, bins: int, splits: int):
     """Grid of the forward: rows, K1 tiles × K2 spans, pixel splits."""
-    return lambda meta: check_grid(
-        "joint_histogram",
-        (rows, triton.cdiv(bins, meta["BLOCK_K1"]) * triton.cdiv(bins, meta["BLOCK_K2"]), splits),
-    )
+    return pair_grid("joint_histogram", rows, bins, splits)
 
 
 def forward(x, y, w, bins, bandwidth, boundary, window, precision):
     """Joint histogram J (M, K, K) of values x, y (M, N) in bin units with optional weights w (M, N)."""
+    if bins > SORT_ABOVE_BINS:
+        x, y, w = sorted_by_x(x, y, w)
     rows, n = x.shape
-    if bins > SORT_ABOVE_BINS:  # J is a sum over pixels, so their order is free; stable keeps it deterministic
-        x, order = x.sort(dim=1, stable=True)
-        y = y.gather(1, order)
-        w = w.gather(1, order) if w is not None else None
     splits = partial_splits(rows, n, triton.cdiv(bins, 64) ** 2)
-    partials = x.new_empty(splits, rows, bins, bins)
-    launch(
+    joint = launch_partials(
         _forward_kernel,
-        forward_grid(rows, bins, splits),
-        x.device,
+        forward_grid,
+        splits,
         x,
         y,
         w,
-        partials,
-        bandwidth_constants(bandwidth, x),
-        rows,
-        n,
-        bins,
-        n_bucket(n),
+        consts_ptr=bandwidth_constants(bandwidth, x),
+        K=bins,
         RADIUS=window.radius,
         BOUNDARY=BOUNDARY_CODES[boundary],
-        PRECISION=precision if x.dtype != torch.float64 else "ieee",
-        fixed=torch.are_deterministic_algorithms_enabled(),
+        PRECISION=input_precision(precision, x),
     )
-    return (partials[0] if splits == 1 else partials.sum(0)) / weight_sums(x, w, 2)
+    return joint / weight_sums(x, w, 2)
 
 
 def backward(g, x, y, w, joint, bins, bandwidth, boundary, window, need_x, need_y, need_w):
