@@ -134,3 +134,10 @@ def partial_splits(rows: int, n: int, tiles: int) -> int:
 def pixel_grid(op: str, rows: int, n: int):
     """Grid of the per-pixel kernels: pixel blocks on axis 0, rows on axis 1."""
     return lambda meta: check_grid(op, (triton.cdiv(n, meta["BLOCK_N"]), rows))
+
+
+def launch_pixels(kernel, op: str, *args, **kwargs):
+    """Launch per-pixel ``kernel`` (``pixel_block``) on the ``pixel_grid`` of its first argument, the values
+    (M, N), with N and its autotuning bucket N_BUCKET added by keyword."""
+    rows, n = args[0].shape
+    launch(kernel, pixel_grid(op, rows, n), args[0].device, *args, N=n, N_BUCKET=n_bucket(n), **kwargs)

@@ -30,26 +30,23 @@ import triton.language as tl
 
 from .common import (
     autotune,
-    launch,
+    launch_pixels,
     load_pixels,
     load_values,
     load_weights,
-    n_bucket,
     partial_splits,
     pixel_block,
-    pixel_grid,
     weight_sums,
 )
 from .joint_tiles import input_precision, launch_partials, pair_grid, sorted_by_x, store_partial, tile_pair
 from .soft_histogram import (
-    BOUNDARY_CODES,
     NONE,
-    bandwidth_constants,
     dense_memberships,
     fold,
     image_flags,
     load_constants,
     membership,
+    window_args,
     window_start,
 )
 
@@ -216,10 +213,7 @@ def forward(x, y, w, bins, bandwidth, boundary, window, precision):
         x,
         y,
         w,
-        consts_ptr=bandwidth_constants(bandwidth, x),
-        K=bins,
-        RADIUS=window.radius,
-        BOUNDARY=BOUNDARY_CODES[boundary],
+        **window_args(x, bins, bandwidth, boundary, window, placement=False),
         PRECISION=input_precision(precision, x),
     )
     return joint / weight_sums(x, w, 2)
@@ -227,30 +221,19 @@ def forward(x, y, w, bins, bandwidth, boundary, window, precision):
 
 def backward(g, x, y, w, joint, bins, bandwidth, boundary, window, need_x, need_y, need_w):
     """(dL/dx, dL/dy, dL/dw), each (M, N) or None, for the output gradient g (M, K, K) and the output J."""
-    rows, n = x.shape
     g_scaled = (g / weight_sums(x, w, 2)).contiguous()
     gj = ((g * joint).sum((1, 2)) / weight_sums(x, w, 0)).contiguous()
     grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
-    placeholder = [t if t is not None else x for t in grads]
-    launch(
+    launch_pixels(
         _backward_kernel,
-        pixel_grid("joint_histogram backward", rows, n),
-        x.device,
+        "joint_histogram backward",
         x,
         y,
         w,
         g_scaled,
         gj,
-        *placeholder,
-        bandwidth_constants(bandwidth, x),
-        n,
-        bins,
-        window.first,
-        window.last,
-        window.size,
-        n_bucket(n),
-        RADIUS=window.radius,
-        BOUNDARY=BOUNDARY_CODES[boundary],
+        *[t if t is not None else x for t in grads],
+        **window_args(x, bins, bandwidth, boundary, window),
         NEED_X=need_x,
         NEED_Y=need_y,
         NEED_W=need_w,

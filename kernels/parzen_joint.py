@@ -28,7 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import autotune, launch, load_pixels, load_values, n_bucket, partial_splits, pixel_block, pixel_grid
+from .common import autotune, launch_pixels, load_pixels, load_values, partial_splits, pixel_block
 from .joint_tiles import input_precision, launch_partials, pair_grid, sorted_by_x, store_partial, tile_pair
 from .parzen_windows import SHAPES, SUPPORT, normalizer, reaches, tile, weights
 
@@ -215,12 +215,10 @@ def forward(x, y, w, centres, scales, shapes, norms, precision):
 
 def backward(g, x, y, w, centres, scales, shapes, norms, precision, need_x, need_y, need_w):
     """(dL/dx, dL/dy, dL/dw), each (M, N) or None, for the output gradient g (M, K, K) of ``forward``."""
-    rows, n = x.shape
     grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
-    launch(
+    launch_pixels(
         _backward_kernel,
-        pixel_grid("parzen_joint backward", rows, n),
-        x.device,
+        "parzen_joint backward",
         x,
         y,
         w,
@@ -228,9 +226,7 @@ def backward(g, x, y, w, centres, scales, shapes, norms, precision, need_x, need
         scales,
         g.contiguous(),
         *[t if t is not None else x for t in grads],
-        n,
-        centres[0].shape[0],
-        n_bucket(n),
+        K=centres[0].shape[0],
         **_shape_args(shapes, norms),
         NEED_X=need_x,
         NEED_Y=need_y,

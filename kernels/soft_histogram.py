@@ -37,12 +37,11 @@ from .common import (
     autotune,
     check_grid,
     launch,
+    launch_pixels,
     load_pixels,
     load_values,
-    n_bucket,
     partial_splits,
     pixel_block,
-    pixel_grid,
     weight_sums,
 )
 
@@ -126,6 +125,21 @@ def window_start(u, FIRST, LAST, RADIUS: tl.constexpr):
     """First virtual bin (int32) of each value's window: floor(u) - RADIUS clamped to [FIRST, LAST]
     (``huenet.binning.Window``)."""
     return tl.minimum(tl.maximum(tl.floor(u).to(tl.int32) - RADIUS, FIRST), LAST)
+
+
+def window_args(like: torch.Tensor, bins: int, bandwidth: float, boundary: str, window, placement: bool = True) -> dict:
+    """The launch arguments every histogram kernel takes after its tensors, by keyword: the bandwidth constants
+    (in ``like``'s dtype and on its device), K, the radius and the boundary, and with ``placement`` the window
+    placement FIRST, LAST, WIN of the kernels that walk each pixel's window."""
+    args = {
+        "consts_ptr": bandwidth_constants(bandwidth, like),
+        "K": bins,
+        "RADIUS": window.radius,
+        "BOUNDARY": BOUNDARY_CODES[boundary],
+    }
+    if placement:
+        args.update(FIRST=window.first, LAST=window.last, WIN=window.size)
+    return args
 
 
 # ---- The soft histogram.
@@ -299,8 +313,6 @@ def partials_grid(op: str, rows: int, bins: int, splits: int):
 def forward(u, w, bins, bandwidth, boundary, window):
     """Soft histogram (M, K) of values u (M, N) in bin units with optional weights w (M, N)."""
     rows, n = u.shape
-    code = BOUNDARY_CODES[boundary]
-    consts = bandwidth_constants(bandwidth, u)
     if torch.are_deterministic_algorithms_enabled():
         splits = partial_splits(rows, n, triton.cdiv(bins, 32))
         partials = u.new_empty(splits, rows, bins, dtype=torch.float64)
@@ -311,64 +323,37 @@ def forward(u, w, bins, bandwidth, boundary, window):
             u,
             w,
             partials,
-            consts,
-            rows,
-            n,
-            bins,
-            RADIUS=window.radius,
-            BOUNDARY=code,
+            M=rows,
+            N=n,
+            **window_args(u, bins, bandwidth, boundary, window, placement=False),
             fixed=True,
         )
         hist = partials.sum(0)
     else:
         hist = u.new_zeros(rows, bins, dtype=torch.float64)
-        launch(
-            _forward_atomic_kernel,
-            pixel_grid("soft_histogram", rows, n),
-            u.device,
-            u,
-            w,
-            hist,
-            consts,
-            n,
-            bins,
-            window.first,
-            window.last,
-            window.size,
-            n_bucket(n),
-            RADIUS=window.radius,
-            BOUNDARY=code,
+        launch_pixels(
+            _forward_atomic_kernel, "soft_histogram", u, w, hist, **window_args(u, bins, bandwidth, boundary, window)
         )
     return (hist / weight_sums(u, w)).to(u.dtype)  # float64 / fp32 sums: float64
 
 
 def backward(g, u, w, p, bins, bandwidth, boundary, window, need_u, need_w):
     """(dL/du, dL/dw), each (M, N) or None, for the output gradient g (M, K) and the forward's output p."""
-    rows, n = u.shape
     total = weight_sums(u, w)
     g_scaled = (g / total).contiguous()
     gp = ((g * p).sum(1, keepdim=True) / total).contiguous()
     grad_u = torch.empty_like(u) if need_u else None
     grad_w = torch.empty_like(u) if need_w else None
-    launch(
+    launch_pixels(
         _backward_kernel,
-        pixel_grid("soft_histogram backward", rows, n),
-        u.device,
+        "soft_histogram backward",
         u,
         w,
         g_scaled,
         gp,
         grad_u if need_u else u,
         grad_w if need_w else u,
-        bandwidth_constants(bandwidth, u),
-        n,
-        bins,
-        window.first,
-        window.last,
-        window.size,
-        n_bucket(n),
-        RADIUS=window.radius,
-        BOUNDARY=BOUNDARY_CODES[boundary],
+        **window_args(u, bins, bandwidth, boundary, window),
         NEED_U=need_u,
         NEED_W=need_w,
     )
