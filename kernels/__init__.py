@@ -9,7 +9,7 @@ for CUDA tensors.
 for tests): Triton reads it when the kernels are decorated.
 """
 
-from . import common, entropy, joint_histogram, parzen_joint, parzen_windows, soft_histogram
+from . import common, entropy, joint_histogram, joint_tiles, parzen_joint, parzen_windows, soft_histogram
 from .common import INTERPRETED, pinned
 from .joint_histogram import DOT_PRECISIONS
 
@@ -19,6 +19,7 @@ __all__ = [
     "common",
     "entropy",
     "joint_histogram",
+    "joint_tiles",
     "parzen_joint",
     "parzen_windows",
     "pinned",

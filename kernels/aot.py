@@ -38,11 +38,27 @@ class Variant:
         return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=self.options)
 
 
+#: Every gradient asked of the joint backward kernels (histogram and Parzen).
+_EVERY_GRADIENT = {"NEED_X": True, "NEED_Y": True, "NEED_W": True}
+
+
 def _configs(kernel):
     return getattr(kernel, "configs", [triton.Config({}, num_warps=4)])
 
 
-def _variants_of(name, kernel, signature, constexprs):
+def _signature(kernel, pointer: str, **pointers) -> dict:
+    """Types of ``kernel``'s runtime arguments: each ``*_ptr`` a ``pointer`` unless ``pointers`` names another
+    type for it, every other one i32."""
+    fn = kernel.fn if isinstance(kernel, Autotuner) else kernel
+    return {
+        param.name: pointers.get(param.name, pointer) if param.name.endswith("_ptr") else "i32"
+        for param in fn.params
+        if not param.is_constexpr
+    }
+
+
+def _variants_of(name, kernel, pointer, constexprs, **pointers):
+    signature = _signature(kernel, pointer, **pointers)
     for config in _configs(kernel):
         label = ",".join(f"{k}={v}" for k, v in config.kwargs.items())
         yield Variant(
@@ -54,106 +70,37 @@ def _variants_of(name, kernel, signature, constexprs):
         )
 
 
+def _precisions(dtype: str) -> list:
+    """The dot precisions the kernels run in for ``dtype``: fp64 computes with "ieee" dots only."""
+    return ["ieee"] if dtype == "fp64" else list(joint_histogram.DOT_PRECISIONS)
+
+
+def _dot_variants(name, kernel, dtype, constexprs, *labels):
+    """``_variants_of`` a joint forward kernel in each dot precision of ``dtype``, named ``name(labels,precision)``."""
+    for precision in _precisions(dtype):
+        label = ",".join((*labels, precision))
+        yield from _variants_of(f"{name}({label})", kernel, f"*{dtype}", {**constexprs, "PRECISION": precision})
+
+
 def variants(dtype: str = "fp32"):
     """Every kernel × autotune config at bandwidth 0.4 (radius 7), reflect boundary, weighted."""
     p = f"*{dtype}"
-    common = {"RADIUS": 7, "BOUNDARY": 0, "HAS_W": True}
+    window = {"RADIUS": 7, "BOUNDARY": 0}
     yield from _variants_of(
-        "soft_histogram.forward_atomic",
-        soft_histogram._forward_atomic_kernel,
-        {
-            "u_ptr": p,
-            "w_ptr": p,
-            "out_ptr": "*fp64",
-            "consts_ptr": p,
-            "N": "i32",
-            "K": "i32",
-            "FIRST": "i32",
-            "LAST": "i32",
-            "WIN": "i32",
-            "N_BUCKET": "i32",
-        },
-        common,
+        "soft_histogram.forward_atomic", soft_histogram._forward_atomic_kernel, p, window, out_ptr="*fp64"
     )
     yield from _variants_of(
-        "soft_histogram.forward_partials",
-        soft_histogram._forward_partials_kernel,
-        {
-            "u_ptr": p,
-            "w_ptr": p,
-            "partial_ptr": "*fp64",
-            "consts_ptr": p,
-            "M": "i32",
-            "N": "i32",
-            "K": "i32",
-            "N_BUCKET": "i32",
-        },
-        common,
+        "soft_histogram.forward_partials", soft_histogram._forward_partials_kernel, p, window, partial_ptr="*fp64"
     )
     yield from _variants_of(
-        "soft_histogram.backward",
-        soft_histogram._backward_kernel,
-        {
-            "u_ptr": p,
-            "w_ptr": p,
-            "g_ptr": p,
-            "gp_ptr": p,
-            "grad_u_ptr": p,
-            "grad_w_ptr": p,
-            "consts_ptr": p,
-            "N": "i32",
-            "K": "i32",
-            "FIRST": "i32",
-            "LAST": "i32",
-            "WIN": "i32",
-            "N_BUCKET": "i32",
-        },
-        {**common, "NEED_U": True, "NEED_W": True},
+        "soft_histogram.backward", soft_histogram._backward_kernel, p, {**window, "NEED_U": True, "NEED_W": True}
     )
-    precisions = ["ieee"] if dtype == "fp64" else list(joint_histogram.DOT_PRECISIONS)
-    for precision in precisions:
-        yield from _variants_of(
-            f"joint_histogram.forward({precision})",
-            joint_histogram._forward_kernel,
-            {
-                "x_ptr": p,
-                "y_ptr": p,
-                "w_ptr": p,
-                "partial_ptr": p,
-                "consts_ptr": p,
-                "M": "i32",
-                "N": "i32",
-                "K": "i32",
-                "N_BUCKET": "i32",
-            },
-            {**common, "PRECISION": precision},
-        )
+    yield from _dot_variants("joint_histogram.forward", joint_histogram._forward_kernel, dtype, window)
     yield from _variants_of(
-        "joint_histogram.backward",
-        joint_histogram._backward_kernel,
-        {
-            "x_ptr": p,
-            "y_ptr": p,
-            "w_ptr": p,
-            "g_ptr": p,
-            "gj_ptr": p,
-            "grad_x_ptr": p,
-            "grad_y_ptr": p,
-            "grad_w_ptr": p,
-            "consts_ptr": p,
-            "N": "i32",
-            "K": "i32",
-            "FIRST": "i32",
-            "LAST": "i32",
-            "WIN": "i32",
-            "N_BUCKET": "i32",
-        },
-        {**common, "NEED_X": True, "NEED_Y": True, "NEED_W": True, "WIN_TILE": 16},
+        "joint_histogram.backward", joint_histogram._backward_kernel, p, {**window, **_EVERY_GRADIENT, "WIN_TILE": 16}
     )
     yield from parzen_variants(dtype)
-    yield from _variants_of(
-        "entropy.entropies", entropy._entropies_kernel, {"j_ptr": p, "out_ptr": p, "K": "i32"}, {"BLOCK": 32}
-    )
+    yield from _variants_of("entropy.entropies", entropy._entropies_kernel, p, {"BLOCK": 32})
 
 
 #: The window pairs the losses use: MONAI's normalised Gaussians, its B-spline × box, HistoGAN's inverse
@@ -167,33 +114,14 @@ PARZEN_PAIRS = {
 
 def parzen_variants(dtype: str = "fp32"):
     """The Parzen joint kernels × autotune config × window pair (× dot precision for the fp32 forward), weighted."""
-    p = f"*{dtype}"
-    tensors = {name: p for name in ("x_ptr", "y_ptr", "w_ptr", "cx_ptr", "cy_ptr", "scales_ptr")}
-    precisions = ["ieee"] if dtype == "fp64" else list(joint_histogram.DOT_PRECISIONS)
     for pair, (shape_x, norm_x, shape_y, norm_y) in PARZEN_PAIRS.items():
         shapes = {"SHAPE_X": SHAPES[shape_x], "NORM_X": norm_x, "SHAPE_Y": SHAPES[shape_y], "NORM_Y": norm_y}
-        shapes["HAS_W"] = True
-        for precision in precisions:
-            yield from _variants_of(
-                f"parzen_joint.forward({pair},{precision})",
-                parzen_joint._forward_kernel,
-                {**tensors, "partial_ptr": p, "M": "i32", "N": "i32", "K": "i32", "N_BUCKET": "i32"},
-                {**shapes, "PRECISION": precision},
-            )
+        yield from _dot_variants("parzen_joint.forward", parzen_joint._forward_kernel, dtype, shapes, pair)
         yield from _variants_of(
             f"parzen_joint.backward({pair})",
             parzen_joint._backward_kernel,
-            {
-                **tensors,
-                "g_ptr": p,
-                "grad_x_ptr": p,
-                "grad_y_ptr": p,
-                "grad_w_ptr": p,
-                "N": "i32",
-                "K": "i32",
-                "N_BUCKET": "i32",
-            },
-            {**shapes, "NEED_X": True, "NEED_Y": True, "NEED_W": True, "PRECISION": precisions[-1]},
+            f"*{dtype}",
+            {**shapes, **_EVERY_GRADIENT, "PRECISION": _precisions(dtype)[-1]},
         )
 
 

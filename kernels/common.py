@@ -23,21 +23,42 @@ def sanitize(u):
 
 
 @triton.jit
-def load_pixels(u_ptr, w_ptr, row, offs, N, HAS_W: tl.constexpr):
-    """Values (sanitized) and weights of pixels ``offs`` of a row (int64), and which of them exist; missing
-    pixels and unweighted calls get weight 0 and 1."""
-    inside = offs < N
-    u = sanitize(tl.load(u_ptr + row * N + offs, mask=inside, other=0.0))
-    if HAS_W:
-        w = tl.load(w_ptr + row * N + offs, mask=inside, other=0.0)
+def pixel_block(BLOCK_N: tl.constexpr):
+    """Row (int64) and pixel offsets of this program of a ``pixel_grid`` launch."""
+    return tl.program_id(1).to(tl.int64), tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+
+
+@triton.jit
+def load_values(u_ptr, row, offs, N):
+    """Values (sanitized) of pixels ``offs`` of a row (int64); 0 for missing pixels."""
+    return sanitize(tl.load(u_ptr + row * N + offs, mask=offs < N, other=0.0))
+
+
+@triton.jit
+def load_weights(w_ptr, row, offs, N, u):
+    """Weights of pixels ``offs`` of a row (int64): 0 for missing pixels, 1 (in u's dtype) for the others when
+    the launch is unweighted (``w_ptr`` None)."""
+    if w_ptr is not None:
+        w = tl.load(w_ptr + row * N + offs, mask=offs < N, other=0.0)
     else:
-        w = inside.to(u.dtype)
-    return u, w, inside
+        w = (offs < N).to(u.dtype)
+    return w
+
+
+@triton.jit
+def load_pixels(u_ptr, w_ptr, row, offs, N):
+    """Values (sanitized) and weights of pixels ``offs`` of a row (int64), and which of them exist."""
+    u = load_values(u_ptr, row, offs, N)
+    return u, load_weights(w_ptr, row, offs, N, u), offs < N
 
 
 def autotune(configs, key, **kwargs):
     """``triton.autotune`` with the tuning results cached on disk per GPU where the Triton version can
-    (``cache_results``, newer than 3.6). ``launch`` decides when the tuner is bypassed."""
+    (``cache_results``, newer than 3.6). ``launch`` decides when the tuner is bypassed.
+
+    Besides ``key``, the tuner keys on the dtypes of the tensor arguments: an unweighted launch passes
+    ``w_ptr=None`` (a constexpr, so the weight loads compile away), which tunes apart from a weighted one.
+    """
     if "cache_results" in inspect.signature(triton.autotune).parameters:
         kwargs["cache_results"] = True
     return triton.autotune(configs=configs, key=key, **kwargs)
@@ -113,3 +134,10 @@ def partial_splits(rows: int, n: int, tiles: int) -> int:
 def pixel_grid(op: str, rows: int, n: int):
     """Grid of the per-pixel kernels: pixel blocks on axis 0, rows on axis 1."""
     return lambda meta: check_grid(op, (triton.cdiv(n, meta["BLOCK_N"]), rows))
+
+
+def launch_pixels(kernel, op: str, *args, **kwargs):
+    """Launch per-pixel ``kernel`` (``pixel_block``) on the ``pixel_grid`` of its first argument, the values
+    (M, N), with N and its autotuning bucket N_BUCKET added by keyword."""
+    rows, n = args[0].shape
+    launch(kernel, pixel_grid(op, rows, n), args[0].device, *args, N=n, N_BUCKET=n_bucket(n), **kwargs)

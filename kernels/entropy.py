@@ -24,7 +24,10 @@ def _neg_xlogx(t):
 
 
 @triton.jit
-def _load_tile(base, rows, cols, K):
+def _load_tile(base, i, j, K, BLOCK: tl.constexpr):
+    """The (BLOCK, BLOCK) tile of a K × K matrix at ``base`` from row i and column j; 0 outside the matrix."""
+    rows = i + tl.arange(0, BLOCK)
+    cols = j + tl.arange(0, BLOCK)
     return tl.load(base + rows[:, None] * K + cols[None, :], mask=(rows[:, None] < K) & (cols[None, :] < K), other=0.0)
 
 
@@ -32,26 +35,21 @@ def _load_tile(base, rows, cols, K):
 def _entropies_kernel(j_ptr, out_ptr, K, BLOCK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     base = j_ptr + row * K * K
-    offs = tl.arange(0, BLOCK)
-    h_xy = tl.zeros((BLOCK,), dtype=j_ptr.dtype.element_ty)
-    h_x = tl.zeros((BLOCK,), dtype=j_ptr.dtype.element_ty)
-    h_y = tl.zeros((BLOCK,), dtype=j_ptr.dtype.element_ty)
+    dtype: tl.constexpr = j_ptr.dtype.element_ty
+    h_xy = tl.zeros((BLOCK,), dtype=dtype)
+    h_x = tl.zeros((BLOCK,), dtype=dtype)
+    h_y = tl.zeros((BLOCK,), dtype=dtype)
     for i in range(0, K, BLOCK):
-        rows = i + offs
-        row_sum = tl.zeros((BLOCK,), dtype=j_ptr.dtype.element_ty)
+        row_sum = tl.zeros((BLOCK,), dtype=dtype)
         for j in range(0, K, BLOCK):
-            cols = j + offs
-            t = _load_tile(base, rows, cols, K)
+            t = _load_tile(base, i, j, K, BLOCK)
             h_xy += tl.sum(_neg_xlogx(t), axis=1)
             row_sum += tl.sum(t, axis=1)
         h_x += _neg_xlogx(row_sum)
     for j in range(0, K, BLOCK):
-        cols = j + offs
-        col_sum = tl.zeros((BLOCK,), dtype=j_ptr.dtype.element_ty)
+        col_sum = tl.zeros((BLOCK,), dtype=dtype)
         for i in range(0, K, BLOCK):
-            rows = i + offs
-            t = _load_tile(base, rows, cols, K)
-            col_sum += tl.sum(t, axis=0)
+            col_sum += tl.sum(_load_tile(base, i, j, K, BLOCK), axis=0)
         h_y += _neg_xlogx(col_sum)
     tl.store(out_ptr + row * 3 + 0, tl.sum(h_xy, axis=0))
     tl.store(out_ptr + row * 3 + 1, tl.sum(h_x, axis=0))

@@ -30,24 +30,24 @@ import triton.language as tl
 
 from .common import (
     autotune,
-    check_grid,
-    launch,
+    launch_pixels,
     load_pixels,
-    n_bucket,
+    load_values,
+    load_weights,
     partial_splits,
-    pixel_grid,
-    sanitize,
+    pixel_block,
     weight_sums,
 )
+from .joint_tiles import input_precision, launch_partials, pair_grid, sorted_by_x, store_partial, tile_pair
 from .soft_histogram import (
-    BOUNDARY_CODES,
     NONE,
-    bandwidth_constants,
     dense_memberships,
     fold,
     image_flags,
     load_constants,
     membership,
+    window_args,
+    window_start,
 )
 
 DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
@@ -90,7 +90,7 @@ def _reaches(u, k_first, BLOCK_K: tl.constexpr, K, RADIUS: tl.constexpr, BOUNDAR
     return reach
 
 
-@autotune(_DOT_CONFIGS, key=["K", "N_BUCKET", "BOUNDARY", "HAS_W", "PRECISION"])
+@autotune(_DOT_CONFIGS, key=["K", "N_BUCKET", "BOUNDARY", "PRECISION"])
 @triton.jit
 def _forward_kernel(
     x_ptr,
@@ -104,7 +104,6 @@ def _forward_kernel(
     N_BUCKET,
     RADIUS: tl.constexpr,
     BOUNDARY: tl.constexpr,
-    HAS_W: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K1: tl.constexpr,
@@ -112,30 +111,25 @@ def _forward_kernel(
 ):
     row = tl.program_id(0).to(tl.int64)
     inv_bw, one_minus_g2 = load_constants(consts_ptr)
-    spans = tl.cdiv(K, BLOCK_K2)
-    k1_first = (tl.program_id(1) // spans) * BLOCK_K1
-    k2_first = (tl.program_id(1) % spans) * BLOCK_K2
+    k1_first, k2_first = tile_pair(K, BLOCK_K1, BLOCK_K2)
     k1 = k1_first + tl.arange(0, BLOCK_K1)
     k2 = k2_first + tl.arange(0, BLOCK_K2)
-    split = tl.program_id(2)
-    splits = tl.num_programs(2)
     acc_type: tl.constexpr = tl.float64 if partial_ptr.dtype.element_ty == tl.float64 else tl.float32
     acc = tl.zeros((BLOCK_K1, BLOCK_K2), dtype=acc_type)
-    for start in range(split * BLOCK_N, N, splits * BLOCK_N):
+    for start in range(tl.program_id(2) * BLOCK_N, N, tl.num_programs(2) * BLOCK_N):
         offs = start + tl.arange(0, BLOCK_N)
-        x, w, inside = load_pixels(x_ptr, w_ptr, row, offs, N, HAS_W)
+        x, w, _ = load_pixels(x_ptr, w_ptr, row, offs, N)
         # x first: with x sorted (the launcher), most blocks miss this K1 tile and never load y.
         if _reaches(x, k1_first, BLOCK_K1, K, RADIUS, BOUNDARY):
-            y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
+            y = load_values(y_ptr, row, offs, N)
             if _reaches(y, k2_first, BLOCK_K2, K, RADIUS, BOUNDARY):
                 a = dense_memberships(x, k1, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K1) * w[:, None]
                 b = dense_memberships(y, k2, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K2)
                 acc = tl.dot(tl.trans(a), b, acc, input_precision=PRECISION, out_dtype=acc_type)
-    out = partial_ptr + ((split * M + row) * K + k1[:, None]) * K + k2[None, :]
-    tl.store(out, acc, mask=(k1[:, None] < K) & (k2[None, :] < K))
+    store_partial(partial_ptr, acc, row, k1, k2, M, K)
 
 
-@autotune(_WINDOW_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
+@autotune(_WINDOW_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY"])
 @triton.jit
 def _backward_kernel(
     x_ptr,
@@ -155,21 +149,19 @@ def _backward_kernel(
     N_BUCKET,
     RADIUS: tl.constexpr,
     BOUNDARY: tl.constexpr,
-    HAS_W: tl.constexpr,
     NEED_X: tl.constexpr,
     NEED_Y: tl.constexpr,
     NEED_W: tl.constexpr,
     WIN_TILE: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    row = tl.program_id(1).to(tl.int64)
-    offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row, offs = pixel_block(BLOCK_N)
     inv_bw, one_minus_g2 = load_constants(consts_ptr)
     inside = offs < N
-    x = sanitize(tl.load(x_ptr + row * N + offs, mask=inside, other=0.0))
-    y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
-    base_x = tl.minimum(tl.maximum(tl.floor(x).to(tl.int32) - RADIUS, FIRST), LAST)
-    base_y = tl.minimum(tl.maximum(tl.floor(y).to(tl.int32) - RADIUS, FIRST), LAST)
+    x = load_values(x_ptr, row, offs, N)
+    y = load_values(y_ptr, row, offs, N)
+    base_x = window_start(x, FIRST, LAST, RADIUS)
+    base_y = window_start(y, FIRST, LAST, RADIUS)
     g_row = g_ptr + row * K * K
     grad_x = tl.zeros_like(x)
     grad_y = tl.zeros_like(x)
@@ -194,10 +186,7 @@ def _backward_kernel(
             grad_w += a * g_dot_b
             g_dot_a += a[:, None] * g
         grad_y += tl.sum(g_dot_a * db, axis=1)
-    if HAS_W:
-        w = tl.load(w_ptr + row * N + offs, mask=inside, other=0.0)
-    else:
-        w = inside.to(x.dtype)
+    w = load_weights(w_ptr, row, offs, N, x)
     if NEED_X:
         tl.store(grad_x_ptr + row * N + offs, grad_x * w, mask=inside)
     if NEED_Y:
@@ -208,71 +197,43 @@ def _backward_kernel(
 
 def forward_grid(rows: int, bins: int, splits: int):
     """Grid of the forward: rows, K1 tiles × K2 spans, pixel splits."""
-    return lambda meta: check_grid(
-        "joint_histogram",
-        (rows, triton.cdiv(bins, meta["BLOCK_K1"]) * triton.cdiv(bins, meta["BLOCK_K2"]), splits),
-    )
+    return pair_grid("joint_histogram", rows, bins, splits)
 
 
 def forward(x, y, w, bins, bandwidth, boundary, window, precision):
     """Joint histogram J (M, K, K) of values x, y (M, N) in bin units with optional weights w (M, N)."""
+    if bins > SORT_ABOVE_BINS:
+        x, y, w = sorted_by_x(x, y, w)
     rows, n = x.shape
-    has_w = w is not None
-    if bins > SORT_ABOVE_BINS:  # J is a sum over pixels, so their order is free; stable keeps it deterministic
-        x, order = x.sort(dim=1, stable=True)
-        y = y.gather(1, order)
-        w = w.gather(1, order) if has_w else None
     splits = partial_splits(rows, n, triton.cdiv(bins, 64) ** 2)
-    partials = x.new_empty(splits, rows, bins, bins)
-    launch(
+    joint = launch_partials(
         _forward_kernel,
-        forward_grid(rows, bins, splits),
-        x.device,
+        forward_grid,
+        splits,
         x,
         y,
-        w if has_w else x,
-        partials,
-        bandwidth_constants(bandwidth, x),
-        rows,
-        n,
-        bins,
-        n_bucket(n),
-        RADIUS=window.radius,
-        BOUNDARY=BOUNDARY_CODES[boundary],
-        HAS_W=has_w,
-        PRECISION=precision if x.dtype != torch.float64 else "ieee",
-        fixed=torch.are_deterministic_algorithms_enabled(),
+        w,
+        **window_args(x, bins, bandwidth, boundary, window, placement=False),
+        PRECISION=input_precision(precision, x),
     )
-    return (partials[0] if splits == 1 else partials.sum(0)) / weight_sums(x, w, 2)
+    return joint / weight_sums(x, w, 2)
 
 
 def backward(g, x, y, w, joint, bins, bandwidth, boundary, window, need_x, need_y, need_w):
     """(dL/dx, dL/dy, dL/dw), each (M, N) or None, for the output gradient g (M, K, K) and the output J."""
-    rows, n = x.shape
     g_scaled = (g / weight_sums(x, w, 2)).contiguous()
     gj = ((g * joint).sum((1, 2)) / weight_sums(x, w, 0)).contiguous()
     grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
-    placeholder = [t if t is not None else x for t in grads]
-    launch(
+    launch_pixels(
         _backward_kernel,
-        pixel_grid("joint_histogram backward", rows, n),
-        x.device,
+        "joint_histogram backward",
         x,
         y,
-        w if w is not None else x,
+        w,
         g_scaled,
         gj,
-        *placeholder,
-        bandwidth_constants(bandwidth, x),
-        n,
-        bins,
-        window.first,
-        window.last,
-        window.size,
-        n_bucket(n),
-        RADIUS=window.radius,
-        BOUNDARY=BOUNDARY_CODES[boundary],
-        HAS_W=w is not None,
+        *[t if t is not None else x for t in grads],
+        **window_args(x, bins, bandwidth, boundary, window),
         NEED_X=need_x,
         NEED_Y=need_y,
         NEED_W=need_w,

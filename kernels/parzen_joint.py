@@ -28,8 +28,9 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import autotune, check_grid, launch, load_pixels, n_bucket, partial_splits, pixel_grid, sanitize
-from .parzen_windows import SHAPES, SUPPORT, normalizer, reaches, tile
+from .common import autotune, launch_pixels, load_pixels, load_values, partial_splits, pixel_block
+from .joint_tiles import input_precision, launch_partials, pair_grid, sorted_by_x, store_partial, tile_pair
+from .parzen_windows import SHAPES, SUPPORT, normalizer, reaches, tile, weights
 
 # Tiles of at least 16 (tl.dot's minimum) on every side; K is usually 16-64 for these losses, so 32-wide bin tiles
 # cover it in one or two.
@@ -51,7 +52,7 @@ SORT_ABOVE_BINS = 32
 
 @autotune(
     _FORWARD_CONFIGS,
-    key=["K", "N_BUCKET", "SHAPE_X", "NORM_X", "SHAPE_Y", "NORM_Y", "HAS_W", "PRECISION"],
+    key=["K", "N_BUCKET", "SHAPE_X", "NORM_X", "SHAPE_Y", "NORM_Y", "PRECISION"],
 )
 @triton.jit
 def _forward_kernel(
@@ -70,42 +71,34 @@ def _forward_kernel(
     NORM_X: tl.constexpr,
     SHAPE_Y: tl.constexpr,
     NORM_Y: tl.constexpr,
-    HAS_W: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K1: tl.constexpr,
     BLOCK_K2: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
-    tiles2 = tl.cdiv(K, BLOCK_K2)
-    k1_first = (tl.program_id(1) // tiles2) * BLOCK_K1
-    k2_first = (tl.program_id(1) % tiles2) * BLOCK_K2
+    k1_first, k2_first = tile_pair(K, BLOCK_K1, BLOCK_K2)
     k1 = k1_first + tl.arange(0, BLOCK_K1)
     k2 = k2_first + tl.arange(0, BLOCK_K2)
-    split = tl.program_id(2)
-    splits = tl.num_programs(2)
     sx = tl.load(scales_ptr)
     sy = tl.load(scales_ptr + 1)
     acc_type: tl.constexpr = tl.float64 if partial_ptr.dtype.element_ty == tl.float64 else tl.float32
     acc = tl.zeros((BLOCK_K1, BLOCK_K2), dtype=acc_type)
-    for start in range(split * BLOCK_N, N, splits * BLOCK_N):
+    for start in range(tl.program_id(2) * BLOCK_N, N, tl.num_programs(2) * BLOCK_N):
         offs = start + tl.arange(0, BLOCK_N)
-        x, w, inside = load_pixels(x_ptr, w_ptr, row, offs, N, HAS_W)
+        x, w, _ = load_pixels(x_ptr, w_ptr, row, offs, N)
         if reaches(x, cx_ptr, k1_first, BLOCK_K1, K, sx, SHAPE_X):
-            y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
+            y = load_values(y_ptr, row, offs, N)
             if reaches(y, cy_ptr, k2_first, BLOCK_K2, K, sy, SHAPE_Y):
-                shift, inv_z, mean_slope = normalizer(x, cx_ptr, K, sx, SHAPE_X, NORM_X)
-                a, _ = tile(x, k1, cx_ptr, K, sx, shift, inv_z, mean_slope, SHAPE_X, NORM_X)
-                shift, inv_z, mean_slope = normalizer(y, cy_ptr, K, sy, SHAPE_Y, NORM_Y)
-                b, _ = tile(y, k2, cy_ptr, K, sy, shift, inv_z, mean_slope, SHAPE_Y, NORM_Y)
+                a = weights(x, k1, cx_ptr, K, sx, SHAPE_X, NORM_X)
+                b = weights(y, k2, cy_ptr, K, sy, SHAPE_Y, NORM_Y)
                 # w is 0 for missing pixels, which therefore add nothing.
                 a = (a * w[:, None]).to(acc_type)
                 acc = tl.dot(tl.trans(a), b.to(acc_type), acc, input_precision=PRECISION, out_dtype=acc_type)
-    out = partial_ptr + ((split * M + row) * K + k1[:, None]) * K + k2[None, :]
-    tl.store(out, acc, mask=(k1[:, None] < K) & (k2[None, :] < K))
+    store_partial(partial_ptr, acc, row, k1, k2, M, K)
 
 
-@autotune(_BACKWARD_CONFIGS, key=["K", "N_BUCKET", "SHAPE_X", "NORM_X", "SHAPE_Y", "NORM_Y", "HAS_W", "PRECISION"])
+@autotune(_BACKWARD_CONFIGS, key=["K", "N_BUCKET", "SHAPE_X", "NORM_X", "SHAPE_Y", "NORM_Y", "PRECISION"])
 @triton.jit
 def _backward_kernel(
     x_ptr,
@@ -125,7 +118,6 @@ def _backward_kernel(
     NORM_X: tl.constexpr,
     SHAPE_Y: tl.constexpr,
     NORM_Y: tl.constexpr,
-    HAS_W: tl.constexpr,
     NEED_X: tl.constexpr,
     NEED_Y: tl.constexpr,
     NEED_W: tl.constexpr,
@@ -133,10 +125,9 @@ def _backward_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    row = tl.program_id(1).to(tl.int64)
-    offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    x, w, inside = load_pixels(x_ptr, w_ptr, row, offs, N, HAS_W)
-    y = sanitize(tl.load(y_ptr + row * N + offs, mask=inside, other=0.0))
+    row, offs = pixel_block(BLOCK_N)
+    x, w, inside = load_pixels(x_ptr, w_ptr, row, offs, N)
+    y = load_values(y_ptr, row, offs, N)
     sx = tl.load(scales_ptr)
     sy = tl.load(scales_ptr + 1)
     nx = normalizer(x, cx_ptr, K, sx, SHAPE_X, NORM_X)
@@ -183,9 +174,7 @@ def _backward_kernel(
 
 def forward_grid(rows: int, bins: int, splits: int):
     """Grid of the forward: rows, K1 tiles × K2 tiles, pixel splits."""
-    return lambda meta: check_grid(
-        "parzen_joint", (rows, triton.cdiv(bins, meta["BLOCK_K1"]) * triton.cdiv(bins, meta["BLOCK_K2"]), splits)
-    )
+    return pair_grid("parzen_joint", rows, bins, splits)
 
 
 def _shape_args(shapes, norms):
@@ -204,59 +193,44 @@ def forward(x, y, w, centres, scales, shapes, norms, precision):
     scales, ``shapes`` their names (keys of ``parzen_windows.SHAPES``), ``norms`` whether each is normalised; all
     tensors contiguous, of x's dtype and device.
     """
-    rows, n = x.shape
     bins = centres[0].shape[0]
-    if shapes[0] in SUPPORT and bins > SORT_ABOVE_BINS:  # stable: the sum's order stays fixed
-        x, order = x.sort(dim=1, stable=True)
-        y = y.gather(1, order)
-        w = w.gather(1, order) if w is not None else None
+    if shapes[0] in SUPPORT and bins > SORT_ABOVE_BINS:
+        x, y, w = sorted_by_x(x, y, w)
+    rows, n = x.shape
     splits = partial_splits(rows, n, triton.cdiv(bins, 32) ** 2)
-    partials = x.new_empty(splits, rows, bins, bins)
-    launch(
+    return launch_partials(
         _forward_kernel,
-        forward_grid(rows, bins, splits),
-        x.device,
+        forward_grid,
+        splits,
         x,
         y,
-        w if w is not None else x,
+        w,
         *centres,
         scales,
-        partials,
-        rows,
-        n,
-        bins,
-        n_bucket(n),
+        K=bins,
         **_shape_args(shapes, norms),
-        HAS_W=w is not None,
-        PRECISION=precision if x.dtype != torch.float64 else "ieee",
-        fixed=torch.are_deterministic_algorithms_enabled(),
+        PRECISION=input_precision(precision, x),
     )
-    return partials[0] if splits == 1 else partials.sum(0)
 
 
 def backward(g, x, y, w, centres, scales, shapes, norms, precision, need_x, need_y, need_w):
     """(dL/dx, dL/dy, dL/dw), each (M, N) or None, for the output gradient g (M, K, K) of ``forward``."""
-    rows, n = x.shape
     grads = [torch.empty_like(x) if need else None for need in (need_x, need_y, need_w)]
-    launch(
+    launch_pixels(
         _backward_kernel,
-        pixel_grid("parzen_joint backward", rows, n),
-        x.device,
+        "parzen_joint backward",
         x,
         y,
-        w if w is not None else x,
+        w,
         *centres,
         scales,
         g.contiguous(),
         *[t if t is not None else x for t in grads],
-        n,
-        centres[0].shape[0],
-        n_bucket(n),
+        K=centres[0].shape[0],
         **_shape_args(shapes, norms),
-        HAS_W=w is not None,
         NEED_X=need_x,
         NEED_Y=need_y,
         NEED_W=need_w,
-        PRECISION=precision if x.dtype != torch.float64 else "ieee",
+        PRECISION=input_precision(precision, x),
     )
     return tuple(grads)

@@ -104,6 +104,15 @@ def tile(x, k, centres_ptr, K, s, shift, inv_z, mean_slope, SHAPE: tl.constexpr,
 
 
 @triton.jit
+def weights(x, k, centres_ptr, K, s, SHAPE: tl.constexpr, NORM: tl.constexpr):
+    """Weights (BLOCK_N, BLOCK_K) of values x in bins k, as ``tile`` gives them, for a pass that needs no
+    derivatives."""
+    shift, inv_z, mean_slope = normalizer(x, centres_ptr, K, s, SHAPE, NORM)
+    v, _ = tile(x, k, centres_ptr, K, s, shift, inv_z, mean_slope, SHAPE, NORM)
+    return v
+
+
+@triton.jit
 def reaches(x, centres_ptr, k_first, BLOCK_K: tl.constexpr, K, s, SHAPE: tl.constexpr):
     """Whether any value of the block has a nonzero weight in bins [k_first, k_first + BLOCK_K): always for
     shapes of unbounded support, else from the block's min and max and the tile's first and last centres."""

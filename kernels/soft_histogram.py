@@ -37,11 +37,11 @@ from .common import (
     autotune,
     check_grid,
     launch,
+    launch_pixels,
     load_pixels,
-    n_bucket,
+    load_values,
     partial_splits,
-    pixel_grid,
-    sanitize,
+    pixel_block,
     weight_sums,
 )
 
@@ -120,6 +120,28 @@ def fold(j, K, BOUNDARY: tl.constexpr):
     return tl.where(valid, real, 0), valid
 
 
+@triton.jit
+def window_start(u, FIRST, LAST, RADIUS: tl.constexpr):
+    """First virtual bin (int32) of each value's window: floor(u) - RADIUS clamped to [FIRST, LAST]
+    (``huenet.binning.Window``)."""
+    return tl.minimum(tl.maximum(tl.floor(u).to(tl.int32) - RADIUS, FIRST), LAST)
+
+
+def window_args(like: torch.Tensor, bins: int, bandwidth: float, boundary: str, window, placement: bool = True) -> dict:
+    """The launch arguments every histogram kernel takes after its tensors, by keyword: the bandwidth constants
+    (in ``like``'s dtype and on its device), K, the radius and the boundary, and with ``placement`` the window
+    placement FIRST, LAST, WIN of the kernels that walk each pixel's window."""
+    args = {
+        "consts_ptr": bandwidth_constants(bandwidth, like),
+        "K": bins,
+        "RADIUS": window.radius,
+        "BOUNDARY": BOUNDARY_CODES[boundary],
+    }
+    if placement:
+        args.update(FIRST=window.first, LAST=window.last, WIN=window.size)
+    return args
+
+
 # ---- The soft histogram.
 
 
@@ -139,7 +161,7 @@ _TILE_CONFIGS = [
 ]
 
 
-@autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"], reset_to_zero=["out_ptr"])
+@autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY"], reset_to_zero=["out_ptr"])
 @triton.jit
 def _forward_atomic_kernel(
     u_ptr,
@@ -154,14 +176,12 @@ def _forward_atomic_kernel(
     N_BUCKET,
     RADIUS: tl.constexpr,
     BOUNDARY: tl.constexpr,
-    HAS_W: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    row = tl.program_id(1).to(tl.int64)
-    offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row, offs = pixel_block(BLOCK_N)
     inv_bw, one_minus_g2 = load_constants(consts_ptr)
-    u, w, inside = load_pixels(u_ptr, w_ptr, row, offs, N, HAS_W)
-    base = tl.minimum(tl.maximum(tl.floor(u).to(tl.int32) - RADIUS, FIRST), LAST)
+    u, w, inside = load_pixels(u_ptr, w_ptr, row, offs, N)
+    base = window_start(u, FIRST, LAST, RADIUS)
     for r in range(WIN):
         j = base + r
         value, _ = membership(u, j.to(u.dtype), inv_bw, one_minus_g2)
@@ -211,7 +231,8 @@ def dense_memberships(
     return tl.where(k[None, :] < K, total, 0.0)
 
 
-@autotune(_TILE_CONFIGS, key=["K", "N_BUCKET", "BOUNDARY", "HAS_W"])
+# Launched in deterministic mode only, so always with a fixed config (``launch``): nothing is tuned on the key.
+@autotune(_TILE_CONFIGS, key=["K", "BOUNDARY"])
 @triton.jit
 def _forward_partials_kernel(
     u_ptr,
@@ -221,10 +242,8 @@ def _forward_partials_kernel(
     M,
     N,
     K,
-    N_BUCKET,
     RADIUS: tl.constexpr,
     BOUNDARY: tl.constexpr,
-    HAS_W: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
@@ -236,13 +255,13 @@ def _forward_partials_kernel(
     # float64 partials: a split's blocks add up sequentially, as the atomics do.
     acc = tl.zeros((BLOCK_K,), dtype=tl.float64)
     for start in range(split * BLOCK_N, N, splits * BLOCK_N):
-        u, w, _ = load_pixels(u_ptr, w_ptr, row, start + tl.arange(0, BLOCK_N), N, HAS_W)
+        u, w, _ = load_pixels(u_ptr, w_ptr, row, start + tl.arange(0, BLOCK_N), N)
         m = dense_memberships(u, k, K, inv_bw, one_minus_g2, RADIUS, BOUNDARY, BLOCK_K)
         acc += tl.sum(m * w[:, None], axis=0).to(tl.float64)
     tl.store(partial_ptr + (split * M + row) * K + k, acc, mask=k < K)
 
 
-@autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY", "HAS_W"])
+@autotune(_PIXEL_CONFIGS, key=["K", "N_BUCKET", "WIN", "BOUNDARY"])
 @triton.jit
 def _backward_kernel(
     u_ptr,
@@ -260,17 +279,15 @@ def _backward_kernel(
     N_BUCKET,
     RADIUS: tl.constexpr,
     BOUNDARY: tl.constexpr,
-    HAS_W: tl.constexpr,
     NEED_U: tl.constexpr,
     NEED_W: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    row = tl.program_id(1).to(tl.int64)
-    offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row, offs = pixel_block(BLOCK_N)
     inside = offs < N
     inv_bw, one_minus_g2 = load_constants(consts_ptr)
-    u = sanitize(tl.load(u_ptr + row * N + offs, mask=inside, other=0.0))
-    base = tl.minimum(tl.maximum(tl.floor(u).to(tl.int32) - RADIUS, FIRST), LAST)
+    u = load_values(u_ptr, row, offs, N)
+    base = window_start(u, FIRST, LAST, RADIUS)
     grad_u = tl.zeros_like(u)
     grad_w = tl.zeros_like(u)
     for r in range(WIN):
@@ -281,7 +298,7 @@ def _backward_kernel(
         grad_u += g * slope
         grad_w += g * value
     if NEED_U:
-        if HAS_W:
+        if w_ptr is not None:
             grad_u *= tl.load(w_ptr + row * N + offs, mask=inside, other=0.0)
         tl.store(grad_u_ptr + row * N + offs, grad_u, mask=inside)
     if NEED_W:
@@ -296,10 +313,6 @@ def partials_grid(op: str, rows: int, bins: int, splits: int):
 def forward(u, w, bins, bandwidth, boundary, window):
     """Soft histogram (M, K) of values u (M, N) in bin units with optional weights w (M, N)."""
     rows, n = u.shape
-    code = BOUNDARY_CODES[boundary]
-    has_w = w is not None
-    w_arg = w if has_w else u
-    consts = bandwidth_constants(bandwidth, u)
     if torch.are_deterministic_algorithms_enabled():
         splits = partial_splits(rows, n, triton.cdiv(bins, 32))
         partials = u.new_empty(splits, rows, bins, dtype=torch.float64)
@@ -308,70 +321,39 @@ def forward(u, w, bins, bandwidth, boundary, window):
             partials_grid("soft_histogram", rows, bins, splits),
             u.device,
             u,
-            w_arg,
+            w,
             partials,
-            consts,
-            rows,
-            n,
-            bins,
-            n_bucket(n),
-            RADIUS=window.radius,
-            BOUNDARY=code,
-            HAS_W=has_w,
+            M=rows,
+            N=n,
+            **window_args(u, bins, bandwidth, boundary, window, placement=False),
             fixed=True,
         )
         hist = partials.sum(0)
     else:
         hist = u.new_zeros(rows, bins, dtype=torch.float64)
-        launch(
-            _forward_atomic_kernel,
-            pixel_grid("soft_histogram", rows, n),
-            u.device,
-            u,
-            w_arg,
-            hist,
-            consts,
-            n,
-            bins,
-            window.first,
-            window.last,
-            window.size,
-            n_bucket(n),
-            RADIUS=window.radius,
-            BOUNDARY=code,
-            HAS_W=has_w,
+        launch_pixels(
+            _forward_atomic_kernel, "soft_histogram", u, w, hist, **window_args(u, bins, bandwidth, boundary, window)
         )
     return (hist / weight_sums(u, w)).to(u.dtype)  # float64 / fp32 sums: float64
 
 
 def backward(g, u, w, p, bins, bandwidth, boundary, window, need_u, need_w):
     """(dL/du, dL/dw), each (M, N) or None, for the output gradient g (M, K) and the forward's output p."""
-    rows, n = u.shape
     total = weight_sums(u, w)
     g_scaled = (g / total).contiguous()
     gp = ((g * p).sum(1, keepdim=True) / total).contiguous()
     grad_u = torch.empty_like(u) if need_u else None
     grad_w = torch.empty_like(u) if need_w else None
-    launch(
+    launch_pixels(
         _backward_kernel,
-        pixel_grid("soft_histogram backward", rows, n),
-        u.device,
+        "soft_histogram backward",
         u,
-        w if w is not None else u,
+        w,
         g_scaled,
         gp,
         grad_u if need_u else u,
         grad_w if need_w else u,
-        bandwidth_constants(bandwidth, u),
-        n,
-        bins,
-        window.first,
-        window.last,
-        window.size,
-        n_bucket(n),
-        RADIUS=window.radius,
-        BOUNDARY=BOUNDARY_CODES[boundary],
-        HAS_W=w is not None,
+        **window_args(u, bins, bandwidth, boundary, window),
         NEED_U=need_u,
         NEED_W=need_w,
     )

@@ -145,7 +145,7 @@ def test_launch_grids_stay_within_cuda_limits():
     limits (pixel blocks on axis 0); too many rows is a clear error, not a failed launch."""
     rows, n = 48, 16384 * 16384
     grids = [kc.pixel_grid("soft", rows, n)(c.kwargs) for c in sk._PIXEL_CONFIGS]
-    grids += [jk.pixel_grid("joint", rows, n)(c.kwargs) for c in jk._WINDOW_CONFIGS]
+    grids += [kc.pixel_grid("joint", rows, n)(c.kwargs) for c in jk._WINDOW_CONFIGS]
     grids += [sk.partials_grid("soft", rows, 256, 2048)(c.kwargs) for c in sk._TILE_CONFIGS]
     grids += [jk.forward_grid(rows, 256, 2048)(c.kwargs) for c in jk._DOT_CONFIGS]
     for grid in grids:
