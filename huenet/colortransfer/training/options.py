@@ -40,17 +40,24 @@ class TrainConfig:
     the task's (:func:`~huenet.colortransfer.data.tasks.task_defaults`, filled in by :func:`resolve_task_defaults`)."""
 
     task: str = "transfer"
+    # data and run folder
     data: str | None = None
     data_format: str = DEFAULT_DATA_FORMAT
     out: str = "runs/huenet"
     image_size: int = 64
+    synthetic_images: int = DEFAULT_COUNT
+    val_fraction: float = VAL_FRACTION
+    num_workers: int | None = None
+    threads: int | None = None
+    # optimisation
     batch_size: int = 8
     epochs: int | None = None
     max_steps: int | None = None
     lr: float = LR
     beta1: float = BETA1
+    seed: int = 0
+    # loss
     bins: int = DEFAULT_BINS
-    cond_bins: int = COND_BINS
     bandwidth: float = DEFAULT_BANDWIDTH
     colorspace: str | None = None  # None: the task's (resolve_task_defaults), as are the three below
     hist_channels: str | None = None
@@ -63,22 +70,20 @@ class TrainConfig:
     lambda_hist: float | None = None
     lambda_l1: float = 0.0
     gan_mode: str = DEFAULT_GAN_MODE
+    # models
     ngf: int = 16
     ndf: int | None = None
+    cond_bins: int = COND_BINS
     dropout: float = 0.0
     global_mapping: str = DEFAULT_GLOBAL_MAPPING
+    # running
     device: str = "auto"
     amp: bool = False
-    seed: int = 0
-    num_workers: int | None = None
-    threads: int | None = None
     backend: str = DEFAULT_BACKEND
-    synthetic_images: int = DEFAULT_COUNT
-    val_fraction: float = VAL_FRACTION
+    resume: bool = True
     sample_every: int = 100
     checkpoint_every: int = 100
     max_nonfinite: int = 20
-    resume: bool = True
 
 
 # Settings that may change when a run is resumed (how long, where and how fast it runs); all others must
@@ -162,9 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _field_flags(g: argparse._ArgumentGroup, d: TrainConfig) -> Callable[..., None]:
     """``add(field, help, **kwargs)``, which adds to ``g`` the flag of a config field (:func:`flag`) with the
-    config's default."""
+    config's default, and the field's type: an int or float field parses its value as one, a bool field is an
+    on/off pair (``--amp`` / ``--no-amp``)."""
+    types = {f.name: f.type.split(" | ")[0] for f in fields(TrainConfig)}
 
     def add(field: str, help: str, **kwargs) -> None:
+        if types[field] == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif types[field] in ("int", "float"):
+            kwargs["type"] = int if types[field] == "int" else float
         g.add_argument(flag(field), default=getattr(d, field), help=help, **kwargs)
 
     return add
@@ -180,34 +191,32 @@ def _data_flags(add: Callable[..., None]) -> None:
         choices=DATA_FORMATS,
     )
     add("out", "run folder: config, checkpoint, metrics log, samples and plots go here", metavar="RUN_DIR")
-    add("image_size", "side of the square training crops", type=int)
-    add("synthetic_images", "number of built-in synthetic images (without --data)", type=int)
-    add("val_fraction", "seeded validation split", type=float)
+    add("image_size", "side of the square training crops")
+    add("synthetic_images", "number of built-in synthetic images (without --data)")
+    add("val_fraction", "seeded validation split")
     add(
         "num_workers",
         "DataLoader worker processes; default 4 on CUDA, 0 on the CPU (the CPU is busy training)",
-        type=int,
     )
     add(
         "threads",
         "CPU threads per process; default: half the logical CPUs (at least 1), since two "
         "threads sharing a busy 2-core machine run small ops many times slower than one",
-        type=int,
     )
 
 
 def _optimisation_flags(add: Callable[..., None]) -> None:
-    add("batch_size", "images per step per process", type=int)
-    add("epochs", f"passes over the training pairs (default: {per_task('epochs')})", type=int)
-    add("max_steps", "stop after this many steps in total (across resumes), even mid-epoch", type=int)
-    add("lr", "Adam learning rate of G and D", type=float)
-    add("beta1", "Adam beta1 of G and D", type=float)
-    add("seed", "seeds the data split, pairs, jitter and the models", type=int)
+    add("batch_size", "images per step per process")
+    add("epochs", f"passes over the training pairs (default: {per_task('epochs')})")
+    add("max_steps", "stop after this many steps in total (across resumes), even mid-epoch")
+    add("lr", "Adam learning rate of G and D")
+    add("beta1", "Adam beta1 of G and D")
+    add("seed", "seeds the data split, pairs, jitter and the models")
 
 
 def _loss_flags(add: Callable[..., None]) -> None:
-    add("bins", "histogram bins of the EMD and MI losses", type=int)
-    add("bandwidth", "soft-histogram kernel width, in bins", type=float)
+    add("bins", "histogram bins of the EMD and MI losses")
+    add("bandwidth", "soft-histogram kernel width, in bins")
     add(
         "colorspace",
         f"colour space of the losses and of G's conditioning histograms (default: {per_task('colorspace')})",
@@ -218,31 +227,29 @@ def _loss_flags(add: Callable[..., None]) -> None:
         f"channels of the EMD term, e.g. 'hsv' to add S and V (default: {per_task('hist_channels')})",
     )
     add("mi_channels", f"channels of the D_MI term (default: {per_task('mi_channels')})")
-    add("emd_order", "EMD order: 1 = circular Wasserstein-1, 2 = the official RMS form", type=int, choices=(1, 2))
+    add("emd_order", "EMD order: 1 = circular Wasserstein-1, 2 = the official RMS form", choices=(1, 2))
     add("hue_weight", "per-pixel weight of the hue histograms", choices=[str(w).lower() for w in HUE_WEIGHTS])
     add(
         "detach_hue_weight",
         "take no gradient through the hue weights, so the generator cannot lower the hue EMD by "
         "desaturating wrongly hued pixels",
-        action=argparse.BooleanOptionalAction,
     )
-    add("lambda_gan", "weight of the adversarial term", type=float)
-    add("lambda_mi", f"weight of D_MI(output, input) (default: {per_task('lambda_mi')})", type=float)
-    add("lambda_hist", f"weight of EMD(output, reference) (default: {per_task('lambda_hist')})", type=float)
+    add("lambda_gan", "weight of the adversarial term")
+    add("lambda_mi", f"weight of D_MI(output, input) (default: {per_task('lambda_mi')})")
+    add("lambda_hist", f"weight of EMD(output, reference) (default: {per_task('lambda_hist')})")
     add(
         "lambda_l1",
         "paired tasks: weight of pix2pix's L1 to the ground truth; 0 is Hue-Net, and "
         "'--lambda-l1 100 --lambda-hist 0 --lambda-mi 0' is pix2pix",
-        type=float,
     )
     add("gan_mode", "bce: non-saturating BCE; lsgan: least squares", choices=GAN_MODES)
 
 
 def _model_flags(add: Callable[..., None]) -> None:
-    add("ngf", "generator width (channels of its first level)", type=int)
-    add("ndf", "discriminator width; default: --ngf", type=int)
-    add("cond_bins", "bins per channel of the target histograms G is conditioned on", type=int)
-    add("dropout", "dropout in G's first three decoder levels (pix2pix: 0.5)", type=float)
+    add("ngf", "generator width (channels of its first level)")
+    add("ndf", "discriminator width; default: --ngf")
+    add("cond_bins", "bins per channel of the target histograms G is conditioned on")
+    add("dropout", "dropout in G's first three decoder levels (pix2pix: 0.5)")
     add(
         "global_mapping",
         "curves: G first applies a learnt-strength Reinhard match and hue curve to the target "
@@ -256,24 +263,20 @@ def _running_flags(add: Callable[..., None]) -> None:
     add(
         "amp",
         "mixed precision (CUDA only); the histogram losses always run in fp32",
-        action=argparse.BooleanOptionalAction,
     )
     add("backend", "histogram backend of the losses and the conditioning", choices=("auto", "eager", "triton"))
     add(
         "resume",
         "continue from the run folder's checkpoint if it has one; --no-resume starts over",
-        action=argparse.BooleanOptionalAction,
     )
-    add("sample_every", "steps between sample grids", type=int)
+    add("sample_every", "steps between sample grids")
     add(
         "checkpoint_every",
         "steps between checkpoints (one is also written at each epoch end and at the end)",
-        type=int,
     )
     add(
         "max_nonfinite",
         "stop after this many consecutive steps with a non-finite loss (each is skipped)",
-        type=int,
     )
 
 
