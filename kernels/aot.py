@@ -112,7 +112,7 @@ PARZEN_PAIRS = {
 }
 
 
-def parzen_variants(dtype: str = "fp32"):
+def parzen_variants(dtype: str):
     """The Parzen joint kernels × autotune config × window pair (× dot precision for the fp32 forward), weighted."""
     for pair, (shape_x, norm_x, shape_y, norm_y) in PARZEN_PAIRS.items():
         shapes = {"SHAPE_X": SHAPES[shape_x], "NORM_X": norm_x, "SHAPE_Y": SHAPES[shape_y], "NORM_Y": norm_y}

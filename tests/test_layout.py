@@ -128,3 +128,56 @@ def test_the_application_uses_only_public_library_names():
             parts = module.split(".")
             assert not any(p.startswith("_") for p in parts), f"{name} imports {module}"
             assert "backends" not in parts and "binning" not in parts, f"{name} reaches into {module}"
+
+
+# A convention, not a setting with a chosen value: where a function loads or scores when it is not told otherwise
+# (torch's own default device).
+_NOT_SETTINGS = {("device", "cpu")}
+
+
+def _literal_defaults(path: Path) -> list[tuple[str, object, str]]:
+    """(name, value, where) of every literal default in ``path``: function parameters and class fields.
+
+    None, booleans and zero are left out: they say "absent", "off" or "none" (no dropout, no L1 term, no
+    refinement steps, the first seed), not a value chosen for the setting.
+    """
+    found = []
+
+    def add(name, node, where):
+        if isinstance(node, ast.Constant) and not isinstance(node.value, bool) and node.value not in (None, 0):
+            found.append((name, node.value, where))
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        where = f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.FunctionDef):
+            positional = node.args.posonlyargs + node.args.args
+            for arg, default in zip(positional[len(positional) - len(node.args.defaults) :], node.args.defaults):
+                add(arg.arg, default, where)
+            for arg, default in zip(node.args.kwonlyargs, node.args.kw_defaults):
+                add(arg.arg, default, where)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    add(item.target.id, item.value, where)
+    return found
+
+
+def test_each_default_is_written_once():
+    places: dict[tuple[str, object], list[str]] = {}
+    for path in _sources():
+        for name, value, where in _literal_defaults(path):
+            places.setdefault((name, value), []).append(where)
+    repeated = {k: v for k, v in places.items() if len(v) > 1 and k not in _NOT_SETTINGS}
+    assert not repeated, "\n".join(f"{name}={value!r}: {', '.join(v)}" for (name, value), v in repeated.items())
+
+
+def test_the_defaults_check_can_fail(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def f(x, bins=256, on=True, w=None, k=0, *, mode='a'):\n    pass\n\n\nclass C:\n    bins: int = 256\n"
+    )
+    assert [(name, value) for name, value, _ in _literal_defaults(module)] == [
+        ("bins", 256),
+        ("mode", "a"),
+        ("bins", 256),
+    ]

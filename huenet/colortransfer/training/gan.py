@@ -50,6 +50,8 @@ LOSS_KEYS = ("loss_g", "loss_d", "adv", "hist", "mi", "l1")
 #: pix2pix's Adam settings, for both nets.
 LR = 2e-4
 BETA1 = 0.5
+#: The weight of G's adversarial term.
+LAMBDA_GAN = 1.0
 _STEP_ACTIVATION_FACTOR = 3
 _FLOAT_BYTES = 4
 
@@ -90,7 +92,7 @@ class HueNetGAN:
         gan_mode: str = DEFAULT_GAN_MODE,
         lr: float = LR,
         beta1: float = BETA1,
-        lambda_gan: float = 1.0,
+        lambda_gan: float = LAMBDA_GAN,
         amp: bool = False,
         ctx: runtime.Distributed | None = None,
         lambda_l1: float = 0.0,

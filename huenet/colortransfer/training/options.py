@@ -22,7 +22,7 @@ from ..data.folders import VAL_FRACTION, split_indices
 from ..data.paired import DATA_FORMATS, DEFAULT_DATA_FORMAT
 from ..data.synthetic import DEFAULT_COUNT
 from ..data.tasks import PAIRED_TASKS, TASKS, per_task, task_defaults
-from .gan import BETA1, LR, step_bytes
+from .gan import BETA1, LAMBDA_GAN, LR, step_bytes
 from .models import (
     COND_BINS,
     DEFAULT_GAN_MODE,
@@ -65,7 +65,7 @@ class TrainConfig:
     emd_order: int = DEFAULT_ORDER
     hue_weight: str = DEFAULT_HUE_WEIGHT
     detach_hue_weight: bool = False
-    lambda_gan: float = 1.0
+    lambda_gan: float = LAMBDA_GAN
     lambda_mi: float | None = None
     lambda_hist: float | None = None
     lambda_l1: float = 0.0
