@@ -38,7 +38,7 @@ from .common import (
     pixel_block,
     weight_sums,
 )
-from .joint_tiles import input_precision, launch_partials, pair_grid, sorted_by_x, store_partial, tile_pair
+from .joint_tiles import input_precision, launch_partials, sorted_by_x, store_partial, tile_pair
 from .soft_histogram import (
     NONE,
     dense_memberships,
@@ -195,11 +195,6 @@ def _backward_kernel(
         tl.store(grad_w_ptr + row * N + offs, grad_w - tl.load(gj_ptr + row), mask=inside)
 
 
-def forward_grid(rows: int, bins: int, splits: int):
-    """Grid of the forward: rows, K1 tiles × K2 spans, pixel splits."""
-    return pair_grid("joint_histogram", rows, bins, splits)
-
-
 def forward(x, y, w, bins, bandwidth, boundary, window, precision):
     """Joint histogram J (M, K, K) of values x, y (M, N) in bin units with optional weights w (M, N)."""
     if bins > SORT_ABOVE_BINS:
@@ -208,7 +203,7 @@ def forward(x, y, w, bins, bandwidth, boundary, window, precision):
     splits = partial_splits(rows, n, triton.cdiv(bins, 64) ** 2)
     joint = launch_partials(
         _forward_kernel,
-        forward_grid,
+        "joint_histogram",
         splits,
         x,
         y,

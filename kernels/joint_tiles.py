@@ -35,9 +35,9 @@ def store_partial(partial_ptr, acc, row, k1, k2, M, K):
     tl.store(out, acc, mask=(k1[:, None] < K) & (k2[None, :] < K))
 
 
-def launch_partials(kernel, grid, splits: int, *args, K: int, **kwargs) -> torch.Tensor:
-    """Launch joint forward ``kernel`` over its first argument, the values (M, N), on ``grid(M, K, splits)`` (a
-    ``pair_grid``), with the partials, M, N, K and N_BUCKET added by keyword; the sum of the partials (M, K, K), in
+def launch_partials(kernel, op: str, splits: int, *args, K: int, **kwargs) -> torch.Tensor:
+    """Launch joint forward ``kernel`` over its first argument, the values (M, N), on its ``pair_grid`` (errors
+    name ``op``), with the partials, M, N, K and N_BUCKET added by keyword; the sum of the partials (M, K, K), in
     split order.
 
     Autotuned, except under ``torch.use_deterministic_algorithms``, where the block sizes that group the
@@ -47,7 +47,7 @@ def launch_partials(kernel, grid, splits: int, *args, K: int, **kwargs) -> torch
     partials = args[0].new_empty(splits, rows, K, K)
     launch(
         kernel,
-        grid(rows, K, splits),
+        pair_grid(op, rows, K, splits),
         args[0].device,
         *args,
         partial_ptr=partials,

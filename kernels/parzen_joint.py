@@ -29,7 +29,7 @@ import triton
 import triton.language as tl
 
 from .common import autotune, launch_pixels, load_pixels, load_values, partial_splits, pixel_block
-from .joint_tiles import input_precision, launch_partials, pair_grid, sorted_by_x, store_partial, tile_pair
+from .joint_tiles import input_precision, launch_partials, sorted_by_x, store_partial, tile_pair
 from .parzen_windows import SHAPES, SUPPORT, normalizer, reaches, tile, weights
 
 # Tiles of at least 16 (tl.dot's minimum) on every side; K is usually 16-64 for these losses, so 32-wide bin tiles
@@ -172,11 +172,6 @@ def _backward_kernel(
         tl.store(grad_w_ptr + row * N + offs, grad_w, mask=inside)
 
 
-def forward_grid(rows: int, bins: int, splits: int):
-    """Grid of the forward: rows, K1 tiles × K2 tiles, pixel splits."""
-    return pair_grid("parzen_joint", rows, bins, splits)
-
-
 def _shape_args(shapes, norms):
     return {
         "SHAPE_X": SHAPES[shapes[0]],
@@ -200,7 +195,7 @@ def forward(x, y, w, centres, scales, shapes, norms, precision):
     splits = partial_splits(rows, n, triton.cdiv(bins, 32) ** 2)
     return launch_partials(
         _forward_kernel,
-        forward_grid,
+        "parzen_joint",
         splits,
         x,
         y,

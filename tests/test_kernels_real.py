@@ -19,6 +19,7 @@ import oracle
 from huenet import kernels
 from huenet.kernels import common as kc
 from huenet.kernels import joint_histogram as jk
+from huenet.kernels import joint_tiles as jt
 from huenet.kernels import soft_histogram as sk
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -147,7 +148,7 @@ def test_launch_grids_stay_within_cuda_limits():
     grids = [kc.pixel_grid("soft", rows, n)(c.kwargs) for c in sk._PIXEL_CONFIGS]
     grids += [kc.pixel_grid("joint", rows, n)(c.kwargs) for c in jk._WINDOW_CONFIGS]
     grids += [sk.partials_grid("soft", rows, 256, 2048)(c.kwargs) for c in sk._TILE_CONFIGS]
-    grids += [jk.forward_grid(rows, 256, 2048)(c.kwargs) for c in jk._DOT_CONFIGS]
+    grids += [jt.pair_grid("joint", rows, 256, 2048)(c.kwargs) for c in jk._DOT_CONFIGS]
     for grid in grids:
         assert all(size <= limit for size, limit in zip(grid, (2**31 - 1, 65535, 65535))), grid
     with pytest.raises(ValueError, match="grid axis 1"):

@@ -138,7 +138,7 @@ class HueNetGAN:
             # colorize: the grey input is the lightness; G chooses the chroma (docs/training.md).
             keep_luma=cfg.task == "colorize",
         ).to(ctx.device)
-        discriminator = PatchDiscriminator(cfg.ndf or cfg.ngf, conditional=cfg.task in PAIRED_TASKS).to(ctx.device)
+        discriminator = PatchDiscriminator(cfg.discriminator_width, conditional=cfg.task in PAIRED_TASKS).to(ctx.device)
         loss = HueNetLoss(
             cfg.colorspace,
             cfg.bins,

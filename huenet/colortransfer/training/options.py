@@ -85,6 +85,11 @@ class TrainConfig:
     checkpoint_every: int = 100
     max_nonfinite: int = 20
 
+    @property
+    def discriminator_width(self) -> int:
+        """``ndf``, or ``ngf`` when it is None (the default: D as wide as G)."""
+        return self.ngf if self.ndf is None else self.ndf
+
 
 # Settings that may change when a run is resumed (how long, where and how fast it runs); all others must
 # match the checkpoint's, or the resumed run would silently be a different experiment.
@@ -330,7 +335,7 @@ def check_config(cfg: TrainConfig) -> None:
             detach_hue_weight=cfg.detach_hue_weight,
         )
         HueNetGenerator(cfg.image_size, cfg.ngf, cfg.cond_bins, cfg.colorspace, cfg.bandwidth, cfg.dropout)
-        PatchDiscriminator(cfg.ngf if cfg.ndf is None else cfg.ndf)
+        PatchDiscriminator(cfg.discriminator_width)
         # The backend is only resolved when a histogram is computed; do it now for a clear early error
         # (e.g. backend="triton" before its kernels exist) instead of a traceback from inside the first step.
         soft_histogram(torch.zeros(1, 1, 2, 2, device=device), 2, backend=cfg.backend)
@@ -344,7 +349,7 @@ def check_memory(cfg: TrainConfig, device: torch.device) -> None:
     free = runtime.available_memory(device)
     if free is None:
         return
-    needed = step_bytes(cfg.batch_size, cfg.image_size, cfg.ngf, cfg.ndf or cfg.ngf, cfg.cond_bins, cfg.bins)
+    needed = step_bytes(cfg.batch_size, cfg.image_size, cfg.ngf, cfg.discriminator_width, cfg.cond_bins, cfg.bins)
     if needed > free:
         where = "GPU memory" if device.type == "cuda" else "RAM"
         raise UsageError(
